@@ -1,0 +1,31 @@
+//! The STIX 2.1 model as Kizuna needs it: identifiers, timestamps, TLP markings and validation.
+//!
+//! # Design
+//!
+//! Kizuna is a hub: it must keep every object exactly as received (custom properties,
+//! extensions and all) and still enforce the specification and the markings on everything that
+//! passes through. So this crate does not deserialise objects into a typed struct per SDO, which
+//! would drop or reorder what it does not know. Objects stay `serde_json::Value` (the bytes are kept
+//! by the store), and this crate offers:
+//!
+//! - newtypes that are parsed once and then trusted: [`StixId`], [`Timestamp`], [`Tlp`];
+//! - [`ObjectMeta`], the few properties every object is indexed by (id, version, marking);
+//! - [`validate_object`], the full set of rules of STIX 2.1 for every object type, reporting every
+//!   problem with the object id and the JSON path of the property.
+//!
+//! It never does I/O, never spawns threads and has no async code: the pattern engine, the
+//! detectors and the store all build on it.
+
+mod error;
+mod id;
+mod object;
+mod timestamp;
+mod tlp;
+mod validate;
+
+pub use error::{IdError, TimestampError, TlpError};
+pub use id::{StixId, check_type_name};
+pub use object::ObjectMeta;
+pub use timestamp::Timestamp;
+pub use tlp::{TLP1_MARKING_IDS, TLP2_EXTENSION_ID, TLP2_MARKING_IDS, Tlp, effective_tlp};
+pub use validate::{Problem, validate_object};
