@@ -1,0 +1,633 @@
+//! Evaluation: property tests per object, then a bounded search binding observations to the
+//! pattern's observation expressions.
+//!
+//! Stage 1 evaluates each bracketed comparison expression against every observation and keeps
+//! the list of observations that satisfy it (its *candidates*). Stage 2 looks for a *binding*:
+//! one observation instance per bracketed expression (REPEATS multiplies), no instance used
+//! twice, under the temporal constraints of WITHIN, START/STOP and FOLLOWEDBY.
+//!
+//! The search is depth-first over the tree with continuations, and it is kept polynomial on
+//! the inputs that made the reference matcher blow up:
+//! - instances of one observed-data (`number_observed` > 1) are interchangeable, so the search
+//!   counts them instead of enumerating them;
+//! - the repetitions of `REPEATS n` are unordered, so the search only builds them in
+//!   non-decreasing order (no n! permutations), and a capacity test stops early when too few
+//!   candidates remain;
+//! - temporal constraints are pushed down to the choice of each observation, so a branch dies as
+//!   soon as it breaks a window instead of at the end.
+//!
+//! What remains exponential in the worst case is bounded by a step budget
+//! ([`crate::Limits::max_search_steps`]); reaching it is an error, never a wrong answer.
+
+use std::cmp::Ordering;
+
+use serde_json::Value;
+
+use crate::ast::{Constant, PathStep};
+use crate::error::EvalError;
+use crate::net::Net;
+use crate::observations::{Observation, Observations};
+use crate::parser::{decode_base64, decode_hex};
+use crate::regex::Rx;
+use crate::timestamp::Timestamp;
+
+/// A compiled observation expression.
+#[derive(Debug, Clone)]
+pub(crate) enum Node {
+    Leaf(usize),
+    And(Box<Node>, Box<Node>),
+    Or(Box<Node>, Box<Node>),
+    FollowedBy(Box<Node>, Box<Node>),
+    Within(Box<Node>, u128),
+    Repeats(Box<Node>, u32),
+    StartStop(Box<Node>, Timestamp, Timestamp),
+}
+
+/// A compiled comparison expression (the inside of one pair of brackets).
+#[derive(Debug, Clone)]
+pub(crate) enum Expr {
+    And(Box<Expr>, Box<Expr>),
+    Or(Box<Expr>, Box<Expr>),
+    Test(Test),
+}
+
+/// A compiled property test.
+#[derive(Debug, Clone)]
+pub(crate) struct Test {
+    pub(crate) object_type: String,
+    pub(crate) steps: Vec<PathStep>,
+    pub(crate) negated: bool,
+    pub(crate) op: Op,
+}
+
+/// A compiled operator.
+#[derive(Debug, Clone)]
+pub(crate) enum Op {
+    Eq(Constant),
+    Neq(Constant),
+    Lt(Constant),
+    Le(Constant),
+    Gt(Constant),
+    Ge(Constant),
+    In(Vec<Constant>),
+    Like(Rx),
+    Matches(Rx),
+    IsSubset(Net),
+    IsSuperset(Net),
+    Exists,
+}
+
+/// A value selected by an object path.
+enum Val<'a> {
+    Json(&'a Value),
+    /// From a `_hex` / `_bin` property.
+    Bytes(Vec<u8>),
+    /// From a `_refs` property: the resolved objects, as a list.
+    Objects(Vec<&'a Value>),
+}
+
+fn latin1(s: &str) -> Option<Vec<u8>> {
+    s.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect()
+}
+
+fn latin1_decode(b: &[u8]) -> String {
+    b.iter().map(|&c| char::from(c)).collect()
+}
+
+fn cmp_num(v: &serde_json::Number, c: &Constant) -> Option<Ordering> {
+    match c {
+        Constant::Int(i) => {
+            if let Some(x) = v.as_i64() {
+                Some(x.cmp(i))
+            } else if let Some(x) = v.as_u64() {
+                Some(i128::from(x).cmp(&i128::from(*i)))
+            } else {
+                v.as_f64()?.partial_cmp(&(*i as f64))
+            }
+        }
+        Constant::Float(f) => v.as_f64()?.partial_cmp(f),
+        _ => None,
+    }
+}
+
+/// Orders a selected value against a constant; `None` when the types are not comparable.
+fn compare(v: &Val<'_>, c: &Constant) -> Option<Ordering> {
+    match (v, c) {
+        (Val::Json(Value::Number(n)), Constant::Int(_) | Constant::Float(_)) => cmp_num(n, c),
+        (Val::Json(Value::String(s)), Constant::Str(k)) => Some(s.as_str().cmp(k.as_str())),
+        (Val::Json(Value::String(s)), Constant::Binary(b) | Constant::Hex(b)) => {
+            Some(latin1(s)?.as_slice().cmp(b.as_slice()))
+        }
+        (Val::Json(Value::String(s)), Constant::Timestamp(t)) => {
+            Some(Timestamp::parse_rfc3339(s).ok()?.cmp(t))
+        }
+        (Val::Json(Value::Bool(b)), Constant::Bool(k)) => Some(b.cmp(k)),
+        (Val::Bytes(b), Constant::Binary(k) | Constant::Hex(k)) => Some(b.as_slice().cmp(k)),
+        (Val::Bytes(b), Constant::Str(s)) => Some(b.as_slice().cmp(latin1(s)?.as_slice())),
+        _ => None,
+    }
+}
+
+/// Equality; a string holding characters above U+00FF is unequal (not incomparable) to binary.
+fn equals(v: &Val<'_>, c: &Constant) -> Option<bool> {
+    match (v, c) {
+        (Val::Json(Value::String(s)), Constant::Binary(b) | Constant::Hex(b)) => {
+            Some(latin1(s).is_some_and(|l| l == *b))
+        }
+        (Val::Bytes(b), Constant::Str(s)) => Some(latin1(s).is_some_and(|l| l == *b)),
+        _ => compare(v, c).map(|o| o == Ordering::Equal),
+    }
+}
+
+fn text_of<'v>(v: &'v Val<'_>) -> Option<std::borrow::Cow<'v, str>> {
+    match v {
+        Val::Json(Value::String(s)) => Some(std::borrow::Cow::Borrowed(s.as_str())),
+        Val::Bytes(b) => Some(std::borrow::Cow::Owned(latin1_decode(b))),
+        _ => None,
+    }
+}
+
+impl Test {
+    /// The test on one selected value, before `NOT`: `None` when it does not apply.
+    fn base(&self, v: &Val<'_>) -> Result<Option<bool>, EvalError> {
+        Ok(match &self.op {
+            Op::Eq(c) => equals(v, c),
+            Op::Neq(c) => equals(v, c).map(|e| !e),
+            Op::Lt(c) => compare(v, c).map(|o| o == Ordering::Less),
+            Op::Le(c) => compare(v, c).map(|o| o != Ordering::Greater),
+            Op::Gt(c) => compare(v, c).map(|o| o == Ordering::Greater),
+            Op::Ge(c) => compare(v, c).map(|o| o != Ordering::Less),
+            Op::In(set) => Some(set.iter().any(|c| equals(v, c) == Some(true))),
+            Op::Like(rx) | Op::Matches(rx) => match text_of(v) {
+                Some(s) => Some(rx.is_match(&s)?),
+                None => None,
+            },
+            Op::IsSubset(outer) => match v {
+                Val::Json(Value::String(s)) => Net::parse(s).map(|n| n.within(outer)),
+                _ => None,
+            },
+            Op::IsSuperset(inner) => match v {
+                Val::Json(Value::String(s)) => Net::parse(s).map(|n| inner.within(&n)),
+                _ => None,
+            },
+            Op::Exists => Some(true),
+        })
+    }
+
+    /// Whether the test holds for the object `root` of observation `obs`.
+    fn holds(&self, obs: &Observation, root: &Value) -> Result<bool, EvalError> {
+        if let Op::Exists = self.op {
+            let mut found = false;
+            walk(obs, Val::Json(root), &self.steps, &mut |_| {
+                found = true;
+                Ok(true)
+            })?;
+            return Ok(found != self.negated);
+        }
+        walk(obs, Val::Json(root), &self.steps, &mut |v| {
+            // A comparison of incomparable types is false; NOT negates the comparison.
+            Ok(self.base(&v)?.unwrap_or(false) != self.negated)
+        })
+    }
+}
+
+/// Calls `f` on every value the path selects from `v`, stopping at the first `true`.
+fn walk<'a>(
+    obs: &'a Observation,
+    v: Val<'a>,
+    steps: &[PathStep],
+    f: &mut dyn FnMut(Val<'a>) -> Result<bool, EvalError>,
+) -> Result<bool, EvalError> {
+    let Some((step, rest)) = steps.split_first() else {
+        return f(v);
+    };
+    match step {
+        PathStep::Key(k) => {
+            let Val::Json(Value::Object(map)) = v else {
+                return Ok(false);
+            };
+            let Some(next) = map.get(k.as_str()) else {
+                return Ok(false);
+            };
+            let next = if k.ends_with("_hex") || k.ends_with("_bin") {
+                let decoded = next.as_str().and_then(|s| {
+                    if k.ends_with("_hex") {
+                        decode_hex(s)
+                    } else {
+                        decode_base64(s)
+                    }
+                });
+                match decoded {
+                    Some(b) => Val::Bytes(b),
+                    None => return Ok(false),
+                }
+            } else if k.ends_with("_ref") {
+                match next.as_str().and_then(|id| obs.resolve(id)) {
+                    Some(o) => Val::Json(o),
+                    None => return Ok(false),
+                }
+            } else if k.ends_with("_refs") {
+                let Some(ids) = next.as_array() else {
+                    return Ok(false);
+                };
+                let objs: Vec<&Value> = ids
+                    .iter()
+                    .filter_map(|id| id.as_str().and_then(|id| obs.resolve(id)))
+                    .collect();
+                if objs.is_empty() {
+                    return Ok(false);
+                }
+                Val::Objects(objs)
+            } else {
+                Val::Json(next)
+            };
+            walk(obs, next, rest, f)
+        }
+        PathStep::Index(i) => {
+            let Ok(i) = usize::try_from(*i) else {
+                return Ok(false);
+            };
+            let next = match v {
+                Val::Json(Value::Array(a)) => a.get(i),
+                Val::Objects(o) => o.get(i).copied(),
+                _ => None,
+            };
+            match next {
+                Some(n) => walk(obs, Val::Json(n), rest, f),
+                None => Ok(false),
+            }
+        }
+        PathStep::AnyIndex => {
+            let items: Vec<&Value> = match v {
+                Val::Json(Value::Array(a)) => a.iter().collect(),
+                Val::Objects(o) => o,
+                _ => return Ok(false),
+            };
+            for item in items {
+                if walk(obs, Val::Json(item), rest, f)? {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
+    }
+}
+
+impl Expr {
+    fn holds(&self, obs: &Observation, root: &Value, root_type: &str) -> Result<bool, EvalError> {
+        match self {
+            Expr::And(a, b) => {
+                Ok(a.holds(obs, root, root_type)? && b.holds(obs, root, root_type)?)
+            }
+            Expr::Or(a, b) => Ok(a.holds(obs, root, root_type)? || b.holds(obs, root, root_type)?),
+            Expr::Test(t) => {
+                if t.object_type != root_type {
+                    return Ok(false);
+                }
+                t.holds(obs, root)
+            }
+        }
+    }
+
+    /// Whether some root object of `obs` satisfies the whole expression.
+    pub(crate) fn matches(&self, obs: &Observation) -> Result<bool, EvalError> {
+        for &r in &obs.roots {
+            let root = &obs.objects[r].1;
+            let Some(ty) = root.get("type").and_then(Value::as_str) else {
+                continue;
+            };
+            if self.holds(obs, root, ty)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+// ---- stage 2: binding search ---------------------------------------------------------------
+
+#[derive(Clone, Copy)]
+struct Span {
+    max_first: Timestamp,
+    min_last: Timestamp,
+}
+
+impl Span {
+    fn merge(self, o: Span) -> Span {
+        Span {
+            max_first: self.max_first.max(o.max_first),
+            min_last: self.min_last.min(o.min_last),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Constraint {
+    /// WITHIN: max(first) - min(last) over the scope's observations stays within `nanos`.
+    Window {
+        nanos: u128,
+        span: Option<Span>,
+    },
+    /// FOLLOWEDBY: every observation of the right side ends no earlier than this.
+    NotBefore(Timestamp),
+    /// START/STOP: every observation overlaps [start, stop).
+    Range(Timestamp, Timestamp),
+}
+
+struct Ctx<'a> {
+    obs: &'a [Observation],
+    cands: Vec<Vec<u32>>,
+    limit: u64,
+}
+
+struct State {
+    used: Vec<u64>,
+    trail: Vec<u32>,
+    constraints: Vec<Constraint>,
+    /// Saved window spans, restored on backtrack: (constraint index, old span).
+    undo: Vec<(usize, Option<Span>)>,
+    steps: u64,
+    aborted: bool,
+}
+
+type Cont<'k> = dyn FnMut(&mut State, Span) -> bool + 'k;
+
+impl State {
+    fn admissible(&self, first: Timestamp, last: Timestamp) -> bool {
+        self.constraints.iter().all(|c| match *c {
+            Constraint::Window { nanos, span } => {
+                let s = match span {
+                    Some(s) => s.merge(Span {
+                        max_first: first,
+                        min_last: last,
+                    }),
+                    None => Span {
+                        max_first: first,
+                        min_last: last,
+                    },
+                };
+                s.max_first.as_nanos() - s.min_last.as_nanos() <= nanos as i128
+            }
+            Constraint::NotBefore(t) => last >= t,
+            Constraint::Range(start, stop) => first < stop && last >= start,
+        })
+    }
+
+    /// Records an observation's interval in every open window; returns the undo mark.
+    fn enter(&mut self, first: Timestamp, last: Timestamp) -> usize {
+        let mark = self.undo.len();
+        let here = Span {
+            max_first: first,
+            min_last: last,
+        };
+        for (i, c) in self.constraints.iter_mut().enumerate() {
+            if let Constraint::Window { span, .. } = c {
+                self.undo.push((i, *span));
+                *span = Some(span.map_or(here, |s| s.merge(here)));
+            }
+        }
+        mark
+    }
+
+    fn leave(&mut self, mark: usize) {
+        while self.undo.len() > mark {
+            if let Some((i, old)) = self.undo.pop() {
+                if let Some(Constraint::Window { span, .. }) = self.constraints.get_mut(i) {
+                    *span = old;
+                }
+            }
+        }
+    }
+
+    fn tick(&mut self, limit: u64) -> bool {
+        self.steps += 1;
+        if self.steps > limit {
+            self.aborted = true;
+        }
+        !self.aborted
+    }
+
+    /// Runs `k` with the innermost constraint lifted (it belongs to a finished scope).
+    fn outside(&mut self, span: Span, k: &mut Cont<'_>) -> bool {
+        let Some(c) = self.constraints.pop() else {
+            return k(self, span);
+        };
+        let r = k(self, span);
+        self.constraints.push(c);
+        r
+    }
+}
+
+fn solve(ctx: &Ctx<'_>, st: &mut State, node: &Node, k: &mut Cont<'_>) -> bool {
+    match node {
+        Node::Leaf(i) => {
+            for &o in &ctx.cands[*i] {
+                let ou = o as usize;
+                let ob = &ctx.obs[ou];
+                if st.used[ou] >= ob.count || !st.admissible(ob.first, ob.last) {
+                    continue;
+                }
+                if !st.tick(ctx.limit) {
+                    return false;
+                }
+                let mark = st.enter(ob.first, ob.last);
+                st.used[ou] += 1;
+                st.trail.push(o);
+                let span = Span {
+                    max_first: ob.first,
+                    min_last: ob.last,
+                };
+                let r = k(st, span);
+                st.trail.pop();
+                st.used[ou] -= 1;
+                st.leave(mark);
+                if r {
+                    return true;
+                }
+                if st.aborted {
+                    return false;
+                }
+            }
+            false
+        }
+        Node::And(a, b) => solve(ctx, st, a, &mut |st, sa| {
+            solve(ctx, st, b, &mut |st, sb| k(st, sa.merge(sb)))
+        }),
+        Node::Or(a, b) => solve(ctx, st, a, k) || (!st.aborted && solve(ctx, st, b, k)),
+        Node::FollowedBy(a, b) => solve(ctx, st, a, &mut |st, sa| {
+            st.constraints.push(Constraint::NotBefore(sa.max_first));
+            let r = solve(ctx, st, b, &mut |st, sb| st.outside(sa.merge(sb), k));
+            st.constraints.pop();
+            r
+        }),
+        Node::Within(a, nanos) => {
+            st.constraints.push(Constraint::Window {
+                nanos: *nanos,
+                span: None,
+            });
+            let r = solve(ctx, st, a, &mut |st, s| st.outside(s, k));
+            st.constraints.pop();
+            r
+        }
+        Node::StartStop(a, start, stop) => {
+            if start >= stop {
+                return false;
+            }
+            st.constraints.push(Constraint::Range(*start, *stop));
+            let r = solve(ctx, st, a, &mut |st, s| st.outside(s, k));
+            st.constraints.pop();
+            r
+        }
+        Node::Repeats(a, n) => match a.as_ref() {
+            Node::Leaf(i) => repeat_leaf(ctx, st, *i, u64::from(*n), 0, None, k),
+            _ => repeat(ctx, st, a, *n, None, None, k),
+        },
+    }
+}
+
+/// `REPEATS n` of a general expression: repetitions built in non-decreasing order of the
+/// observations they bind, which visits each set of repetitions once instead of n! times.
+fn repeat(
+    ctx: &Ctx<'_>,
+    st: &mut State,
+    node: &Node,
+    left: u32,
+    prev: Option<(usize, usize)>,
+    acc: Option<Span>,
+    k: &mut Cont<'_>,
+) -> bool {
+    if left == 0 {
+        return match acc {
+            Some(span) => k(st, span),
+            None => false,
+        };
+    }
+    let start = st.trail.len();
+    solve(ctx, st, node, &mut |st, s| {
+        let end = st.trail.len();
+        if let Some((ps, pe)) = prev {
+            if st.trail[start..end] < st.trail[ps..pe] {
+                return false;
+            }
+        }
+        let acc = Some(acc.map_or(s, |a| a.merge(s)));
+        repeat(ctx, st, node, left - 1, Some((start, end)), acc, k)
+    })
+}
+
+/// `REPEATS n` of one bracketed expression: choose how many instances to take from each
+/// candidate observation, in candidate order, with a capacity test before each choice.
+fn repeat_leaf(
+    ctx: &Ctx<'_>,
+    st: &mut State,
+    leaf: usize,
+    left: u64,
+    from: usize,
+    acc: Option<Span>,
+    k: &mut Cont<'_>,
+) -> bool {
+    if left == 0 {
+        return match acc {
+            Some(span) => k(st, span),
+            None => false,
+        };
+    }
+    let cands = &ctx.cands[leaf];
+    let mut capacity = 0u64;
+    for &o in &cands[from..] {
+        let ob = &ctx.obs[o as usize];
+        if st.admissible(ob.first, ob.last) {
+            capacity += ob.count - st.used[o as usize];
+            if capacity >= left {
+                break;
+            }
+        }
+    }
+    if capacity < left {
+        return false;
+    }
+    for (j, &o) in cands.iter().enumerate().skip(from) {
+        let ou = o as usize;
+        let ob = &ctx.obs[ou];
+        let avail = ob.count - st.used[ou];
+        if avail == 0 || !st.admissible(ob.first, ob.last) {
+            continue;
+        }
+        let mark = st.enter(ob.first, ob.last);
+        let span = Span {
+            max_first: ob.first,
+            min_last: ob.last,
+        };
+        let acc2 = Some(acc.map_or(span, |a| a.merge(span)));
+        let mut take = avail.min(left);
+        while take > 0 {
+            if !st.tick(ctx.limit) {
+                st.leave(mark);
+                return false;
+            }
+            st.used[ou] += take;
+            for _ in 0..take {
+                st.trail.push(o);
+            }
+            let r = repeat_leaf(ctx, st, leaf, left - take, j + 1, acc2, k);
+            st.trail.truncate(st.trail.len() - take as usize);
+            st.used[ou] -= take;
+            if r {
+                st.leave(mark);
+                return true;
+            }
+            if st.aborted {
+                st.leave(mark);
+                return false;
+            }
+            take -= 1;
+        }
+        st.leave(mark);
+    }
+    false
+}
+
+/// Finds one binding; returns the observation indexes it uses, sorted and deduplicated.
+pub(crate) fn find_binding(
+    root: &Node,
+    leaves: &[Expr],
+    observations: &Observations,
+    limit: u64,
+) -> Result<Option<Vec<usize>>, EvalError> {
+    let obs = &observations.items;
+    let mut cands = Vec::with_capacity(leaves.len());
+    for leaf in leaves {
+        let mut c = Vec::new();
+        for (i, o) in obs.iter().enumerate() {
+            if leaf.matches(o)? {
+                c.push(i as u32);
+            }
+        }
+        cands.push(c);
+    }
+    let ctx = Ctx {
+        obs,
+        cands,
+        limit,
+    };
+    let mut st = State {
+        used: vec![0; obs.len()],
+        trail: Vec::new(),
+        constraints: Vec::new(),
+        undo: Vec::new(),
+        steps: 0,
+        aborted: false,
+    };
+    let mut found: Option<Vec<usize>> = None;
+    solve(&ctx, &mut st, root, &mut |st, _| {
+        let mut b: Vec<usize> = st.trail.iter().map(|&o| o as usize).collect();
+        b.sort_unstable();
+        b.dedup();
+        found = Some(b);
+        true
+    });
+    if st.aborted && found.is_none() {
+        return Err(EvalError::SearchLimit(limit));
+    }
+    Ok(found)
+}
