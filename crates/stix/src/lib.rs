@@ -18,6 +18,7 @@
 
 mod error;
 mod id;
+mod input;
 mod object;
 mod timestamp;
 mod tlp;
@@ -25,7 +26,10 @@ mod validate;
 
 pub use error::{IdError, TimestampError, TlpError};
 pub use id::{StixId, check_type_name};
+pub use input::{InputError, InputObject, Location, for_each_object, read_objects};
 pub use object::ObjectMeta;
 pub use timestamp::Timestamp;
 pub use tlp::{TLP1_MARKING_IDS, TLP2_EXTENSION_ID, TLP2_MARKING_IDS, Tlp, effective_tlp};
-pub use validate::{Problem, validate_object};
+pub use validate::{
+    META_TYPES, ObjectKind, Problem, SCO_TYPES, SDO_TYPES, SRO_TYPES, validate_object,
+};

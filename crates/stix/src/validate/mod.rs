@@ -2,13 +2,24 @@
 //!
 //! Validation never stops at the first problem: it reports every one it finds, each naming the
 //! object id and the JSON path of the property, so that a producer can fix a whole feed at once.
+//!
+//! The rules are split by object family: [`common`] holds the property-level checks shared by
+//! every type (and the [`Ctx`] that collects problems), [`sdo`] the domain and relationship
+//! objects, [`sco`] the cyber-observable objects and [`meta`] the marking definitions, language
+//! content and extension definitions. Unknown properties are always accepted (a hub must keep
+//! custom content); only the property-name syntax and the reserved names apply to them.
+
+mod common;
+mod meta;
+mod sco;
+mod sdo;
 
 use std::fmt;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use crate::id::{StixId, check_type_name};
-use crate::timestamp::Timestamp;
+use crate::id::StixId;
+use common::Ctx;
 
 /// One way an object breaks the specification.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,88 +57,230 @@ impl fmt::Display for Problem {
 
 impl std::error::Error for Problem {}
 
+/// The STIX 2.1 domain objects (SDOs).
+pub const SDO_TYPES: [&str; 19] = [
+    "attack-pattern",
+    "campaign",
+    "course-of-action",
+    "grouping",
+    "identity",
+    "incident",
+    "indicator",
+    "infrastructure",
+    "intrusion-set",
+    "location",
+    "malware",
+    "malware-analysis",
+    "note",
+    "observed-data",
+    "opinion",
+    "report",
+    "threat-actor",
+    "tool",
+    "vulnerability",
+];
+
+/// The STIX 2.1 relationship objects (SROs).
+pub const SRO_TYPES: [&str; 2] = ["relationship", "sighting"];
+
+/// The STIX 2.1 cyber-observable objects (SCOs).
+pub const SCO_TYPES: [&str; 18] = [
+    "artifact",
+    "autonomous-system",
+    "directory",
+    "domain-name",
+    "email-addr",
+    "email-message",
+    "file",
+    "ipv4-addr",
+    "ipv6-addr",
+    "mac-addr",
+    "mutex",
+    "network-traffic",
+    "process",
+    "software",
+    "url",
+    "user-account",
+    "windows-registry-key",
+    "x509-certificate",
+];
+
+/// The STIX 2.1 meta objects (SMOs).
+pub const META_TYPES: [&str; 3] = [
+    "language-content",
+    "marking-definition",
+    "extension-definition",
+];
+
+/// The family an object belongs to, which decides its common properties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectKind {
+    /// A STIX domain object; `custom` when its type is not one of [`SDO_TYPES`].
+    Sdo {
+        /// Defined by an extension definition or an `x-` type rather than by STIX 2.1 itself.
+        custom: bool,
+    },
+    /// A STIX relationship object; `custom` when defined by a `new-sro` extension.
+    Sro {
+        /// Defined by an extension definition rather than by STIX 2.1 itself.
+        custom: bool,
+    },
+    /// A STIX cyber-observable object; `custom` when its type is not one of [`SCO_TYPES`].
+    Sco {
+        /// Defined by an extension definition or an `x-` type rather than by STIX 2.1 itself.
+        custom: bool,
+    },
+    /// `marking-definition`.
+    MarkingDefinition,
+    /// `language-content`.
+    LanguageContent,
+    /// `extension-definition`.
+    ExtensionDefinition,
+    /// `bundle`: a container, not an object.
+    Bundle,
+}
+
+impl ObjectKind {
+    /// Classifies an object by its `type` and, for custom types, by the `extension_type` of its
+    /// extension-definition extensions (`new-sdo`, `new-sco`, `new-sro`). A custom type without
+    /// one is an SCO when it has neither `created` nor `modified` (SCOs have no versioning
+    /// properties), else an SDO: the same rule stix2-validator applies.
+    pub fn of(object: &Map<String, Value>) -> Self {
+        let ty = object.get("type").and_then(Value::as_str).unwrap_or("");
+        match ty {
+            "marking-definition" => return Self::MarkingDefinition,
+            "language-content" => return Self::LanguageContent,
+            "extension-definition" => return Self::ExtensionDefinition,
+            "bundle" => return Self::Bundle,
+            _ => {}
+        }
+        if SDO_TYPES.contains(&ty) {
+            return Self::Sdo { custom: false };
+        }
+        if SRO_TYPES.contains(&ty) {
+            return Self::Sro { custom: false };
+        }
+        if SCO_TYPES.contains(&ty) {
+            return Self::Sco { custom: false };
+        }
+        let declared = object
+            .get("extensions")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| k.starts_with("extension-definition--"))
+            .find_map(
+                |(_, v)| match v.get("extension_type").and_then(Value::as_str) {
+                    Some("new-sdo") => Some(Self::Sdo { custom: true }),
+                    Some("new-sco") => Some(Self::Sco { custom: true }),
+                    Some("new-sro") => Some(Self::Sro { custom: true }),
+                    _ => None,
+                },
+            );
+        declared.unwrap_or(
+            if object.contains_key("created") || object.contains_key("modified") {
+                Self::Sdo { custom: true }
+            } else {
+                Self::Sco { custom: true }
+            },
+        )
+    }
+}
+
 /// Validates one STIX 2.1 object and returns every problem found (empty when valid).
+///
+/// Covers the common properties, the required properties and property types of every STIX 2.1
+/// type, reference properties (`*_ref`, `*_refs`) and the types they may point at, markings,
+/// extensions, hashes and the ordering rules between timestamps. It does not parse indicator
+/// patterns (that is the pattern crate's job) and it cannot see other objects, so it does not check
+/// that references resolve.
 pub fn validate_object(object: &Value) -> Vec<Problem> {
-    let mut problems = Vec::new();
     let Some(map) = object.as_object() else {
-        problems.push(Problem::new(
+        return vec![Problem::new(
             None,
             "",
             "a STIX object must be a JSON object",
-        ));
-        return problems;
+        )];
     };
+    let mut early = Vec::new();
     let id = match map.get("id") {
         Some(Value::String(s)) => match StixId::parse(s) {
             Ok(id) => Some(id),
             Err(e) => {
-                problems.push(Problem::new(None, "id", e.to_string()));
+                early.push(Problem::new(None, "id", e.to_string()));
                 None
             }
         },
         Some(_) => {
-            problems.push(Problem::new(None, "id", "must be a string"));
+            early.push(Problem::new(None, "id", "must be a string"));
             None
         }
         None => {
-            problems.push(Problem::new(None, "id", "required property is missing"));
+            early.push(Problem::new(None, "id", "required property is missing"));
             None
         }
     };
-    let id = id.as_ref();
-    match map.get("type") {
+    let mut ctx = Ctx::new(id.as_ref(), None);
+    ctx.problems = early;
+    validate_map(&mut ctx, map, "");
+    ctx.problems
+}
+
+/// Validates `map` as a whole object at `base` (empty for a top-level object, `objects.<key>` for
+/// an SCO embedded in observed-data).
+fn validate_map(ctx: &mut Ctx<'_>, map: &Map<String, Value>, base: &str) {
+    let ty = match map.get("type") {
         Some(Value::String(ty)) => {
-            if let Err(why) = check_type_name(ty) {
-                problems.push(Problem::new(id, "type", why));
+            if let Err(why) = crate::id::check_type_name(ty) {
+                ctx.report(common::at(base, "type"), why);
             }
-            if let Some(id) = id
-                && id.object_type() != ty
-            {
-                problems.push(Problem::new(
-                    Some(id),
-                    "id",
-                    format!("the id's type part must equal the object's type {ty:?}"),
-                ));
+            if ty == "action" {
+                ctx.report(
+                    common::at(base, "type"),
+                    "\"action\" is a reserved type name",
+                );
             }
+            ty.as_str()
         }
-        Some(_) => problems.push(Problem::new(id, "type", "must be a string")),
-        None => problems.push(Problem::new(id, "type", "required property is missing")),
-    }
-    let ts = |name: &str, problems: &mut Vec<Problem>| -> Option<Timestamp> {
-        match map.get(name)? {
-            Value::String(s) => match Timestamp::parse(s) {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    problems.push(Problem::new(id, name, e.to_string()));
-                    None
-                }
-            },
-            _ => {
-                problems.push(Problem::new(id, name, "must be a timestamp string"));
-                None
-            }
+        Some(_) => {
+            ctx.report(common::at(base, "type"), "must be a string");
+            ""
+        }
+        None => {
+            ctx.report(common::at(base, "type"), "required property is missing");
+            ""
         }
     };
-    let created = ts("created", &mut problems);
-    let modified = ts("modified", &mut problems);
-    if let (Some(c), Some(m)) = (created, modified)
-        && m < c
-    {
-        problems.push(Problem::new(
-            id,
-            "modified",
-            "must be later than or equal to created",
-        ));
+    if base.is_empty() {
+        if let Some(id) = ctx.id
+            && !ty.is_empty()
+            && id.object_type() != ty
+        {
+            ctx.report(
+                "id",
+                format!("the id's type part must equal the object's type {ty:?}"),
+            );
+        }
+        if let Some(id) = ctx.id {
+            common::check_uuid(ctx, id);
+        }
     }
-    match map.get("spec_version") {
-        Some(Value::String(v)) if v == "2.1" => {}
-        Some(Value::String(v)) => problems.push(Problem::new(
-            id,
-            "spec_version",
-            format!("must be \"2.1\", found {v:?}"),
-        )),
-        Some(_) => problems.push(Problem::new(id, "spec_version", "must be a string")),
-        None => {}
+    let kind = ObjectKind::of(map);
+    common::check_common(ctx, map, base, kind);
+    match kind {
+        ObjectKind::Sdo { custom: false } | ObjectKind::Sro { custom: false } => {
+            sdo::check(ctx, map, ty);
+        }
+        ObjectKind::Sco { custom: false } => sco::check(ctx, map, base, ty),
+        ObjectKind::MarkingDefinition => meta::marking_definition(ctx, map),
+        ObjectKind::LanguageContent => meta::language_content(ctx, map),
+        ObjectKind::ExtensionDefinition => meta::extension_definition(ctx, map),
+        ObjectKind::Bundle => ctx.report(
+            common::at(base, "type"),
+            "a bundle is a container, not a STIX object: split it into its objects first",
+        ),
+        ObjectKind::Sdo { custom: true }
+        | ObjectKind::Sro { custom: true }
+        | ObjectKind::Sco { custom: true } => {}
     }
-    problems
 }
