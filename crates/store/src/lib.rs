@@ -1,0 +1,126 @@
+//! Kizuna's object store: what the TAXII server, the importers and (later) the federation engine
+//! read and write, behind one [`Store`] trait.
+//!
+//! # Design
+//!
+//! - **Objects are kept byte for byte.** Each object version is stored as the exact JSON text it
+//!   arrived as, next to the few columns it is indexed by ([`kizuna_stix::ObjectMeta`]). Serving an
+//!   object is copying bytes, never re-serialising.
+//! - **Paging never skips or repeats.** Every object version added to a collection gets the next
+//!   value of a per-collection sequence, in the same transaction that stores it. Pages are ranges
+//!   of that sequence (`seq > cursor ORDER BY seq LIMIT n`) over an index, so a page from the middle
+//!   of a million-object collection costs the same as the first, and objects that share one
+//!   `date_added` are still strictly ordered. `date_added` is non-decreasing along the sequence.
+//! - **Filtering happens in the query**, TLP clearance included, so that a page is full and no
+//!   object above an account's clearance is ever read into the server's memory for it.
+//! - **Durability**: [`Store::add_objects`] returns only after its transaction has committed
+//!   (SQLite WAL), so a client that got `202 Accepted` keeps its objects if the process is killed.
+//! - **Synchronous API.** The trait is blocking on purpose: SQLite is, and the async server calls
+//!   it from a blocking thread pool. A PostgreSQL backend implements the same trait and must pass the
+//!   same conformance suite (`tests/conformance.rs`).
+//!
+//! The store never validates STIX beyond what it indexes (that is `kizuna-stix`'s job, done by the
+//! callers before they add) and never decides who may see what: callers pass the account's
+//! clearance and permissions have already been checked by the TAXII layer.
+
+mod error;
+mod model;
+mod password;
+mod sqlite;
+
+pub use error::{Result, StoreError};
+pub use model::*;
+pub use password::{hash_password, sha256, verify_password};
+pub use sqlite::{DB_FILE, Durability, SqliteStore};
+
+use kizuna_stix::Timestamp;
+
+/// Everything Kizuna keeps. Implementations are shared between threads (`Send + Sync`) and each
+/// call is atomic.
+pub trait Store: Send + Sync {
+    // ----- API roots and collections -----
+
+    /// Creates an API root; fails with [`StoreError::Conflict`] when its name exists.
+    fn create_api_root(&self, root: &ApiRoot) -> Result<()>;
+    /// All API roots, in creation order.
+    fn api_roots(&self) -> Result<Vec<ApiRoot>>;
+    /// One API root by name (the URL path segment).
+    fn api_root(&self, name: &str) -> Result<Option<ApiRoot>>;
+
+    /// Creates a collection in an API root; fails with [`StoreError::Conflict`] when the id or the
+    /// alias is taken, [`StoreError::NotFound`] when the API root does not exist.
+    fn create_collection(&self, collection: &Collection) -> Result<()>;
+    /// The collections of an API root, in creation order.
+    fn collections(&self, api_root: &str) -> Result<Vec<Collection>>;
+    /// One collection by id or alias.
+    fn collection(&self, api_root: &str, id_or_alias: &str) -> Result<Option<Collection>>;
+
+    // ----- objects -----
+
+    /// Adds object versions to a collection in one transaction and returns one outcome per input,
+    /// in input order. An exact duplicate (same id, version and bytes) succeeds without a new row;
+    /// a different object with the same id and version is a failure. `date_added` is taken once
+    /// for the whole call.
+    fn add_objects(&self, collection: &CollectionRef, objects: Vec<NewObject>)
+    -> Result<AddReport>;
+
+    /// A page of object versions matching `query`, in ascending (`date_added`, sequence) order.
+    fn objects(&self, collection: &CollectionRef, query: &ObjectQuery) -> Result<ObjectPage>;
+
+    /// Deletes every version of `id` that matches the version and spec_version filters of `query`
+    /// (its other filters are ignored); returns how many versions were deleted.
+    fn delete_object(
+        &self,
+        collection: &CollectionRef,
+        id: &str,
+        query: &ObjectQuery,
+    ) -> Result<u64>;
+
+    /// Number of object versions in a collection.
+    fn count_objects(&self, collection: &CollectionRef) -> Result<u64>;
+
+    // ----- status resources -----
+
+    /// Stores a status resource (replacing one with the same id).
+    fn put_status(&self, status: &Status) -> Result<()>;
+    /// One status resource of an API root.
+    fn status(&self, api_root: &str, id: &str) -> Result<Option<Status>>;
+    /// Deletes status resources created before `before`; returns how many.
+    fn expire_statuses(&self, before: Timestamp) -> Result<u64>;
+
+    // ----- accounts -----
+
+    /// Creates an account; [`StoreError::Conflict`] when the name exists.
+    fn create_account(&self, account: &NewAccount) -> Result<Account>;
+    /// All accounts, revoked ones included.
+    fn accounts(&self) -> Result<Vec<Account>>;
+    /// One account by name.
+    fn account(&self, name: &str) -> Result<Option<Account>>;
+    /// Marks an account revoked: it can no longer authenticate. Returns false if unknown.
+    fn revoke_account(&self, name: &str) -> Result<bool>;
+    /// Sets an account's password hash (a PHC string from [`hash_password`]).
+    fn set_password_hash(&self, name: &str, phc: &str) -> Result<()>;
+    /// Adds an API key to an account; the key itself is never stored, only its SHA-256.
+    fn add_api_key(&self, name: &str, key_sha256: &[u8; 32]) -> Result<()>;
+    /// The account an API key belongs to (by its SHA-256), if any and not revoked.
+    fn account_by_api_key(&self, key_sha256: &[u8; 32]) -> Result<Option<Account>>;
+    /// Maps a client certificate (SHA-256 of its DER) to an account.
+    fn add_client_cert(&self, name: &str, cert_sha256: &[u8; 32]) -> Result<()>;
+    /// The account a client certificate is mapped to, if any and not revoked.
+    fn account_by_client_cert(&self, cert_sha256: &[u8; 32]) -> Result<Option<Account>>;
+    /// Grants (or with both false, removes) read/write on a collection (by id).
+    fn set_permission(&self, name: &str, permission: &Permission) -> Result<()>;
+
+    // ----- audit log -----
+
+    /// Appends audit events in one transaction.
+    fn audit(&self, events: &[AuditEvent]) -> Result<()>;
+    /// Audit events matching `query`, oldest first.
+    fn audit_events(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>>;
+
+    // ----- server secrets -----
+
+    /// A random 32-byte secret named `name`, created on first use and then stable for the life of
+    /// the store, shared by every server process on it (keys for sealed paging tokens).
+    fn secret(&self, name: &str) -> Result<[u8; 32]>;
+}

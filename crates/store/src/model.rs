@@ -1,0 +1,374 @@
+//! The records the store keeps and the queries it answers.
+
+use kizuna_stix::{ObjectMeta, Timestamp, Tlp};
+use serde::{Deserialize, Serialize};
+
+/// A TAXII API root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiRoot {
+    /// The URL path segment (`/{name}/`); `[A-Za-z0-9._~-]+`.
+    pub name: String,
+    /// Human-readable title.
+    pub title: String,
+    /// Optional description.
+    pub description: Option<String>,
+    /// Largest request body accepted, in bytes (`max_content_length`).
+    pub max_content_length: u64,
+}
+
+/// A TAXII collection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Collection {
+    /// The API root it belongs to.
+    pub api_root: String,
+    /// The collection id (a UUID, as TAXII requires).
+    pub id: String,
+    /// Human-readable title.
+    pub title: String,
+    /// Optional description.
+    pub description: Option<String>,
+    /// Optional alias, unique within the API root, usable in URLs instead of the id.
+    pub alias: Option<String>,
+    /// Media types of the objects it holds (`application/stix+json;version=2.1`).
+    pub media_types: Vec<String>,
+}
+
+impl Collection {
+    /// The handle used to address this collection's objects.
+    pub fn as_ref(&self) -> CollectionRef {
+        CollectionRef {
+            api_root: self.api_root.clone(),
+            id: self.id.clone(),
+        }
+    }
+}
+
+/// Addresses one collection's objects: API root name and collection id (not alias).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CollectionRef {
+    /// API root name.
+    pub api_root: String,
+    /// Collection id.
+    pub id: String,
+}
+
+/// One object version to add: its indexing properties and its exact JSON text.
+#[derive(Debug, Clone)]
+pub struct NewObject {
+    /// Indexing properties, extracted from `json` by the caller.
+    pub meta: ObjectMeta,
+    /// The object as received; stored and served byte for byte.
+    pub json: String,
+}
+
+/// What happened to one object of an [`Store::add_objects`](crate::Store::add_objects) call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddOutcome {
+    /// Stored as a new version.
+    Added,
+    /// The same id, version and bytes were already stored: nothing to do, not an error.
+    Duplicate,
+    /// Not stored, with the reason.
+    Rejected(String),
+}
+
+/// Result of one [`Store::add_objects`](crate::Store::add_objects) call.
+#[derive(Debug, Clone)]
+pub struct AddReport {
+    /// The `date_added` given to the objects added by this call.
+    pub date_added: Timestamp,
+    /// One outcome per input object, in input order.
+    pub outcomes: Vec<AddOutcome>,
+}
+
+/// Which versions of each object a query returns (`match[version]`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum VersionFilter {
+    /// The newest version of each object (TAXII's default).
+    #[default]
+    Last,
+    /// The oldest version of each object.
+    First,
+    /// Every version.
+    All,
+    /// Versions equal to any of these timestamps; may be combined with `first`/`last`.
+    Set {
+        /// Include the newest version.
+        last: bool,
+        /// Include the oldest version.
+        first: bool,
+        /// Include versions at exactly these instants.
+        at: Vec<Timestamp>,
+    },
+}
+
+/// A query over one collection's object versions.
+///
+/// The [`Default`] query reads the newest versions from the start, with a `limit` of 0, the lowest
+/// `clearance` (CLEAR) and unmarked objects treated as RED: a caller that forgets to set the
+/// marking fields sees too little, never too much.
+#[derive(Debug, Clone)]
+pub struct ObjectQuery {
+    /// Only versions added strictly after this instant (`added_after`).
+    pub added_after: Option<Timestamp>,
+    /// Resume after this sequence position (from a `next` token).
+    pub after_seq: Option<i64>,
+    /// Page size; the caller has already applied its own maximum.
+    pub limit: usize,
+    /// `match[id]`: any of these ids (empty = any).
+    pub ids: Vec<String>,
+    /// `match[type]`: any of these types (empty = any).
+    pub types: Vec<String>,
+    /// `match[version]`.
+    pub versions: VersionFilter,
+    /// `match[spec_version]`: any of these (empty = the newest spec_version of each object).
+    pub spec_versions: Vec<String>,
+    /// Highest TLP level the reader may see; objects above it are never returned. Unmarked
+    /// objects are treated as `unmarked_as`.
+    pub clearance: Tlp,
+    /// The level unmarked objects are treated as for `clearance`.
+    pub unmarked_as: Tlp,
+}
+
+impl Default for ObjectQuery {
+    fn default() -> Self {
+        Self {
+            added_after: None,
+            after_seq: None,
+            limit: 0,
+            ids: Vec::new(),
+            types: Vec::new(),
+            versions: VersionFilter::default(),
+            spec_versions: Vec::new(),
+            clearance: Tlp::Clear,
+            unmarked_as: Tlp::Red,
+        }
+    }
+}
+
+/// One stored object version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRecord {
+    /// Position in the collection's sequence (paging order).
+    pub seq: i64,
+    /// Object id.
+    pub id: String,
+    /// Object type.
+    pub object_type: String,
+    /// The version (`modified`, else `created`, else `date_added`).
+    pub version: Timestamp,
+    /// `spec_version`.
+    pub spec_version: String,
+    /// When this version was added to the collection (microsecond precision).
+    pub date_added: Timestamp,
+    /// Effective TLP level, if marked.
+    pub tlp: Option<Tlp>,
+    /// The object's JSON, exactly as received.
+    pub json: String,
+}
+
+/// A page of results.
+#[derive(Debug, Clone, Default)]
+pub struct ObjectPage {
+    /// The records, in paging order.
+    pub records: Vec<ObjectRecord>,
+    /// Whether more records match after the last one.
+    pub more: bool,
+}
+
+/// Processing state of a status resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StatusState {
+    /// Still being processed.
+    Pending,
+    /// Done.
+    Complete,
+}
+
+/// Per-object detail of a status resource (TAXII 2.1 §4.3.1 `status-details`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusDetail {
+    /// Object id (or the best identification available for objects without a usable id).
+    pub id: String,
+    /// Object version.
+    pub version: String,
+    /// Why it failed (failures only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// A TAXII status resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// API root the request was made to.
+    pub api_root: String,
+    /// Status id (UUID).
+    pub id: String,
+    /// Overall state.
+    pub status: StatusState,
+    /// When the request was received.
+    pub request_timestamp: Timestamp,
+    /// Objects in the request.
+    pub total_count: u64,
+    /// Objects stored (or already present).
+    pub successes: Vec<StatusDetail>,
+    /// Objects rejected.
+    pub failures: Vec<StatusDetail>,
+    /// Objects still pending.
+    pub pendings: Vec<StatusDetail>,
+}
+
+/// Permission of an account on one collection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Permission {
+    /// API root name.
+    pub api_root: String,
+    /// Collection id.
+    pub collection: String,
+    /// May read objects and manifests.
+    pub read: bool,
+    /// May add objects (and delete them).
+    pub write: bool,
+}
+
+/// An account to create.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    /// Unique name.
+    pub name: String,
+    /// Argon2 PHC string, if the account logs in with a password.
+    pub password_hash: Option<String>,
+    /// Highest TLP level this account may receive.
+    pub tlp_clearance: Tlp,
+    /// Administrators may read and write every collection and manage the hub.
+    pub admin: bool,
+}
+
+/// An account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// Unique name.
+    pub name: String,
+    /// Argon2 PHC string, if the account logs in with a password.
+    #[serde(skip)]
+    pub password_hash: Option<String>,
+    /// Highest TLP level this account may receive.
+    pub tlp_clearance: Tlp,
+    /// Administrators may read and write every collection.
+    pub admin: bool,
+    /// Revoked accounts cannot authenticate.
+    pub revoked: bool,
+    /// When it was created.
+    pub created: Timestamp,
+    /// Per-collection permissions.
+    pub permissions: Vec<Permission>,
+    /// Number of API keys.
+    pub api_keys: u32,
+    /// Number of client certificates mapped to it.
+    pub client_certs: u32,
+}
+
+impl Account {
+    /// Whether the account may read the collection.
+    pub fn can_read(&self, api_root: &str, collection: &str) -> bool {
+        self.admin
+            || self
+                .permissions
+                .iter()
+                .any(|p| p.read && p.api_root == api_root && p.collection == collection)
+    }
+
+    /// Whether the account may write to the collection.
+    pub fn can_write(&self, api_root: &str, collection: &str) -> bool {
+        self.admin
+            || self
+                .permissions
+                .iter()
+                .any(|p| p.write && p.api_root == api_root && p.collection == collection)
+    }
+}
+
+/// What an audit event records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuditAction {
+    /// An object version was added.
+    Write,
+    /// Object versions were deleted.
+    Delete,
+    /// An object version was served to the account.
+    Serve,
+    /// Authentication failed.
+    LoginFailed,
+    /// An account, key or permission changed.
+    Admin,
+}
+
+impl AuditAction {
+    /// The name stored and queried.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::Write => "write",
+            AuditAction::Delete => "delete",
+            AuditAction::Serve => "serve",
+            AuditAction::LoginFailed => "login-failed",
+            AuditAction::Admin => "admin",
+        }
+    }
+}
+
+/// An audit event to append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// When it happened.
+    pub time: Timestamp,
+    /// Account name (for failed logins: the name that was tried, if any).
+    pub account: Option<String>,
+    /// What happened.
+    pub action: AuditAction,
+    /// Collection id, where relevant.
+    pub collection: Option<String>,
+    /// Object id, where relevant.
+    pub object_id: Option<String>,
+    /// Object version, where relevant.
+    pub version: Option<String>,
+    /// Free text: remote address, reason, count.
+    pub detail: Option<String>,
+}
+
+/// A stored audit event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditRecord {
+    /// Position in the log.
+    pub seq: i64,
+    /// When it happened.
+    pub time: Timestamp,
+    /// Account name.
+    pub account: Option<String>,
+    /// What happened.
+    pub action: AuditAction,
+    /// Collection id.
+    pub collection: Option<String>,
+    /// Object id.
+    pub object_id: Option<String>,
+    /// Object version.
+    pub version: Option<String>,
+    /// Free text.
+    pub detail: Option<String>,
+}
+
+/// Filters for [`Store::audit_events`](crate::Store::audit_events).
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// Only this account.
+    pub account: Option<String>,
+    /// Only this action.
+    pub action: Option<AuditAction>,
+    /// Only this object id.
+    pub object_id: Option<String>,
+    /// Only events at or after this instant.
+    pub since: Option<Timestamp>,
+    /// At most this many (newest are cut).
+    pub limit: usize,
+}

@@ -1,0 +1,407 @@
+//! The embedded SQLite backend.
+//!
+//! # Connections and processes
+//!
+//! One database file, `DIR/kizuna.db`, in WAL mode. Writes go through one connection behind a
+//! mutex and always open their transaction with `BEGIN IMMEDIATE`, so that the write lock is taken
+//! before anything is read and two writers (threads or processes) never deadlock on a lock upgrade;
+//! `busy_timeout` makes a writer wait for one in another process. Reads use a small pool of other
+//! connections, each read in a (deferred) transaction, so they see one consistent snapshot and run
+//! concurrently with the writer.
+//!
+//! Several server processes may open the same store, so nothing that another process could change
+//! is cached in memory: every call reads the database. The per-object indexing columns, the
+//! sequence and the `first`/`last` flags are maintained inside the write transactions.
+//!
+//! # Durability
+//!
+//! With the default [`Durability::Process`] (`synchronous=NORMAL` in WAL mode) a committed
+//! transaction is in the operating system's hands before the call returns: it survives the
+//! process being killed (SIGKILL), but the last transactions may be lost if the machine loses
+//! power. [`Durability::PowerLoss`] (`synchronous=FULL`) also survives power loss, at the cost of
+//! an fsync per transaction.
+
+mod accounts;
+mod objects;
+mod records;
+mod roots;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use kizuna_stix::{Timestamp, Tlp};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+use crate::Store;
+use crate::error::{Result, StoreError};
+use crate::model::*;
+
+/// Name of the database file inside the data directory.
+pub const DB_FILE: &str = "kizuna.db";
+
+/// How long a connection waits for a lock held by another connection or process.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Idle reader connections kept open.
+const MAX_IDLE_READERS: usize = 4;
+
+/// Prepared statements cached per connection; object queries vary with the filters present.
+const STATEMENT_CACHE: usize = 128;
+
+/// What a committed write survives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// Survives the process being killed, not a power loss (`synchronous=NORMAL`). The default.
+    #[default]
+    Process,
+    /// Also survives power loss or an operating system crash (`synchronous=FULL`): one fsync per
+    /// transaction.
+    PowerLoss,
+}
+
+/// The SQLite [`Store`].
+pub struct SqliteStore {
+    writer: Mutex<Connection>,
+    /// `None` for an in-memory store, whose only connection serves reads too.
+    readers: Option<ReaderPool>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.readers.as_ref().map(|r| &r.path))
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating it and `dir` if needed) the store in `dir/kizuna.db`, with
+    /// [`Durability::Process`].
+    pub fn open(dir: &Path) -> Result<SqliteStore> {
+        Self::open_with(dir, Durability::default())
+    }
+
+    /// Opens (creating it and `dir` if needed) the store in `dir/kizuna.db`.
+    pub fn open_with(dir: &Path, durability: Durability) -> Result<SqliteStore> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let path = dir.join(DB_FILE);
+        let mut writer = Connection::open(&path)?;
+        configure(&writer, durability)?;
+        let mode: String =
+            writer.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Corrupt(format!(
+                "{} cannot use WAL mode (journal_mode is {mode})",
+                path.display()
+            )));
+        }
+        // Keeps the WAL file from staying large after a big import.
+        writer.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+        schema::migrate(&mut writer)?;
+        Ok(SqliteStore {
+            writer: Mutex::new(writer),
+            readers: Some(ReaderPool {
+                path,
+                durability,
+                idle: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// A private in-memory store (for tests): one connection, gone when dropped.
+    pub fn open_in_memory() -> Result<SqliteStore> {
+        let mut writer = Connection::open_in_memory()?;
+        configure(&writer, Durability::Process)?;
+        schema::migrate(&mut writer)?;
+        Ok(SqliteStore {
+            writer: Mutex::new(writer),
+            readers: None,
+        })
+    }
+
+    /// The database file, or `None` in memory.
+    pub fn path(&self) -> Option<&Path> {
+        self.readers.as_ref().map(|r| r.path.as_path())
+    }
+
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a transaction open (Transaction rolls back
+        // on drop), so the connection is still usable.
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` in a `BEGIN IMMEDIATE` transaction and commits if it succeeds.
+    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.writer();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    /// Runs `f` in a read transaction (one snapshot) on a reader connection.
+    fn read<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        match &self.readers {
+            Some(pool) => {
+                let mut conn = pool.get()?;
+                let tx = conn.transaction()?;
+                let value = f(&tx)?;
+                tx.commit()?;
+                Ok(value)
+            }
+            None => {
+                let mut conn = self.writer();
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+                let value = f(&tx)?;
+                tx.commit()?;
+                Ok(value)
+            }
+        }
+    }
+}
+
+fn configure(conn: &Connection, durability: Durability) -> Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    conn.pragma_update(None, "foreign_keys", true)?;
+    let sync = match durability {
+        Durability::Process => "NORMAL",
+        Durability::PowerLoss => "FULL",
+    };
+    conn.pragma_update(None, "synchronous", sync)?;
+    // 64 MiB of page cache: the object indexes of a large collection stay in memory.
+    conn.pragma_update(None, "cache_size", -65536)?;
+    Ok(())
+}
+
+/// Reader connections: opened on demand, a few kept idle.
+struct ReaderPool {
+    path: PathBuf,
+    durability: Durability,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReaderPool {
+    fn get(&self) -> Result<PooledReader<'_>> {
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => {
+                let conn = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_WRITE
+                        | OpenFlags::SQLITE_OPEN_URI
+                        | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                configure(&conn, self.durability)?;
+                conn.pragma_update(None, "query_only", true)?;
+                conn
+            }
+        };
+        Ok(PooledReader {
+            pool: self,
+            conn: Some(conn),
+        })
+    }
+}
+
+/// A reader connection on loan; goes back to the pool when dropped.
+struct PooledReader<'a> {
+    pool: &'a ReaderPool,
+    /// Always `Some` until dropped.
+    conn: Option<Connection>,
+}
+
+impl PooledReader<'_> {
+    fn transaction(&mut self) -> Result<Transaction<'_>> {
+        match self.conn.as_mut() {
+            Some(conn) => Ok(conn.transaction_with_behavior(TransactionBehavior::Deferred)?),
+            None => Err(StoreError::Corrupt(
+                "reader connection already returned".into(),
+            )),
+        }
+    }
+}
+
+impl Drop for PooledReader<'_> {
+    fn drop(&mut self) {
+        let mut idle = self
+            .pool
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < MAX_IDLE_READERS
+            && let Some(conn) = self.conn.take()
+        {
+            idle.push(conn);
+        }
+    }
+}
+
+pub(crate) fn tlp_to_int(tlp: Tlp) -> i64 {
+    match tlp {
+        Tlp::Clear => 0,
+        Tlp::Green => 1,
+        Tlp::Amber => 2,
+        Tlp::AmberStrict => 3,
+        Tlp::Red => 4,
+    }
+}
+
+pub(crate) fn tlp_from_int(value: i64) -> Result<Tlp> {
+    Ok(match value {
+        0 => Tlp::Clear,
+        1 => Tlp::Green,
+        2 => Tlp::Amber,
+        3 => Tlp::AmberStrict,
+        4 => Tlp::Red,
+        other => return Err(StoreError::Corrupt(format!("TLP level {other}"))),
+    })
+}
+
+/// Maps a uniqueness violation to [`StoreError::Conflict`].
+pub(crate) fn conflict(err: rusqlite::Error, what: impl FnOnce() -> String) -> StoreError {
+    match &err {
+        rusqlite::Error::SqliteFailure(e, _)
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            StoreError::Conflict(what())
+        }
+        _ => StoreError::Database(err),
+    }
+}
+
+impl Store for SqliteStore {
+    fn create_api_root(&self, root: &ApiRoot) -> Result<()> {
+        self.write(|tx| roots::create_api_root(tx, root))
+    }
+
+    fn api_roots(&self) -> Result<Vec<ApiRoot>> {
+        self.read(roots::api_roots)
+    }
+
+    fn api_root(&self, name: &str) -> Result<Option<ApiRoot>> {
+        self.read(|tx| roots::api_root(tx, name))
+    }
+
+    fn create_collection(&self, collection: &Collection) -> Result<()> {
+        self.write(|tx| roots::create_collection(tx, collection))
+    }
+
+    fn collections(&self, api_root: &str) -> Result<Vec<Collection>> {
+        self.read(|tx| roots::collections(tx, api_root))
+    }
+
+    fn collection(&self, api_root: &str, id_or_alias: &str) -> Result<Option<Collection>> {
+        self.read(|tx| roots::collection(tx, api_root, id_or_alias))
+    }
+
+    fn add_objects(
+        &self,
+        collection: &CollectionRef,
+        objects: Vec<NewObject>,
+    ) -> Result<AddReport> {
+        self.write(|tx| objects::add(tx, collection, objects))
+    }
+
+    fn objects(&self, collection: &CollectionRef, query: &ObjectQuery) -> Result<ObjectPage> {
+        self.read(|tx| objects::page(tx, collection, query))
+    }
+
+    fn delete_object(
+        &self,
+        collection: &CollectionRef,
+        id: &str,
+        query: &ObjectQuery,
+    ) -> Result<u64> {
+        self.write(|tx| objects::delete(tx, collection, id, query))
+    }
+
+    fn count_objects(&self, collection: &CollectionRef) -> Result<u64> {
+        self.read(|tx| objects::count(tx, collection))
+    }
+
+    fn put_status(&self, status: &Status) -> Result<()> {
+        self.write(|tx| records::put_status(tx, status))
+    }
+
+    fn status(&self, api_root: &str, id: &str) -> Result<Option<Status>> {
+        self.read(|tx| records::status(tx, api_root, id))
+    }
+
+    fn expire_statuses(&self, before: Timestamp) -> Result<u64> {
+        self.write(|tx| records::expire_statuses(tx, before))
+    }
+
+    fn create_account(&self, account: &NewAccount) -> Result<Account> {
+        self.write(|tx| accounts::create(tx, account))
+    }
+
+    fn accounts(&self) -> Result<Vec<Account>> {
+        self.read(accounts::all)
+    }
+
+    fn account(&self, name: &str) -> Result<Option<Account>> {
+        self.read(|tx| accounts::by_name(tx, name))
+    }
+
+    fn revoke_account(&self, name: &str) -> Result<bool> {
+        self.write(|tx| accounts::revoke(tx, name))
+    }
+
+    fn set_password_hash(&self, name: &str, phc: &str) -> Result<()> {
+        self.write(|tx| accounts::set_password_hash(tx, name, phc))
+    }
+
+    fn add_api_key(&self, name: &str, key_sha256: &[u8; 32]) -> Result<()> {
+        self.write(|tx| {
+            accounts::add_credential(tx, accounts::Credential::ApiKey, name, key_sha256)
+        })
+    }
+
+    fn account_by_api_key(&self, key_sha256: &[u8; 32]) -> Result<Option<Account>> {
+        self.read(|tx| accounts::by_credential(tx, accounts::Credential::ApiKey, key_sha256))
+    }
+
+    fn add_client_cert(&self, name: &str, cert_sha256: &[u8; 32]) -> Result<()> {
+        self.write(|tx| {
+            accounts::add_credential(tx, accounts::Credential::ClientCert, name, cert_sha256)
+        })
+    }
+
+    fn account_by_client_cert(&self, cert_sha256: &[u8; 32]) -> Result<Option<Account>> {
+        self.read(|tx| accounts::by_credential(tx, accounts::Credential::ClientCert, cert_sha256))
+    }
+
+    fn set_permission(&self, name: &str, permission: &Permission) -> Result<()> {
+        self.write(|tx| accounts::set_permission(tx, name, permission))
+    }
+
+    fn audit(&self, events: &[AuditEvent]) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx| records::audit(tx, events))
+    }
+
+    fn audit_events(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>> {
+        self.read(|tx| records::audit_events(tx, query))
+    }
+
+    fn secret(&self, name: &str) -> Result<[u8; 32]> {
+        // Fast path: most calls find it; only the first ever call needs the write lock.
+        if let Some(secret) = self.read(|tx| records::read_secret(tx, name))? {
+            return Ok(secret);
+        }
+        self.write(|tx| records::secret(tx, name))
+    }
+}

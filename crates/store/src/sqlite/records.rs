@@ -1,0 +1,210 @@
+//! Status resources, the audit log and server secrets.
+
+use std::fmt::Write as _;
+
+use kizuna_stix::Timestamp;
+use rand::RngCore;
+use rusqlite::types::Value;
+use rusqlite::{OptionalExtension, Transaction, params, params_from_iter};
+
+use crate::error::{Result, StoreError};
+use crate::model::{
+    AuditAction, AuditEvent, AuditQuery, AuditRecord, Status, StatusDetail, StatusState,
+};
+
+fn details_json(details: &[StatusDetail]) -> Result<String> {
+    serde_json::to_string(details).map_err(|e| StoreError::Invalid(format!("status details: {e}")))
+}
+
+fn details_from(text: &str, status: &str) -> Result<Vec<StatusDetail>> {
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Corrupt(format!("details of status {status}: {e}")))
+}
+
+fn state_str(state: StatusState) -> &'static str {
+    match state {
+        StatusState::Pending => "pending",
+        StatusState::Complete => "complete",
+    }
+}
+
+pub(super) fn put_status(tx: &Transaction<'_>, s: &Status) -> Result<()> {
+    let total = i64::try_from(s.total_count)
+        .map_err(|_| StoreError::Invalid(format!("total_count {}", s.total_count)))?;
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO statuses
+         (api_root, id, status, request_timestamp, total_count, successes, failures, pendings)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        s.api_root,
+        s.id,
+        state_str(s.status),
+        s.request_timestamp.unix_micros(),
+        total,
+        details_json(&s.successes)?,
+        details_json(&s.failures)?,
+        details_json(&s.pendings)?,
+    ])?;
+    Ok(())
+}
+
+pub(super) fn status(tx: &Transaction<'_>, api_root: &str, id: &str) -> Result<Option<Status>> {
+    type Row = (String, String, i64, i64, String, String, String);
+    let row: Option<Row> = tx
+        .prepare_cached(
+            "SELECT id, status, request_timestamp, total_count, successes, failures, pendings
+             FROM statuses WHERE api_root = ?1 AND id = ?2",
+        )?
+        .query_row(params![api_root, id], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        })
+        .optional()?;
+    let Some((id, state, time, total, successes, failures, pendings)) = row else {
+        return Ok(None);
+    };
+    let status = match state.as_str() {
+        "pending" => StatusState::Pending,
+        "complete" => StatusState::Complete,
+        other => return Err(StoreError::Corrupt(format!("status {id} state {other:?}"))),
+    };
+    Ok(Some(Status {
+        api_root: api_root.to_owned(),
+        status,
+        request_timestamp: Timestamp::from_unix_micros(time),
+        total_count: u64::try_from(total).unwrap_or(0),
+        successes: details_from(&successes, &id)?,
+        failures: details_from(&failures, &id)?,
+        pendings: details_from(&pendings, &id)?,
+        id,
+    }))
+}
+
+pub(super) fn expire_statuses(tx: &Transaction<'_>, before: Timestamp) -> Result<u64> {
+    let n = tx
+        .prepare_cached("DELETE FROM statuses WHERE request_timestamp < ?1")?
+        .execute([before.unix_micros()])?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+fn action_from(text: &str) -> Result<AuditAction> {
+    Ok(match text {
+        "write" => AuditAction::Write,
+        "delete" => AuditAction::Delete,
+        "serve" => AuditAction::Serve,
+        "login-failed" => AuditAction::LoginFailed,
+        "admin" => AuditAction::Admin,
+        other => return Err(StoreError::Corrupt(format!("audit action {other:?}"))),
+    })
+}
+
+pub(super) fn audit(tx: &Transaction<'_>, events: &[AuditEvent]) -> Result<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO audit (time, account, action, collection, object_id, version, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for e in events {
+        insert.execute(params![
+            e.time.unix_micros(),
+            e.account,
+            e.action.as_str(),
+            e.collection,
+            e.object_id,
+            e.version,
+            e.detail
+        ])?;
+    }
+    Ok(())
+}
+
+/// `limit == 0` means no limit.
+pub(super) fn audit_events(tx: &Transaction<'_>, q: &AuditQuery) -> Result<Vec<AuditRecord>> {
+    let mut sql = "SELECT seq, time, account, action, collection, object_id, version, detail
+                   FROM audit WHERE 1"
+        .to_owned();
+    let mut params = Vec::new();
+    if let Some(account) = &q.account {
+        params.push(Value::Text(account.clone()));
+        let _ = write!(sql, " AND account = ?{}", params.len());
+    }
+    if let Some(action) = q.action {
+        params.push(Value::Text(action.as_str().to_owned()));
+        let _ = write!(sql, " AND action = ?{}", params.len());
+    }
+    if let Some(object_id) = &q.object_id {
+        params.push(Value::Text(object_id.clone()));
+        let _ = write!(sql, " AND object_id = ?{}", params.len());
+    }
+    if let Some(since) = q.since {
+        params.push(Value::Integer(since.unix_micros()));
+        let _ = write!(sql, " AND time >= ?{}", params.len());
+    }
+    sql.push_str(" ORDER BY seq");
+    if q.limit > 0 {
+        params.push(Value::Integer(i64::try_from(q.limit).unwrap_or(i64::MAX)));
+        let _ = write!(sql, " LIMIT ?{}", params.len());
+    }
+    let mut stmt = tx.prepare_cached(&sql)?;
+    let rows = stmt
+        .query_map(params_from_iter(params), |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, Option<String>>(5)?,
+                r.get::<_, Option<String>>(6)?,
+                r.get::<_, Option<String>>(7)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.into_iter()
+        .map(
+            |(seq, time, account, action, collection, object_id, version, detail)| {
+                Ok(AuditRecord {
+                    seq,
+                    time: Timestamp::from_unix_micros(time),
+                    account,
+                    action: action_from(&action)?,
+                    collection,
+                    object_id,
+                    version,
+                    detail,
+                })
+            },
+        )
+        .collect()
+}
+
+pub(super) fn read_secret(tx: &Transaction<'_>, name: &str) -> Result<Option<[u8; 32]>> {
+    let value: Option<Vec<u8>> = tx
+        .prepare_cached("SELECT value FROM secrets WHERE name = ?1")?
+        .query_row([name], |row| row.get(0))
+        .optional()?;
+    value
+        .map(|v| {
+            <[u8; 32]>::try_from(v.as_slice())
+                .map_err(|_| StoreError::Corrupt(format!("secret {name} is not 32 bytes")))
+        })
+        .transpose()
+}
+
+/// Creates the secret if no process has yet, then reads whichever value won.
+pub(super) fn secret(tx: &Transaction<'_>, name: &str) -> Result<[u8; 32]> {
+    let mut fresh = [0u8; 32];
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut fresh)
+        .map_err(|e| StoreError::Invalid(format!("no randomness for secret {name}: {e}")))?;
+    tx.prepare_cached("INSERT OR IGNORE INTO secrets (name, value) VALUES (?1, ?2)")?
+        .execute(params![name, &fresh[..]])?;
+    read_secret(tx, name)?.ok_or_else(|| StoreError::Corrupt(format!("secret {name} vanished")))
+}

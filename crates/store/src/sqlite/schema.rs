@@ -1,0 +1,156 @@
+//! The schema and its migrations.
+//!
+//! `schema_version` holds one row per migration applied. Migrations run in one `BEGIN IMMEDIATE`
+//! transaction that first reads the version, so two processes opening a fresh store at once apply
+//! each migration exactly once. A store written by a newer Kizuna (a version this build does not
+//! know) is refused rather than misread.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::error::{Result, StoreError};
+
+/// Migration `n` (1-based) is `MIGRATIONS[n - 1]`. Append only; never edit a released one.
+const MIGRATIONS: &[&str] = &[V1];
+
+/// The first schema.
+///
+/// Objects: `seq` is the table's rowid, taken from one store-wide `AUTOINCREMENT` sequence (never
+/// reused, even after deletes), so within a collection it is strictly increasing in commit order.
+/// Every index on `(coll, …)` implicitly ends with the rowid, so `objects_coll` orders a
+/// collection by `seq`, `objects_last`/`objects_first` do the same for the newest/oldest version
+/// of each object only, `objects_added` finds the first `seq` after an `added_after`, and
+/// `objects_type` pages through one type. `version` and `date_added` are microseconds since the
+/// Unix epoch; `tlp` is 0 (CLEAR) … 4 (RED) or NULL when unmarked.
+const V1: &str = "
+CREATE TABLE api_roots (
+    seq INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL,
+    description TEXT,
+    max_content_length INTEGER NOT NULL
+);
+
+CREATE TABLE collections (
+    key INTEGER PRIMARY KEY,
+    api_root TEXT NOT NULL REFERENCES api_roots(name),
+    id TEXT NOT NULL,
+    title TEXT NOT NULL,
+    description TEXT,
+    alias TEXT,
+    media_types TEXT NOT NULL,
+    last_date_added INTEGER NOT NULL DEFAULT 0,
+    object_count INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (api_root, id)
+);
+CREATE UNIQUE INDEX collections_alias ON collections(api_root, alias) WHERE alias IS NOT NULL;
+
+CREATE TABLE objects (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    coll INTEGER NOT NULL REFERENCES collections(key),
+    id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    version_digits INTEGER NOT NULL,
+    spec_version TEXT NOT NULL,
+    date_added INTEGER NOT NULL,
+    tlp INTEGER,
+    is_first INTEGER NOT NULL,
+    is_last INTEGER NOT NULL,
+    sha256 BLOB NOT NULL,
+    json TEXT NOT NULL
+);
+CREATE INDEX objects_coll ON objects(coll);
+CREATE UNIQUE INDEX objects_id ON objects(coll, id, version);
+CREATE INDEX objects_type ON objects(coll, type);
+CREATE INDEX objects_added ON objects(coll, date_added);
+CREATE INDEX objects_last ON objects(coll) WHERE is_last = 1;
+CREATE INDEX objects_first ON objects(coll) WHERE is_first = 1;
+
+CREATE TABLE statuses (
+    api_root TEXT NOT NULL,
+    id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    request_timestamp INTEGER NOT NULL,
+    total_count INTEGER NOT NULL,
+    successes TEXT NOT NULL,
+    failures TEXT NOT NULL,
+    pendings TEXT NOT NULL,
+    PRIMARY KEY (api_root, id)
+);
+CREATE INDEX statuses_time ON statuses(request_timestamp);
+
+CREATE TABLE accounts (
+    name TEXT PRIMARY KEY,
+    password_hash TEXT,
+    tlp_clearance INTEGER NOT NULL,
+    admin INTEGER NOT NULL,
+    revoked INTEGER NOT NULL DEFAULT 0,
+    created INTEGER NOT NULL
+);
+CREATE TABLE api_keys (
+    sha256 BLOB PRIMARY KEY,
+    account TEXT NOT NULL REFERENCES accounts(name),
+    created INTEGER NOT NULL
+);
+CREATE INDEX api_keys_account ON api_keys(account);
+CREATE TABLE client_certs (
+    sha256 BLOB PRIMARY KEY,
+    account TEXT NOT NULL REFERENCES accounts(name),
+    created INTEGER NOT NULL
+);
+CREATE INDEX client_certs_account ON client_certs(account);
+CREATE TABLE permissions (
+    account TEXT NOT NULL REFERENCES accounts(name),
+    api_root TEXT NOT NULL,
+    collection TEXT NOT NULL,
+    read INTEGER NOT NULL,
+    write INTEGER NOT NULL,
+    PRIMARY KEY (account, api_root, collection)
+) WITHOUT ROWID;
+
+CREATE TABLE audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    time INTEGER NOT NULL,
+    account TEXT,
+    action TEXT NOT NULL,
+    collection TEXT,
+    object_id TEXT,
+    version TEXT,
+    detail TEXT
+);
+CREATE INDEX audit_account ON audit(account);
+CREATE INDEX audit_object ON audit(object_id);
+CREATE INDEX audit_time ON audit(time);
+
+CREATE TABLE secrets (
+    name TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
+";
+
+/// Brings the schema up to date.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+    let current: Option<i64> =
+        tx.query_row("SELECT max(version) FROM schema_version", [], |row| {
+            row.get(0)
+        })?;
+    let current = usize::try_from(current.unwrap_or(0))
+        .map_err(|_| StoreError::Corrupt("negative schema version".into()))?;
+    if current > MIGRATIONS.len() {
+        return Err(StoreError::Corrupt(format!(
+            "schema version {current} is newer than this build knows ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            [i64::try_from(index + 1).unwrap_or(i64::MAX)],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
