@@ -3,13 +3,14 @@
 //! Validation never stops at the first problem: it reports every one it finds, each naming the
 //! object id and the JSON path of the property, so that a producer can fix a whole feed at once.
 //!
-//! The rules are split by object family: [`common`] holds the property-level checks shared by
-//! every type (and the [`Ctx`] that collects problems), [`sdo`] the domain and relationship
+//! The rules are split by object family: [`ctx`] holds the problem collector and the
+//! property-level checks, [`common`] the common properties every type shares, [`sdo`] the domain and relationship
 //! objects, [`sco`] the cyber-observable objects and [`meta`] the marking definitions, language
 //! content and extension definitions. Unknown properties are always accepted (a hub must keep
 //! custom content); only the property-name syntax and the reserved names apply to them.
 
 mod common;
+mod ctx;
 mod meta;
 mod sco;
 mod sdo;
@@ -19,7 +20,7 @@ use std::fmt;
 use serde_json::{Map, Value};
 
 use crate::id::StixId;
-use common::Ctx;
+use ctx::Ctx;
 
 /// One way an object breaks the specification.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -232,22 +233,22 @@ fn validate_map(ctx: &mut Ctx<'_>, map: &Map<String, Value>, base: &str) {
     let ty = match map.get("type") {
         Some(Value::String(ty)) => {
             if let Err(why) = crate::id::check_type_name(ty) {
-                ctx.report(common::at(base, "type"), why);
+                ctx.report(ctx::at(base, "type"), why);
             }
             if ty == "action" {
                 ctx.report(
-                    common::at(base, "type"),
+                    ctx::at(base, "type"),
                     "\"action\" is a reserved type name",
                 );
             }
             ty.as_str()
         }
         Some(_) => {
-            ctx.report(common::at(base, "type"), "must be a string");
+            ctx.report(ctx::at(base, "type"), "must be a string");
             ""
         }
         None => {
-            ctx.report(common::at(base, "type"), "required property is missing");
+            ctx.report(ctx::at(base, "type"), "required property is missing");
             ""
         }
     };
@@ -262,7 +263,7 @@ fn validate_map(ctx: &mut Ctx<'_>, map: &Map<String, Value>, base: &str) {
             );
         }
         if let Some(id) = ctx.id {
-            common::check_uuid(ctx, id);
+            ctx::check_uuid(ctx, id);
         }
     }
     let kind = ObjectKind::of(map);
@@ -276,7 +277,7 @@ fn validate_map(ctx: &mut Ctx<'_>, map: &Map<String, Value>, base: &str) {
         ObjectKind::LanguageContent => meta::language_content(ctx, map),
         ObjectKind::ExtensionDefinition => meta::extension_definition(ctx, map),
         ObjectKind::Bundle => ctx.report(
-            common::at(base, "type"),
+            ctx::at(base, "type"),
             "a bundle is a container, not a STIX object: split it into its objects first",
         ),
         ObjectKind::Sdo { custom: true }

@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use super::common::{Ctx, Refs, at, is_uri, uuid_version};
+use super::ctx::{Ctx, Refs, at, is_uri, uuid_version};
 
 const ADDR_TYPES: &[&str] = &["ipv4-addr", "ipv6-addr", "mac-addr", "domain-name"];
 

@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use super::common::{Ctx, Refs, at};
+use super::ctx::{Ctx, Refs, at};
 use super::{ObjectKind, validate_map};
 
 /// Type-specific rules of one SDO or SRO whose type is defined by STIX 2.1.

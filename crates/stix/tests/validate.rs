@@ -1,0 +1,171 @@
+//! Table-driven validation tests over `testdata/stix`, and a differential test against the
+//! OASIS stix2-validator (PyPI) on the same files.
+//!
+//! - `testdata/stix/valid/*.json`: every object of the file must validate without a problem.
+//! - `testdata/stix/invalid/*.json`: the set of problem paths over the file's objects must equal
+//!   the lines of the sidecar `.expect` file (`.` stands for the object as a whole).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use kizuna_stix::{read_objects, validate_object};
+
+fn corpus(dir: &str) -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/stix").join(dir);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", root.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no test files in {}", root.display());
+    files
+}
+
+fn name(p: &Path) -> String {
+    p.file_stem().unwrap().to_string_lossy().into_owned()
+}
+
+/// Kizuna's verdict on a file: the problem paths of all its objects (`Err` if it cannot be read).
+fn problem_paths(path: &Path) -> Result<BTreeSet<String>, String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let objects = read_objects(&text).map_err(|e| e.to_string())?;
+    assert!(!objects.is_empty(), "{}: no objects", path.display());
+    Ok(objects
+        .iter()
+        .flat_map(|o| validate_object(&o.value))
+        .map(|p| if p.path.is_empty() { ".".to_owned() } else { p.path })
+        .collect())
+}
+
+#[test]
+fn valid_corpus_has_no_problems() {
+    let mut failures = Vec::new();
+    for path in corpus("valid") {
+        let text = std::fs::read_to_string(&path).unwrap();
+        match read_objects(&text) {
+            Err(e) => failures.push(format!("{}: {e}", name(&path))),
+            Ok(objects) => {
+                for o in objects {
+                    for p in validate_object(&o.value) {
+                        failures.push(format!("{}: {p}", name(&path)));
+                    }
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "valid files with problems:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn invalid_corpus_reports_expected_paths() {
+    let mut failures = Vec::new();
+    for path in corpus("invalid") {
+        let expect_file = path.with_extension("expect");
+        let expected: BTreeSet<String> = std::fs::read_to_string(&expect_file)
+            .unwrap_or_else(|e| panic!("{}: {e}", expect_file.display()))
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect();
+        match problem_paths(&path) {
+            Err(e) => failures.push(format!("{}: unreadable: {e}", name(&path))),
+            Ok(got) if got != expected => {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let detail: Vec<String> = read_objects(&text)
+                    .unwrap()
+                    .iter()
+                    .flat_map(|o| validate_object(&o.value))
+                    .map(|p| format!("    {p}"))
+                    .collect();
+                failures.push(format!(
+                    "{}: expected {expected:?}, got {got:?}\n{}",
+                    name(&path),
+                    detail.join("\n")
+                ));
+            }
+            Ok(_) => {}
+        }
+    }
+    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// Files on which Kizuna deliberately disagrees with stix2-validator 3.3.2, and why (also in
+/// docs/stix.md). The test checks that each still disagrees, so the list cannot go stale.
+const KNOWN_DIFFERENCES: &[(&str, &str)] = &[];
+
+const VALIDATOR_SCRIPT: &str = r#"
+import sys, logging
+logging.disable(logging.CRITICAL)
+from stix2validator import validate_file, ValidationOptions
+opts = ValidationOptions(version="2.1")
+for fn in sys.argv[1:]:
+    try:
+        ok = validate_file(fn, opts).is_valid
+    except Exception as e:
+        ok = False
+    print(("valid" if ok else "invalid") + "\t" + fn)
+"#;
+
+fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("KIZUNA_PYTHON") {
+        return PathBuf::from(p);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/py-venv/bin/python")
+}
+
+#[test]
+fn agrees_with_stix2_validator() {
+    let py = python();
+    assert!(
+        py.exists(),
+        "the differential test needs the Python peers: run scripts/peers.sh (looked for {}; \
+         set KIZUNA_PYTHON to use another interpreter)",
+        py.display()
+    );
+    let files: Vec<PathBuf> = corpus("valid").into_iter().chain(corpus("invalid")).collect();
+    let out = Command::new(&py)
+        .arg("-c")
+        .arg(VALIDATOR_SCRIPT)
+        .args(&files)
+        .output()
+        .expect("running stix2-validator");
+    assert!(
+        out.status.success(),
+        "stix2-validator failed (is it installed? run scripts/peers.sh): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let theirs: BTreeMap<String, bool> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(v, f)| (f.to_owned(), v == "valid"))
+        .collect();
+    assert_eq!(theirs.len(), files.len(), "stix2-validator did not report every file");
+    let known: BTreeMap<&str, &str> = KNOWN_DIFFERENCES.iter().copied().collect();
+    let mut failures = Vec::new();
+    for f in &files {
+        let ours = problem_paths(f).is_ok_and(|p| p.is_empty());
+        let theirs = theirs[&f.to_string_lossy().into_owned()];
+        let dir = f.parent().and_then(Path::file_name).unwrap().to_string_lossy();
+        let key = format!("{dir}/{}", name(f));
+        match (ours == theirs, known.contains_key(key.as_str())) {
+            (true, false) | (false, true) => {}
+            (false, false) => failures.push(format!(
+                "{key}: kizuna says {}, stix2-validator says {}",
+                verdict(ours),
+                verdict(theirs)
+            )),
+            (true, true) => failures.push(format!(
+                "{key}: listed in KNOWN_DIFFERENCES but both now say {}",
+                verdict(ours)
+            )),
+        }
+    }
+    assert!(failures.is_empty(), "disagreements:\n{}", failures.join("\n"));
+}
+
+fn verdict(valid: bool) -> &'static str {
+    if valid { "valid" } else { "invalid" }
+}
