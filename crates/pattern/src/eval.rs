@@ -391,11 +391,10 @@ impl State {
 
     fn leave(&mut self, mark: usize) {
         while self.undo.len() > mark {
-            if let Some((i, old)) = self.undo.pop() {
-                if let Some(Constraint::Window { span, .. }) = self.constraints.get_mut(i) {
+            if let Some((i, old)) = self.undo.pop()
+                && let Some(Constraint::Window { span, .. }) = self.constraints.get_mut(i) {
                     *span = old;
                 }
-            }
         }
     }
 
@@ -505,11 +504,10 @@ fn repeat(
     let start = st.trail.len();
     solve(ctx, st, node, &mut |st, s| {
         let end = st.trail.len();
-        if let Some((ps, pe)) = prev {
-            if st.trail[start..end] < st.trail[ps..pe] {
+        if let Some((ps, pe)) = prev
+            && st.trail[start..end] < st.trail[ps..pe] {
                 return false;
             }
-        }
         let acc = Some(acc.map_or(s, |a| a.merge(s)));
         repeat(ctx, st, node, left - 1, Some((start, end)), acc, k)
     })

@@ -147,11 +147,10 @@ impl Observations {
         }
         let mut by_id: std::collections::HashMap<&str, &Value> = std::collections::HashMap::new();
         for o in &pool {
-            if o.get("type").and_then(Value::as_str) != Some("observed-data") {
-                if let Some(id) = o.get("id").and_then(Value::as_str) {
+            if o.get("type").and_then(Value::as_str) != Some("observed-data")
+                && let Some(id) = o.get("id").and_then(Value::as_str) {
                     by_id.insert(id, o);
                 }
-            }
         }
         let mut items = Vec::new();
         for (n, od) in pool

@@ -552,8 +552,8 @@ impl Parser<'_> {
         loop {
             let pos = self.pos();
             let c = self.constant(false)?;
-            if let Some(first) = out.first() {
-                if !same_set_type(first, &c) {
+            if let Some(first) = out.first()
+                && !same_set_type(first, &c) {
                     return Err(Self::err_at(
                         pos,
                         ParseErrorKind::Semantic(format!(
@@ -561,7 +561,6 @@ impl Parser<'_> {
                         )),
                     ));
                 }
-            }
             out.push(c);
             if out.len() > self.limits.max_set_len {
                 return Err(Self::err_at(
@@ -607,8 +606,9 @@ impl Parser<'_> {
             Tok::Hex(h) => Constant::Hex(decode_hex(&h).ok_or_else(|| {
                 invalid("hex literal", "needs an even number of hex digits".into())
             })?),
-            Tok::Bin(b) => Constant::Binary(decode_base64(&b).ok_or_else(|| {
-                invalid("binary literal", "is not padded standard base64".into())
+            // The grammar needs at least one base64 quantum: `b''` is not a literal.
+            Tok::Bin(b) => Constant::Binary(decode_base64(&b).filter(|_| !b.is_empty()).ok_or_else(|| {
+                invalid("binary literal", "is not non-empty padded standard base64".into())
             })?),
             Tok::Time(t) => Constant::Timestamp(
                 Timestamp::parse_literal(&t).map_err(|d| invalid("timestamp", d))?,
@@ -652,7 +652,7 @@ fn seconds_to_nanos(t: &str) -> Option<u128> {
 }
 
 pub(crate) fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let val = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
@@ -665,7 +665,7 @@ pub(crate) fn decode_hex(s: &str) -> Option<Vec<u8>> {
 /// Strict standard base64 with padding (what the grammar accepts).
 pub(crate) fn decode_base64(s: &str) -> Option<Vec<u8>> {
     let b = s.as_bytes();
-    if b.len() % 4 != 0 {
+    if !b.len().is_multiple_of(4) {
         return None;
     }
     let val = |c: u8| -> Option<u32> {

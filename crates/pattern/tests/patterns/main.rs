@@ -1,0 +1,7 @@
+//! The crate's one integration test binary: data-driven cases from `testdata/patterns/`,
+//! printer round trips, and differential testing against stix2-matcher.
+
+mod cases;
+mod differential;
+mod generator;
+mod reference;
