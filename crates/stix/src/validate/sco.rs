@@ -359,7 +359,13 @@ fn network_traffic(ctx: &mut Ctx<'_>, o: &Map<String, Value>, b: &str) {
         ctx.req_string(e, p, "request_method");
         ctx.req_string(e, p, "request_value");
         ctx.string(e, p, "request_version");
-        ctx.dict(e, p, "request_header");
+        // Each header maps to the list of its values (a header may repeat).
+        if let Some(headers) = ctx.dict(e, p, "request_header") {
+            let hp = at(p, "request_header");
+            for name in headers.keys() {
+                ctx.string_list(headers, &hp, name);
+            }
+        }
         ctx.integer(e, p, "message_body_length", Some(0), None);
         ctx.reference(e, p, "message_body_data_ref", Refs::Types(&["artifact"]));
     });
