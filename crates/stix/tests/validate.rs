@@ -5,6 +5,9 @@
 //! - `testdata/stix/invalid/*.json`: the set of problem paths over the file's objects must equal
 //!   the lines of the sidecar `.expect` file (`.` stands for the object as a whole).
 
+// Test helpers: a panic is how a test reports failure.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -404,7 +404,7 @@ impl<'a> Ctx<'a> {
 
     fn hex_value(&mut self, v: &Value, path: &str) {
         let ok = v.as_str().is_some_and(|s| {
-            s.len() % 2 == 0 && !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit())
+            s.len().is_multiple_of(2) && !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit())
         });
         if !ok {
             self.report(
@@ -659,7 +659,7 @@ pub(crate) fn is_property_name(k: &str) -> bool {
 /// Standard base64 with padding, as STIX `binary` requires.
 pub(crate) fn is_base64(s: &str) -> bool {
     let b = s.as_bytes();
-    if b.len() % 4 != 0 {
+    if !b.len().is_multiple_of(4) {
         return false;
     }
     let pad = b.iter().rev().take_while(|c| **c == b'=').count();
