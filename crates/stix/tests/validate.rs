@@ -15,7 +15,9 @@ use std::process::Command;
 use kizuna_stix::{read_objects, validate_object};
 
 fn corpus(dir: &str) -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/stix").join(dir);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/stix")
+        .join(dir);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&root)
         .unwrap_or_else(|e| panic!("reading {}: {e}", root.display()))
         .map(|e| e.unwrap().path())
@@ -38,7 +40,13 @@ fn problem_paths(path: &Path) -> Result<BTreeSet<String>, String> {
     Ok(objects
         .iter()
         .flat_map(|o| validate_object(&o.value))
-        .map(|p| if p.path.is_empty() { ".".to_owned() } else { p.path })
+        .map(|p| {
+            if p.path.is_empty() {
+                ".".to_owned()
+            } else {
+                p.path
+            }
+        })
         .collect())
 }
 
@@ -58,7 +66,11 @@ fn valid_corpus_has_no_problems() {
             }
         }
     }
-    assert!(failures.is_empty(), "valid files with problems:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "valid files with problems:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -92,7 +104,12 @@ fn invalid_corpus_reports_expected_paths() {
             Ok(_) => {}
         }
     }
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// Files on which Kizuna deliberately disagrees with stix2-validator 3.3.2, and why (also in
@@ -100,32 +117,77 @@ fn invalid_corpus_reports_expected_paths() {
 const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
     // STIX 2.1 §7.2.3 lets a granular marking carry `lang` instead of `marking_ref`; the
     // validator's schema requires marking_ref, and accepts both together, which §7.2.3 forbids.
-    ("valid/granular-lang", "a lang-only granular marking is valid STIX 2.1"),
-    ("invalid/granular-marking-ref-and-lang", "marking_ref and lang together are forbidden"),
+    (
+        "valid/granular-lang",
+        "a lang-only granular marking is valid STIX 2.1",
+    ),
+    (
+        "invalid/granular-marking-ref-and-lang",
+        "marking_ref and lang together are forbidden",
+    ),
     // The deprecated observed-data `objects` form predates SCO ids; the validator crashes
     // (KeyError 'id') on embedded objects without one.
-    ("valid/observed-data-objects-without-ids", "embedded SCOs need no id"),
+    (
+        "valid/observed-data-objects-without-ids",
+        "embedded SCOs need no id",
+    ),
     // Reference targets the validator does not check (it checks SCO reference types only inside
     // observed-data `objects`, and never created_by_ref / object_marking_refs / sighting_of_ref
     // against SCOs).
-    ("invalid/created-by-ref-wrong-type", "created_by_ref must reference an identity"),
-    ("invalid/object-marking-not-marking", "object_marking_refs must reference marking-definitions"),
-    ("invalid/sighting-of-sco", "sighting_of_ref must reference an SDO"),
-    ("invalid/directory-contains-wrong", "contains_refs: file or directory"),
-    ("invalid/domain-name-resolves-wrong", "resolves_to_refs: ipv4-addr, ipv6-addr, domain-name"),
+    (
+        "invalid/created-by-ref-wrong-type",
+        "created_by_ref must reference an identity",
+    ),
+    (
+        "invalid/object-marking-not-marking",
+        "object_marking_refs must reference marking-definitions",
+    ),
+    (
+        "invalid/sighting-of-sco",
+        "sighting_of_ref must reference an SDO",
+    ),
+    (
+        "invalid/directory-contains-wrong",
+        "contains_refs: file or directory",
+    ),
+    (
+        "invalid/domain-name-resolves-wrong",
+        "resolves_to_refs: ipv4-addr, ipv6-addr, domain-name",
+    ),
     ("invalid/email-message-from-wrong", "from_ref: email-addr"),
-    ("invalid/file-parent-wrong", "parent_directory_ref: directory"),
-    ("invalid/ipv4-addr-resolves-wrong", "resolves_to_refs: mac-addr"),
-    ("invalid/network-traffic-src-wrong", "src_ref: address or domain-name"),
+    (
+        "invalid/file-parent-wrong",
+        "parent_directory_ref: directory",
+    ),
+    (
+        "invalid/ipv4-addr-resolves-wrong",
+        "resolves_to_refs: mac-addr",
+    ),
+    (
+        "invalid/network-traffic-src-wrong",
+        "src_ref: address or domain-name",
+    ),
     ("invalid/process-image-wrong", "image_ref: file"),
     // Custom properties named *_ref / *_refs must hold identifiers (§3.1 naming rules); the
     // validator does not look at custom properties.
-    ("invalid/ref-suffix-not-id", "a *_ref property must be an identifier"),
-    ("invalid/refs-suffix-not-ids", "a *_refs property must be a list of identifiers"),
+    (
+        "invalid/ref-suffix-not-id",
+        "a *_ref property must be an identifier",
+    ),
+    (
+        "invalid/refs-suffix-not-ids",
+        "a *_refs property must be a list of identifiers",
+    ),
     // §7.3 makes created_by_ref required on extension-definition; the schema does not.
-    ("invalid/extension-definition-no-created-by", "extension-definition needs created_by_ref"),
+    (
+        "invalid/extension-definition-no-created-by",
+        "extension-definition needs created_by_ref",
+    ),
     // The validator has no schema for the TLP 2.0 extension.
-    ("invalid/marking-definition-tlp2-bad-level", "tlp_2_0 must be a TLP 2.0 level"),
+    (
+        "invalid/marking-definition-tlp2-bad-level",
+        "tlp_2_0 must be a TLP 2.0 level",
+    ),
     // Kizuna is a 2.1 hub: `spec_version` "2.0" is not 2.1 content; the validator's schema
     // enumerates both versions.
     ("invalid/wrong-spec-version", "spec_version must be 2.1"),
@@ -160,7 +222,10 @@ fn agrees_with_stix2_validator() {
          set KIZUNA_PYTHON to use another interpreter)",
         py.display()
     );
-    let files: Vec<PathBuf> = corpus("valid").into_iter().chain(corpus("invalid")).collect();
+    let files: Vec<PathBuf> = corpus("valid")
+        .into_iter()
+        .chain(corpus("invalid"))
+        .collect();
     let out = Command::new(&py)
         .arg("-c")
         .arg(VALIDATOR_SCRIPT)
@@ -177,13 +242,21 @@ fn agrees_with_stix2_validator() {
         .filter_map(|l| l.split_once('\t'))
         .map(|(v, f)| (f.to_owned(), v == "valid"))
         .collect();
-    assert_eq!(theirs.len(), files.len(), "stix2-validator did not report every file");
+    assert_eq!(
+        theirs.len(),
+        files.len(),
+        "stix2-validator did not report every file"
+    );
     let known: BTreeMap<&str, &str> = KNOWN_DIFFERENCES.iter().copied().collect();
     let mut failures = Vec::new();
     for f in &files {
         let ours = problem_paths(f).is_ok_and(|p| p.is_empty());
         let theirs = theirs[&f.to_string_lossy().into_owned()];
-        let dir = f.parent().and_then(Path::file_name).unwrap().to_string_lossy();
+        let dir = f
+            .parent()
+            .and_then(Path::file_name)
+            .unwrap()
+            .to_string_lossy();
         let key = format!("{dir}/{}", name(f));
         match (ours == theirs, known.contains_key(key.as_str())) {
             (true, false) | (false, true) => {}
@@ -198,7 +271,11 @@ fn agrees_with_stix2_validator() {
             )),
         }
     }
-    assert!(failures.is_empty(), "disagreements:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "disagreements:\n{}",
+        failures.join("\n")
+    );
 }
 
 fn verdict(valid: bool) -> &'static str {

@@ -719,4 +719,3 @@ pub(crate) fn is_uri(s: &str) -> bool {
             .bytes()
             .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
 }
-

@@ -236,10 +236,7 @@ fn validate_map(ctx: &mut Ctx<'_>, map: &Map<String, Value>, base: &str) {
                 ctx.report(ctx::at(base, "type"), why);
             }
             if ty == "action" {
-                ctx.report(
-                    ctx::at(base, "type"),
-                    "\"action\" is a reserved type name",
-                );
+                ctx.report(ctx::at(base, "type"), "\"action\" is a reserved type name");
             }
             ty.as_str()
         }
