@@ -10,8 +10,14 @@
 //!
 //! - newtypes that are parsed once and then trusted: [`StixId`], [`Timestamp`], [`Tlp`];
 //! - [`ObjectMeta`], the few properties every object is indexed by (id, version, marking);
-//! - [`validate_object`], the full set of rules of STIX 2.1 for every object type, reporting every
-//!   problem with the object id and the JSON path of the property.
+//! - [`read_objects`] and [`for_each_object`], which split input text (a bundle, one object, a
+//!   JSON array or JSON lines) into objects with their raw text and location, one object in memory
+//!   at a time for the streaming form;
+//! - [`validate_object`], the full set of rules of STIX 2.1 for every object type (SDOs, SROs,
+//!   SCOs, language content, marking definitions, extension definitions, custom objects), reporting
+//!   every problem with the object id and the JSON path of the property. Pattern grammar is the
+//!   `pattern` crate's; whether references resolve is the store's. `docs/stix.md` lists the rules
+//!   and the deliberate differences from the OASIS stix2-validator.
 //!
 //! It never does I/O, never spawns threads and has no async code: the pattern engine, the
 //! detectors and the store all build on it.

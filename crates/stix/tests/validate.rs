@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kizuna_stix::{read_objects, validate_object};
+use kizuna_stix::{
+    META_TYPES, SCO_TYPES, SDO_TYPES, SRO_TYPES, StixId, read_objects, validate_object,
+};
 
 fn corpus(dir: &str) -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -71,6 +73,49 @@ fn valid_corpus_has_no_problems() {
         "valid files with problems:\n{}",
         failures.join("\n")
     );
+}
+
+#[test]
+fn valid_corpus_has_an_example_of_every_type() {
+    let mut seen = BTreeSet::new();
+    for path in corpus("valid") {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for o in read_objects(&text).unwrap() {
+            seen.insert(o.value["type"].as_str().unwrap().to_owned());
+            if let Some(embedded) = o.value.get("objects").and_then(|v| v.as_object()) {
+                for e in embedded.values() {
+                    seen.insert(e["type"].as_str().unwrap().to_owned());
+                }
+            }
+        }
+    }
+    let missing: Vec<&str> = SDO_TYPES
+        .iter()
+        .chain(&SRO_TYPES)
+        .chain(&SCO_TYPES)
+        .chain(&META_TYPES)
+        .filter(|t| !seen.contains(**t))
+        .copied()
+        .collect();
+    assert!(missing.is_empty(), "no valid example of {missing:?}");
+}
+
+#[test]
+fn problems_name_the_object() {
+    for path in corpus("invalid") {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for o in read_objects(&text).unwrap() {
+            let id = o.value["id"].as_str().and_then(|s| StixId::parse(s).ok());
+            for p in validate_object(&o.value) {
+                assert_eq!(
+                    p.object_id.as_deref(),
+                    id.as_ref().map(StixId::as_str),
+                    "{}: {p}",
+                    name(&path)
+                );
+            }
+        }
+    }
 }
 
 #[test]

@@ -719,3 +719,46 @@ pub(crate) fn is_uri(s: &str) -> bool {
             .bytes()
             .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn value_forms() {
+        assert!(
+            is_base64("aGVsbG8=") && is_base64("") && !is_base64("aGVsbG8") && !is_base64("a===")
+        );
+        assert!(
+            is_language_tag("en") && is_language_tag("zh-Hant-TW") && is_language_tag("x-klingon")
+        );
+        assert!(
+            !is_language_tag("english please") && !is_language_tag("e") && !is_language_tag("en-")
+        );
+        assert!(is_uri("https://example.com/a?b=c") && is_uri("urn:isbn:0451450523"));
+        assert!(!is_uri("example.com") && !is_uri("http://exa mple.com") && !is_uri("1http://x"));
+        assert!(rfc4122("x--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f"));
+        assert!(!rfc4122("x--8e2e2d2b-17d4-0cbf-938f-98ee46b3cd3f"));
+        assert!(!rfc4122("x--8e2e2d2b-17d4-4cbf-738f-98ee46b3cd3f"));
+        assert!(
+            is_property_name("x_acme_2") && !is_property_name("ab") && !is_property_name("x-acme")
+        );
+    }
+
+    #[test]
+    fn references_check_form_and_target() {
+        let id = StixId::parse("sighting--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f").unwrap();
+        let mut ctx = Ctx::new(Some(&id), None);
+        let o = json!({
+            "sighting_of_ref": "file--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
+            "where_sighted_refs": ["identity--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f", "nope"],
+        });
+        let o = o.as_object().unwrap();
+        ctx.properties(o, "", true);
+        ctx.reference(o, "", "sighting_of_ref", Refs::Sdo);
+        ctx.references(o, "", "where_sighted_refs", Refs::Types(&["identity"]));
+        let paths: Vec<&str> = ctx.problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["where_sighted_refs[1]", "sighting_of_ref"]);
+    }
+}
