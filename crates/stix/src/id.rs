@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::error::IdError;
 
 /// Checks a STIX object type name against §3.1 of STIX 2.1: 3 to 250 characters of `a-z`, `0-9`
-/// and `-`, with no doubled hyphen. Returns the reason it is invalid.
+/// and `-`, starting with a letter, with no doubled hyphen. Returns the reason it is invalid.
 pub fn check_type_name(ty: &str) -> Result<(), &'static str> {
     if ty.len() < 3 {
         return Err("type names have at least 3 characters");
@@ -21,6 +21,9 @@ pub fn check_type_name(ty: &str) -> Result<(), &'static str> {
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
     {
         return Err("type names contain only a-z, 0-9 and '-'");
+    }
+    if !ty.starts_with(|c: char| c.is_ascii_lowercase()) {
+        return Err("type names begin with a letter");
     }
     if ty.contains("--") {
         return Err("type names contain no '--'");
@@ -144,6 +147,7 @@ mod tests {
             "indicator--8e2e2d2b17d44cbf938f98ee46b3cd3f",
             "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3g",
             "x--y--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
+            "1abc--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
         ] {
             assert!(StixId::parse(bad).is_err(), "{bad} should be rejected");
         }

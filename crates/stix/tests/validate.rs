@@ -233,6 +233,28 @@ const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
         "invalid/marking-definition-tlp2-bad-level",
         "tlp_2_0 must be a TLP 2.0 level",
     ),
+    // §3.2: extension keys SHOULD (not MUST) be extension-definition ids or predefined names.
+    (
+        "valid/extension-custom-key",
+        "any dictionary key may name an extension",
+    ),
+    // §6.6: additional_header_fields values MUST be lists of strings; the schema wants a string
+    // or a list of at least two.
+    (
+        "valid/email-message-header-single",
+        "a header with one value is a one-item list",
+    ),
+    (
+        "invalid/email-message-header-string",
+        "header values are lists of strings",
+    ),
+    // Rules of the specification the validator does not check.
+    ("invalid/defanged-on-sdo", "§3.2: defanged only on SCOs"),
+    ("invalid/hex-uppercase", "§2.8: hex digits are lower-case"),
+    (
+        "invalid/process-env-not-string",
+        "§6.11: environment variable values are strings",
+    ),
     // Kizuna is a 2.1 hub: `spec_version` "2.0" is not 2.1 content; the validator's schema
     // enumerates both versions.
     ("invalid/wrong-spec-version", "spec_version must be 2.1"),

@@ -52,7 +52,9 @@ pub(crate) fn check_common(
     ctx.order(o, base, "created", "modified", false);
     ctx.reference(o, base, "created_by_ref", Refs::Types(&["identity"]));
     ctx.boolean(o, base, "revoked");
-    ctx.boolean(o, base, "defanged");
+    if ctx.boolean(o, base, "defanged").is_some() && !matches!(kind, ObjectKind::Sco { .. }) {
+        ctx.report(at(base, "defanged"), "only SCOs may carry defanged");
+    }
     ctx.string_list(o, base, "labels");
     ctx.integer(o, base, "confidence", Some(0), Some(100));
     if let Some(lang) = ctx.string(o, base, "lang")
@@ -210,16 +212,20 @@ fn extensions(ctx: &mut Ctx<'_>, o: &Map<String, Value>, base: &str) {
     }
     for (key, ext) in m {
         let p = at(&path, key);
-        let is_definition = key
-            .strip_prefix("extension-definition--")
-            .is_some_and(|_| StixId::parse(key).is_ok() && rfc4122(key));
-        let is_named = key.strip_suffix("-ext").is_some_and(|n| {
-            crate::id::check_type_name(&format!("{n}-ext")).is_ok() && !n.is_empty()
-        });
-        if !is_definition && !is_named {
+        let is_definition = key.starts_with("extension-definition--");
+        if is_definition && (StixId::parse(key).is_err() || !rfc4122(key)) {
+            ctx.report(&p, "not a valid extension-definition identifier");
+        }
+        // §3.2: keys SHOULD be extension-definition ids or predefined extension names; any
+        // other name is allowed as long as it is a valid dictionary key.
+        if key.len() > 250
+            || !key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
             ctx.report(
                 &p,
-                "extension keys are extension-definition identifiers or predefined '-ext' names",
+                "extension names are dictionary keys: at most 250 of a-z, A-Z, 0-9, '-', '_'",
             );
         }
         let Some(e) = ext.as_object() else {

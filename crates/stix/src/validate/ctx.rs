@@ -7,8 +7,8 @@ use super::{Problem, SCO_TYPES, SDO_TYPES, SRO_TYPES};
 use crate::id::StixId;
 use crate::timestamp::Timestamp;
 
-/// Property names STIX 2.1 reserves and no object may use (§3.1 of the specification).
-const RESERVED_PROPERTIES: [&str; 4] = ["severity", "action", "username", "phone_numbers"];
+/// Property names STIX 2.1 reserves and no object may use (§3.8 of the specification).
+const RESERVED_PROPERTIES: [&str; 4] = ["severity", "action", "username", "phone_number"];
 
 /// The `extension_type` vocabulary (an enumeration: values outside it are errors).
 pub(crate) const EXTENSION_TYPES: [&str; 5] = [
@@ -402,14 +402,38 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// An optional dictionary whose values must satisfy `ok` (described by `what`).
+    pub(crate) fn dict_of(
+        &mut self,
+        o: &Map<String, Value>,
+        base: &str,
+        name: &str,
+        ok: fn(&Value) -> bool,
+        what: &str,
+    ) {
+        let Some(m) = self.dict(o, base, name) else {
+            return;
+        };
+        let path = at(base, name);
+        for (k, v) in m {
+            if !ok(v) {
+                self.report(at(&path, k), format!("must be {what}"));
+            }
+        }
+    }
+
     fn hex_value(&mut self, v: &Value, path: &str) {
+        // §2.8: an even number of digits 0-9 and lower-case a-f.
         let ok = v.as_str().is_some_and(|s| {
-            s.len().is_multiple_of(2) && !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit())
+            s.len().is_multiple_of(2)
+                && !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         });
         if !ok {
             self.report(
                 path,
-                "must be a hex string (an even number of hexadecimal digits)",
+                "must be hex: an even number of digits 0-9 and lower-case a-f",
             );
         }
     }
@@ -523,6 +547,10 @@ impl<'a> Ctx<'a> {
                         }
                     }
                     _ => self.report(&path, "must be a list of references"),
+                }
+            } else if let Some(original) = k.strip_suffix("_enc") {
+                if !o.contains_key(original) {
+                    self.report(&path, format!("{k} must not be present without {original}"));
                 }
             } else if k.ends_with("_bin") {
                 self.binary_value(v, &path);
@@ -649,9 +677,10 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// §3.1: property names are ASCII `a-z`, `0-9`, `_`, 3 to 250 characters.
+/// §3.1: property names are ASCII `a-z`, `0-9`, `_`, 3 to 250 characters, starting with a letter.
 pub(crate) fn is_property_name(k: &str) -> bool {
     (3..=250).contains(&k.len())
+        && k.starts_with(|c: char| c.is_ascii_lowercase())
         && k.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
@@ -718,6 +747,27 @@ pub(crate) fn is_uri(s: &str) -> bool {
         && !s
             .bytes()
             .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+}
+
+/// A JSON string.
+pub(crate) fn is_string(v: &Value) -> bool {
+    v.is_string()
+}
+
+/// A JSON integer.
+pub(crate) fn is_integer(v: &Value) -> bool {
+    v.is_i64() || v.is_u64()
+}
+
+/// A JSON string or integer.
+pub(crate) fn is_string_or_integer(v: &Value) -> bool {
+    v.is_string() || is_integer(v)
+}
+
+/// A non-empty list of strings.
+pub(crate) fn is_string_list(v: &Value) -> bool {
+    v.as_array()
+        .is_some_and(|a| !a.is_empty() && a.iter().all(Value::is_string))
 }
 
 #[cfg(test)]

@@ -2,7 +2,10 @@
 
 use serde_json::{Map, Value};
 
-use super::ctx::{Ctx, Refs, at, is_uri, uuid_version};
+use super::ctx::{
+    Ctx, Refs, at, is_integer, is_string, is_string_list, is_string_or_integer, is_uri,
+    uuid_version,
+};
 
 const ADDR_TYPES: &[&str] = &["ipv4-addr", "ipv6-addr", "mac-addr", "domain-name"];
 
@@ -167,7 +170,14 @@ fn email_message(ctx: &mut Ctx<'_>, o: &Map<String, Value>, b: &str) {
         ctx.references(o, b, name, Refs::Types(&["email-addr"]));
     }
     ctx.string_list(o, b, "received_lines");
-    ctx.dict(o, b, "additional_header_fields");
+    // §6.6: each header maps to the list of its values (a header may repeat).
+    ctx.dict_of(
+        o,
+        b,
+        "additional_header_fields",
+        is_string_list,
+        "a list of strings",
+    );
     ctx.reference(o, b, "raw_email_ref", Refs::Types(&["artifact"]));
     match multipart {
         Some(true) if o.contains_key("body") => {
@@ -226,7 +236,13 @@ fn file(ctx: &mut Ctx<'_>, o: &Map<String, Value>, b: &str) {
             &["image_height", "image_width", "bits_per_pixel"],
             None,
         );
-        ctx.dict(e, p, "exif_tags");
+        ctx.dict_of(
+            e,
+            p,
+            "exif_tags",
+            is_string_or_integer,
+            "a string or an integer",
+        );
         ctx.any_of(
             e,
             p,
@@ -236,7 +252,7 @@ fn file(ctx: &mut Ctx<'_>, o: &Map<String, Value>, b: &str) {
     ctx.object(exts, &eb, "pdf-ext", |ctx, e, p| {
         ctx.strings(e, p, &["version", "pdfid0", "pdfid1"]);
         ctx.boolean(e, p, "is_optimized");
-        ctx.dict(e, p, "document_info_dict");
+        ctx.dict_of(e, p, "document_info_dict", is_string, "a string");
         ctx.any_of(
             e,
             p,
@@ -341,7 +357,13 @@ fn network_traffic(ctx: &mut Ctx<'_>, o: &Map<String, Value>, b: &str) {
         ],
         Some(0),
     );
-    ctx.dict(o, b, "ipfix");
+    ctx.dict_of(
+        o,
+        b,
+        "ipfix",
+        is_string_or_integer,
+        "a string or an integer",
+    );
     ctx.reference(o, b, "src_payload_ref", Refs::Types(&["artifact"]));
     ctx.reference(o, b, "dst_payload_ref", Refs::Types(&["artifact"]));
     ctx.references(o, b, "encapsulates_refs", Refs::Types(&["network-traffic"]));
@@ -360,12 +382,7 @@ fn network_traffic(ctx: &mut Ctx<'_>, o: &Map<String, Value>, b: &str) {
         ctx.req_string(e, p, "request_value");
         ctx.string(e, p, "request_version");
         // Each header maps to the list of its values (a header may repeat).
-        if let Some(headers) = ctx.dict(e, p, "request_header") {
-            let hp = at(p, "request_header");
-            for name in headers.keys() {
-                ctx.string_list(headers, &hp, name);
-            }
-        }
+        ctx.dict_of(e, p, "request_header", is_string_list, "a list of strings");
         ctx.integer(e, p, "message_body_length", Some(0), None);
         ctx.reference(e, p, "message_body_data_ref", Refs::Types(&["artifact"]));
     });
@@ -392,7 +409,7 @@ fn network_traffic(ctx: &mut Ctx<'_>, o: &Map<String, Value>, b: &str) {
             );
         }
         ctx.booleans(e, p, &["is_blocking", "is_listening"]);
-        ctx.dict(e, p, "options");
+        ctx.dict_of(e, p, "options", is_integer, "an integer");
         ctx.enumeration(
             e,
             p,
@@ -418,7 +435,7 @@ fn process(ctx: &mut Ctx<'_>, o: &Map<String, Value>, b: &str) {
     ctx.integer(o, b, "pid", None, None);
     ctx.timestamp(o, b, "created_time");
     ctx.strings(o, b, &["cwd", "command_line"]);
-    ctx.dict(o, b, "environment_variables");
+    ctx.dict_of(o, b, "environment_variables", is_string, "a string");
     ctx.references(
         o,
         b,
