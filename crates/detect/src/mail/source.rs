@@ -1,0 +1,210 @@
+//! Walking paths into messages: single files, mbox files (split on `From ` lines, mboxrd
+//! `>From ` unescaped) and Maildir folders (`new/` then `cur/`; `tmp/` holds deliveries in
+//! progress and is skipped).
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use super::{MailOptions, scan_message};
+use crate::{Error, Observation};
+
+/// Directory levels walked below a path given on the command line.
+const MAX_WALK_DEPTH: usize = 8;
+
+/// Yields one observation per message found under the given paths, in a stable order
+/// (directory entries sorted by name). Errors name the path or message and never stop the walk.
+pub struct MailSource {
+    pending: VecDeque<(PathBuf, usize)>,
+    mbox: Option<Mbox>,
+    options: MailOptions,
+}
+
+struct Mbox {
+    path: String,
+    reader: BufReader<File>,
+    /// The `From ` line that starts the next message has been read already.
+    started: bool,
+    count: usize,
+    done: bool,
+}
+
+impl MailSource {
+    /// A source over `paths` (files, mbox files, Maildir folders or directories of these).
+    pub fn new(paths: impl IntoIterator<Item = PathBuf>, options: MailOptions) -> Self {
+        Self {
+            pending: paths.into_iter().map(|p| (p, 0)).collect(),
+            mbox: None,
+            options,
+        }
+    }
+
+    fn expand_dir(&mut self, dir: &Path, depth: usize) -> Result<(), Error> {
+        let io = |source| Error::Io {
+            path: dir.to_owned(),
+            source,
+        };
+        let is_maildir = ["cur", "new", "tmp"].iter().all(|d| dir.join(d).is_dir());
+        let mut found: Vec<(PathBuf, usize)> = Vec::new();
+        let listed: Vec<PathBuf> = if is_maildir {
+            let mut v = Vec::new();
+            for sub in ["new", "cur"] {
+                let mut entries = list(&dir.join(sub)).map_err(io)?;
+                entries.sort();
+                v.extend(entries);
+            }
+            v
+        } else {
+            let mut v = list(dir).map_err(io)?;
+            v.sort();
+            v
+        };
+        for p in listed {
+            let hidden = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'));
+            if hidden {
+                continue;
+            }
+            if p.is_dir() {
+                if depth < MAX_WALK_DEPTH && !is_maildir {
+                    found.push((p, depth + 1));
+                }
+            } else {
+                found.push((p, depth + 1));
+            }
+        }
+        for item in found.into_iter().rev() {
+            self.pending.push_front(item);
+        }
+        Ok(())
+    }
+
+    fn read_file(&mut self, path: &Path) -> Result<Option<Observation>, Error> {
+        let io = |source| Error::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let file = File::open(path).map_err(io)?;
+        let mut reader = BufReader::new(file);
+        let starts_mbox = reader.fill_buf().map_err(io)?.starts_with(b"From ");
+        let name = path.display().to_string();
+        if starts_mbox {
+            self.mbox = Some(Mbox {
+                path: name,
+                reader,
+                started: false,
+                count: 0,
+                done: false,
+            });
+            return Ok(None);
+        }
+        let limit = self.options.limits.max_message_bytes;
+        let mut raw = Vec::new();
+        reader
+            .take(limit as u64 + 1)
+            .read_to_end(&mut raw)
+            .map_err(io)?;
+        let cut = raw.len() > limit;
+        raw.truncate(limit);
+        let mut obs = scan_message(&raw, &name, &self.options)?;
+        if cut {
+            obs.notes.push(format!("message cut at {limit} bytes"));
+        }
+        Ok(Some(obs))
+    }
+}
+
+fn list(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect()
+}
+
+impl Mbox {
+    /// The next message's bytes, at most `limit` of them kept; `None` at the end.
+    fn next_message(&mut self, limit: usize) -> std::io::Result<Option<(Vec<u8>, bool)>> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut msg = Vec::new();
+        let mut cut = false;
+        let mut line = Vec::with_capacity(256);
+        loop {
+            line.clear();
+            // A line longer than the message limit is read in pieces, never whole.
+            let n = (&mut self.reader)
+                .take(limit as u64 + 1)
+                .read_until(b'\n', &mut line)?;
+            if n == 0 {
+                self.done = true;
+                return Ok(self.started.then_some((msg, cut)));
+            }
+            if line.starts_with(b"From ") {
+                if self.started {
+                    return Ok(Some((msg, cut)));
+                }
+                self.started = true;
+                continue;
+            }
+            if !self.started {
+                continue;
+            }
+            let body: &[u8] = match line.iter().position(|b| *b != b'>') {
+                Some(i) if i > 0 && line[i..].starts_with(b"From ") => &line[1..],
+                _ => &line,
+            };
+            if msg.len() + body.len() > limit {
+                cut = true;
+            } else {
+                msg.extend_from_slice(body);
+            }
+        }
+    }
+}
+
+impl Iterator for MailSource {
+    type Item = Result<Observation, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(mbox) = &mut self.mbox {
+                let limit = self.options.limits.max_message_bytes;
+                match mbox.next_message(limit) {
+                    Ok(Some((raw, cut))) => {
+                        mbox.count += 1;
+                        let name = format!("{}#{}", mbox.path, mbox.count);
+                        let result = scan_message(&raw, &name, &self.options).map(|mut o| {
+                            if cut {
+                                o.notes.push(format!("message cut at {limit} bytes"));
+                            }
+                            o
+                        });
+                        return Some(result);
+                    }
+                    Ok(None) => self.mbox = None,
+                    Err(source) => {
+                        let path = PathBuf::from(&mbox.path);
+                        self.mbox = None;
+                        return Some(Err(Error::Io { path, source }));
+                    }
+                }
+                continue;
+            }
+            let (path, depth) = self.pending.pop_front()?;
+            if path.is_dir() {
+                if let Err(e) = self.expand_dir(&path, depth) {
+                    return Some(Err(e));
+                }
+                continue;
+            }
+            match self.read_file(&path) {
+                Ok(Some(obs)) => return Some(Ok(obs)),
+                Ok(None) => continue,
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
