@@ -255,6 +255,14 @@ const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
         "invalid/process-env-not-string",
         "§6.11: environment variable values are strings",
     ),
+    (
+        "invalid/grouping-no-name",
+        "§4.4: a grouping's name is required",
+    ),
+    (
+        "invalid/observed-data-refs-only-sros",
+        "§4.14: object_refs holds at least one SCO",
+    ),
     // Kizuna is a 2.1 hub: `spec_version` "2.0" is not 2.1 content; the validator's schema
     // enumerates both versions.
     ("invalid/wrong-spec-version", "spec_version must be 2.1"),

@@ -3,8 +3,8 @@
 use serde_json::{Map, Value};
 
 use super::ctx::{
-    Ctx, Refs, at, is_integer, is_string, is_string_list, is_string_or_integer, is_uri,
-    uuid_version,
+    Ctx, Refs, at, is_integer, is_language_tag, is_string, is_string_list, is_string_or_integer,
+    is_uri, uuid_version,
 };
 
 const ADDR_TYPES: &[&str] = &["ipv4-addr", "ipv6-addr", "mac-addr", "domain-name"];
@@ -88,7 +88,16 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, o: &Map<String, Value>, b: &str, ty: &str
         "software" => {
             ctx.req_string(o, b, "name");
             ctx.strings(o, b, &["cpe", "swid", "vendor", "version"]);
-            ctx.string_list(o, b, "languages");
+            if let Some(langs) = ctx.string_list(o, b, "languages") {
+                for (i, lang) in langs.iter().enumerate() {
+                    if !is_language_tag(lang) {
+                        ctx.report(
+                            format!("{}[{i}]", at(b, "languages")),
+                            format!("{lang:?} is not an RFC 5646 language tag"),
+                        );
+                    }
+                }
+            }
         }
         "url" => {
             if let Some(v) = ctx.req_string(o, b, "value")
@@ -141,6 +150,7 @@ fn artifact(ctx: &mut Ctx<'_>, o: &Map<String, Value>, b: &str) {
     let hashes = ctx.hashes(o, b, "hashes");
     match (o.contains_key("payload_bin"), o.contains_key("url")) {
         (true, true) => ctx.report(at(b, "url"), "payload_bin and url must not both be present"),
+        (false, false) => ctx.report(b, "one of payload_bin or url must be present"),
         (false, true) if !hashes => ctx.report(at(b, "hashes"), "required when url is present"),
         _ => {}
     }
@@ -305,6 +315,22 @@ fn pe_binary(ctx: &mut Ctx<'_>, e: &Map<String, Value>, p: &str) {
             ctx.report(hp, "must have at least one property");
         }
         ctx.properties(h, hp, false);
+        ctx.integers(
+            h,
+            hp,
+            &[
+                "size_of_code",
+                "size_of_initialized_data",
+                "size_of_uninitialized_data",
+                "size_of_image",
+                "size_of_headers",
+                "size_of_stack_reserve",
+                "size_of_stack_commit",
+                "size_of_heap_reserve",
+                "size_of_heap_commit",
+            ],
+            Some(0),
+        );
         ctx.hashes(h, hp, "hashes");
     });
     ctx.objects(e, p, "sections", |ctx, s, sp| {
@@ -516,6 +542,20 @@ fn process(ctx: &mut Ctx<'_>, o: &Map<String, Value>, b: &str) {
                 "SERVICE_START_PENDING",
                 "SERVICE_STOP_PENDING",
                 "SERVICE_STOPPED",
+            ],
+        );
+        ctx.any_of(
+            e,
+            p,
+            &[
+                "service_name",
+                "descriptions",
+                "display_name",
+                "group_name",
+                "start_type",
+                "service_dll_refs",
+                "service_type",
+                "service_status",
             ],
         );
     });

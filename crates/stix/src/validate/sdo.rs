@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 
 use super::ctx::{Ctx, Refs, at};
-use super::{ObjectKind, validate_map};
+use super::{ObjectKind, SRO_TYPES, validate_map};
 
 /// Type-specific rules of one SDO or SRO whose type is defined by STIX 2.1.
 pub(crate) fn check(ctx: &mut Ctx<'_>, o: &Map<String, Value>, ty: &str) {
@@ -26,7 +26,8 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, o: &Map<String, Value>, ty: &str) {
             ctx.string(o, b, "description");
         }
         "grouping" => {
-            ctx.strings(o, b, &["name", "description"]);
+            ctx.req_string(o, b, "name");
+            ctx.string(o, b, "description");
             // `context` is an open vocabulary: any string is allowed.
             ctx.req_string(o, b, "context");
             object_refs(ctx, o, Refs::Any);
@@ -284,7 +285,15 @@ fn observed_data(ctx: &mut Ctx<'_>, o: &Map<String, Value>) {
         (Some(_), Some(_)) => ctx.report("", "objects and object_refs must not both be present"),
         (None, None) => ctx.report("", "one of objects or object_refs must be present"),
         (None, Some(_)) => {
-            ctx.list(o, b, "object_refs");
+            if let Some(refs) = ctx.list(o, b, "object_refs") {
+                let sco = refs.iter().filter_map(Value::as_str).any(|r| {
+                    r.split_once("--")
+                        .is_some_and(|(ty, _)| !SRO_TYPES.contains(&ty))
+                });
+                if !sco {
+                    ctx.report("object_refs", "must reference at least one SCO");
+                }
+            }
             ctx.references(o, b, "object_refs", Refs::ScoOrSro);
         }
         (Some(Value::Object(objects)), None) => {
