@@ -1,6 +1,6 @@
-//! Splitting input text into STIX objects: a bundle, a single object, a JSON array of objects, or
-//! JSON lines (one object or bundle per line; any whitespace-separated sequence of JSON values is
-//! accepted).
+//! Splitting input text into STIX objects: a bundle, a TAXII envelope, a single object, a JSON
+//! array of objects, or JSON lines (one object or bundle per line; any whitespace-separated
+//! sequence of JSON values is accepted).
 //!
 //! The text is scanned once into borrowed raw slices (`serde_json::value::RawValue`), and each
 //! object is then parsed into a `serde_json::Value` from its own slice. That keeps the raw bytes of
@@ -105,8 +105,18 @@ pub fn for_each_object<'a>(
             Some(b'{') => {
                 let probe: Probe<'_> =
                     serde_json::from_str(top.get()).map_err(|e| json_error(&e, start))?;
-                if probe.ty.is_some_and(|t| t.get() == "\"bundle\"") {
-                    for (i, raw) in bundle_objects(&probe, start)?.into_iter().enumerate() {
+                let is_bundle = probe.ty.is_some_and(|t| t.get() == "\"bundle\"");
+                // A TAXII envelope (`{"more": …, "objects": [...]}`) has no type and no id.
+                let is_envelope = probe.ty.is_none()
+                    && probe.id.is_none()
+                    && probe.objects.is_some_and(|o| o.get().starts_with('['));
+                if is_bundle || is_envelope {
+                    let members = if is_bundle {
+                        bundle_objects(&probe, start)?
+                    } else {
+                        list_members(&probe, start)?
+                    };
+                    for (i, raw) in members.into_iter().enumerate() {
                         f(object(text, &mut lines, raw, Some(i))?);
                     }
                 } else {
@@ -163,11 +173,22 @@ fn bundle_objects<'a>(
             ));
         }
     }
+    list_members(probe, (line, column))
+}
+
+/// The members of the `objects` list of a bundle or TAXII envelope.
+fn list_members<'a>(
+    probe: &Probe<'a>,
+    (line, column): (usize, usize),
+) -> Result<Vec<&'a RawValue>, InputError> {
     let Some(objects) = probe.objects else {
         return Ok(Vec::new());
     };
-    serde_json::from_str(objects.get())
-        .map_err(|e| structure(format!("a bundle's objects must be a list of objects: {e}")))
+    serde_json::from_str(objects.get()).map_err(|e| InputError::Structure {
+        line,
+        column,
+        message: format!("objects must be a list of objects: {e}"),
+    })
 }
 
 /// The byte offset of `part`, a slice borrowed from `text`.
@@ -303,6 +324,8 @@ mod tests {
         assert_eq!(objs.len(), 4);
         assert_eq!(objs[3].location.line, 7);
         assert!(read_objects("  \n").unwrap().is_empty());
+        let envelope = format!(r#"{{"more": false, "objects": [{one}, {one}]}}"#);
+        assert_eq!(read_objects(&envelope).unwrap().len(), 2);
     }
 
     #[test]

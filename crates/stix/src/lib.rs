@@ -10,8 +10,8 @@
 //!
 //! - newtypes that are parsed once and then trusted: [`StixId`], [`Timestamp`], [`Tlp`];
 //! - [`ObjectMeta`], the few properties every object is indexed by (id, version, marking);
-//! - [`read_objects`] and [`for_each_object`], which split input text (a bundle, one object, a
-//!   JSON array or JSON lines) into objects with their raw text and location, one object in memory
+//! - [`read_objects`] and [`for_each_object`], which split input text (a bundle, a TAXII envelope,
+//!   one object, a JSON array or JSON lines) into objects with their raw text and location, one object in memory
 //!   at a time for the streaming form;
 //! - [`validate_object`], the full set of rules of STIX 2.1 for every object type (SDOs, SROs,
 //!   SCOs, language content, marking definitions, extension definitions, custom objects), reporting

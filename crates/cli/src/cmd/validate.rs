@@ -1,5 +1,5 @@
-//! `kizuna validate FILE...`: checks STIX 2.1 files (a bundle, a single object, a JSON array or
-//! JSON lines) and reports on every object.
+//! `kizuna validate FILE...`: checks STIX 2.1 files (a bundle, a TAXII envelope, a single object, a
+//! JSON array or JSON lines) and reports on every object.
 //!
 //! Files are read whole, but objects are parsed and validated one at a time, so memory stays near
 //! the size of the file even for bundles of millions of objects. `-` reads standard input.
@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 /// Arguments of `kizuna validate`.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// STIX files: a bundle, a single object, a JSON array of objects, or JSON lines. `-` reads
-    /// standard input.
+    /// STIX files: a bundle, a TAXII envelope, a single object, a JSON array of objects, or JSON
+    /// lines. `-` reads standard input.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Print the report as one JSON document instead of text.
