@@ -10,14 +10,15 @@
 //!
 //! - newtypes that are parsed once and then trusted: [`StixId`], [`Timestamp`], [`Tlp`];
 //! - [`ObjectMeta`], the few properties every object is indexed by (id, version, marking);
-//! - [`read_objects`] and [`for_each_object`], which split input text (a bundle, a TAXII envelope,
-//!   one object, a JSON array or JSON lines) into objects with their raw text and location, one object in memory
-//!   at a time for the streaming form;
+//! - [`read_objects`] and [`for_each_object`], which split input text (a bundle, a TAXII
+//!   envelope, one object, a JSON array or JSON lines) into objects with their raw text and
+//!   location, one object in memory at a time for the streaming form;
 //! - [`validate_object`], the full set of rules of STIX 2.1 for every object type (SDOs, SROs,
 //!   SCOs, language content, marking definitions, extension definitions, custom objects), reporting
 //!   every problem with the object id and the JSON path of the property. Pattern grammar is the
-//!   `pattern` crate's; whether references resolve is the store's. `docs/stix.md` lists the rules
-//!   and the deliberate differences from the OASIS stix2-validator.
+//!   `pattern` crate's, plugged in through [`validate_object_with`]; whether references resolve
+//!   is the store's. `docs/stix.md` lists the rules and the deliberate differences from the OASIS
+//!   stix2-validator.
 //!
 //! It never does I/O, never spawns threads and has no async code: the pattern engine, the
 //! detectors and the store all build on it.
@@ -37,5 +38,6 @@ pub use object::ObjectMeta;
 pub use timestamp::Timestamp;
 pub use tlp::{TLP1_MARKING_IDS, TLP2_EXTENSION_ID, TLP2_MARKING_IDS, Tlp, effective_tlp};
 pub use validate::{
-    META_TYPES, ObjectKind, Problem, SCO_TYPES, SDO_TYPES, SRO_TYPES, validate_object,
+    META_TYPES, ObjectKind, PatternChecker, Problem, SCO_TYPES, SDO_TYPES, SRO_TYPES,
+    validate_object, validate_object_with,
 };

@@ -193,8 +193,8 @@ impl ObjectKind {
 /// Covers the common properties, the required properties and property types of every STIX 2.1
 /// type, reference properties (`*_ref`, `*_refs`) and the types they may point at, markings,
 /// extensions, hashes and the ordering rules between timestamps. It does not parse indicator
-/// patterns (that is the pattern crate's job) and it cannot see other objects, so it does not check
-/// that references resolve.
+/// patterns (that is the pattern crate's job: see [`validate_object_with`]) and it cannot see other
+/// objects, so it does not check that references resolve.
 pub fn validate_object(object: &Value) -> Vec<Problem> {
     let Some(map) = object.as_object() else {
         return vec![Problem::new(
@@ -225,6 +225,58 @@ pub fn validate_object(object: &Value) -> Vec<Problem> {
     ctx.problems = early;
     validate_map(&mut ctx, map, "");
     ctx.problems
+}
+
+/// Checks the grammar of indicator patterns. This crate does not parse patterns (the pattern
+/// crate does); a caller that has a parser passes it to [`validate_object_with`]. Any
+/// `Fn(pattern, pattern_type, pattern_version) -> Result<(), String>` is one.
+pub trait PatternChecker {
+    /// Why `pattern`, written in `pattern_type` (e.g. `stix`, `yara`) at `pattern_version`, is
+    /// invalid; `Ok` when it is valid or when the checker does not know the pattern type.
+    fn check(
+        &self,
+        pattern: &str,
+        pattern_type: &str,
+        pattern_version: Option<&str>,
+    ) -> Result<(), String>;
+}
+
+impl<F> PatternChecker for F
+where
+    F: Fn(&str, &str, Option<&str>) -> Result<(), String>,
+{
+    fn check(
+        &self,
+        pattern: &str,
+        pattern_type: &str,
+        pattern_version: Option<&str>,
+    ) -> Result<(), String> {
+        self(pattern, pattern_type, pattern_version)
+    }
+}
+
+/// [`validate_object`], plus the pattern grammar of indicators, checked by `patterns` and
+/// reported at the path `pattern`.
+pub fn validate_object_with(object: &Value, patterns: &dyn PatternChecker) -> Vec<Problem> {
+    let mut problems = validate_object(object);
+    if object.get("type").and_then(Value::as_str) == Some("indicator")
+        && let (Some(pattern), Some(pattern_type)) = (
+            object.get("pattern").and_then(Value::as_str),
+            object.get("pattern_type").and_then(Value::as_str),
+        )
+        && let Err(why) = patterns.check(
+            pattern,
+            pattern_type,
+            object.get("pattern_version").and_then(Value::as_str),
+        )
+    {
+        let id = object
+            .get("id")
+            .and_then(Value::as_str)
+            .and_then(|s| StixId::parse(s).ok());
+        problems.push(Problem::new(id.as_ref(), "pattern", why));
+    }
+    problems
 }
 
 /// Validates `map` as a whole object at `base` (empty for a top-level object, `objects.<key>` for
@@ -280,5 +332,40 @@ fn validate_map(ctx: &mut Ctx<'_>, map: &Map<String, Value>, base: &str) {
         ObjectKind::Sdo { custom: true }
         | ObjectKind::Sro { custom: true }
         | ObjectKind::Sco { custom: true } => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn pattern_checker_reports_at_pattern() {
+        let indicator = json!({
+            "type": "indicator",
+            "spec_version": "2.1",
+            "id": "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
+            "created": "2016-04-06T20:03:48.000Z",
+            "modified": "2016-04-06T20:03:48.000Z",
+            "pattern": "[file:name = ",
+            "pattern_type": "stix",
+            "valid_from": "2016-04-06T20:03:48Z",
+        });
+        assert!(validate_object(&indicator).is_empty());
+        let reject = |p: &str, t: &str, _v: Option<&str>| -> Result<(), String> {
+            if t == "stix" && !p.ends_with(']') {
+                Err("unterminated observation expression".to_owned())
+            } else {
+                Ok(())
+            }
+        };
+        let problems = validate_object_with(&indicator, &reject);
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].path, "pattern");
+        assert_eq!(
+            problems[0].object_id.as_deref(),
+            Some("indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f")
+        );
     }
 }
