@@ -4,7 +4,8 @@
 use serde_json::{Map, Value};
 
 use super::ObjectKind;
-use super::ctx::{Ctx, EXTENSION_TYPES, Refs, at, idx, is_language_tag, is_uri, rfc4122};
+use super::ctx::{Ctx, EXTENSION_TYPES, Refs, at, idx};
+use super::forms::{is_language_tag, is_uri, rfc4122};
 use crate::id::StixId;
 
 /// The common properties (§3.2) and the generic property rules, by object family.

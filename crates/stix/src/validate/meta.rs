@@ -3,7 +3,8 @@
 
 use serde_json::{Map, Value};
 
-use super::ctx::{Ctx, EXTENSION_TYPES, Refs, at, is_language_tag, is_property_name};
+use super::ctx::{Ctx, EXTENSION_TYPES, Refs, at};
+use super::forms::{is_language_tag, is_property_name};
 use crate::tlp::{TLP1_MARKING_IDS, TLP2_EXTENSION_ID, TLP2_MARKING_IDS, Tlp};
 
 /// The `created` timestamp of the four TLP 1.0 marking definitions.

@@ -4,13 +4,15 @@
 //! object id and the JSON path of the property, so that a producer can fix a whole feed at once.
 //!
 //! The rules are split by object family: [`ctx`] holds the problem collector and the
-//! property-level checks, [`common`] the common properties every type shares, [`sdo`] the domain and relationship
+//! property-level checks, [`forms`] the forms of values (names, identifiers, addresses),
+//! [`common`] the common properties every type shares, [`sdo`] the domain and relationship
 //! objects, [`sco`] the cyber-observable objects and [`meta`] the marking definitions, language
 //! content and extension definitions. Unknown properties are always accepted (a hub must keep
 //! custom content); only the property-name syntax and the reserved names apply to them.
 
 mod common;
 mod ctx;
+mod forms;
 mod meta;
 mod sco;
 mod sdo;
@@ -312,7 +314,7 @@ fn validate_map(ctx: &mut Ctx<'_>, map: &Map<String, Value>, base: &str) {
             );
         }
         if let Some(id) = ctx.id {
-            ctx::check_uuid(ctx, id);
+            forms::check_uuid(ctx, id);
         }
     }
     let kind = ObjectKind::of(map);

@@ -2,9 +2,10 @@
 
 use serde_json::{Map, Value};
 
-use super::ctx::{
-    Ctx, Refs, at, is_integer, is_language_tag, is_string, is_string_list, is_string_or_integer,
-    is_uri, uuid_version,
+use super::ctx::{Ctx, Refs, at};
+use super::forms::{
+    is_email, is_hostname, is_integer, is_ipv4_cidr, is_ipv6_cidr, is_language_tag, is_mac,
+    is_media_type, is_string, is_string_list, is_string_or_integer, is_uri, uuid_version,
 };
 
 const ADDR_TYPES: &[&str] = &["ipv4-addr", "ipv6-addr", "mac-addr", "domain-name"];
@@ -712,67 +713,4 @@ fn at_least_one_property(ctx: &mut Ctx<'_>, o: &Map<String, Value>, b: &str) {
     if !own {
         ctx.report(b, "must contain at least one property specific to its type");
     }
-}
-
-fn is_media_type(s: &str) -> bool {
-    s.split_once('/').is_some_and(|(t, sub)| {
-        !t.is_empty()
-            && !sub.is_empty()
-            && t.bytes()
-                .all(|c| c.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&c))
-            && sub
-                .bytes()
-                .all(|c| c.is_ascii_alphanumeric() || b"!#$&-^_.+;= ".contains(&c))
-    })
-}
-
-fn is_hostname(s: &str) -> bool {
-    let s = s.strip_suffix('.').unwrap_or(s);
-    !s.is_empty()
-        && s.len() <= 253
-        && s.split('.').all(|l| {
-            !l.is_empty()
-                && l.chars().count() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.chars()
-                    .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
-        })
-}
-
-fn is_email(s: &str) -> bool {
-    s.rsplit_once('@').is_some_and(|(local, domain)| {
-        !local.is_empty() && !local.chars().any(char::is_whitespace) && is_hostname(domain)
-    })
-}
-
-fn split_prefix(s: &str, max: u8) -> Option<&str> {
-    match s.split_once('/') {
-        None => Some(s),
-        Some((addr, len)) => {
-            let ok = !len.is_empty()
-                && len.len() <= 3
-                && len.bytes().all(|b| b.is_ascii_digit())
-                && len.parse::<u8>().is_ok_and(|n| n <= max);
-            ok.then_some(addr)
-        }
-    }
-}
-
-fn is_ipv4_cidr(s: &str) -> bool {
-    split_prefix(s, 32).is_some_and(|a| a.parse::<std::net::Ipv4Addr>().is_ok())
-}
-
-fn is_ipv6_cidr(s: &str) -> bool {
-    split_prefix(s, 128).is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok())
-}
-
-fn is_mac(s: &str) -> bool {
-    let parts: Vec<&str> = s.split(':').collect();
-    parts.len() == 6
-        && parts.iter().all(|p| {
-            p.len() == 2
-                && p.bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        })
 }
