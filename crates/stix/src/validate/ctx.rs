@@ -100,9 +100,13 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Records a problem at `path`.
+    /// Records a problem at `path`, once: generic and type-specific rules may both notice the
+    /// same fault (an empty list, say), and a report should say it one time.
     pub(crate) fn report(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.problems.push(Problem::new(self.id, path, message));
+        let p = Problem::new(self.id, path, message);
+        if !self.problems.contains(&p) {
+            self.problems.push(p);
+        }
     }
 
     /// The property, or a "missing" problem.

@@ -1,5 +1,6 @@
 //! The forms of property values: names, identifiers, base64, language tags, URIs, addresses.
-//! Pure predicates on strings and JSON values, shared by the object-family modules.
+//! Predicates on strings and JSON values shared by the object-family modules, and the check of an
+//! object's own identifier.
 
 use serde_json::Value;
 
