@@ -376,3 +376,11 @@ fn each_problem_is_reported_once() {
         }
     }
 }
+
+#[test]
+fn the_tlp_marking_definitions_kizuna_publishes_are_valid() {
+    for tlp in kizuna_stix::Tlp::ALL {
+        let md = tlp.marking_definition();
+        assert_eq!(validate_object(&md), vec![], "{tlp}");
+    }
+}
