@@ -19,6 +19,16 @@ use crate::model::{
 };
 use crate::password::sha256;
 
+/// The key of the id index: 64 bits of FNV-1a over the id. An integer key keeps that index (the
+/// only one whose inserts land at random places) a third the size of one on the id text, so
+/// more of it stays in cache; the id itself is always compared too, so collisions are harmless.
+fn id_hash(id: &str) -> i64 {
+    let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    i64::from_ne_bytes(hash.to_ne_bytes())
+}
+
 /// Number of fractional digits `t` is written with (so that a version prints back as received,
 /// up to microsecond precision).
 fn fraction_digits(t: &Timestamp) -> i64 {
@@ -28,6 +38,26 @@ fn fraction_digits(t: &Timestamp) -> i64 {
         None => 0,
     }
 }
+
+/// Oldest and newest stored version of an id (`?1` collection, `?2` id, `?3` id hash).
+const SPAN: &str =
+    "SELECT (SELECT min(version) FROM objects WHERE coll = ?1 AND id_hash = ?3 AND id = ?2),
+        (SELECT max(version) FROM objects WHERE coll = ?1 AND id_hash = ?3 AND id = ?2)";
+/// The hash of the bytes stored for one version of an id.
+const SAME_VERSION: &str =
+    "SELECT sha256 FROM objects WHERE coll = ?1 AND id_hash = ?4 AND id = ?2 AND version = ?3";
+/// Whether these exact bytes are stored under an id (for unversioned objects).
+const SAME_BYTES: &str = "SELECT EXISTS (SELECT 1 FROM objects
+     WHERE coll = ?1 AND id_hash = ?4 AND id = ?2 AND sha256 = ?3)";
+/// Takes the `first` flag off a version.
+const CLEAR_FIRST: &str = "UPDATE objects SET is_first = 0
+     WHERE coll = ?1 AND id_hash = ?4 AND id = ?2 AND version = ?3";
+/// Takes the `last` flag off a version.
+const CLEAR_LAST: &str = "UPDATE objects SET is_last = 0
+     WHERE coll = ?1 AND id_hash = ?4 AND id = ?2 AND version = ?3";
+/// The first seq added after an instant (`added_after`).
+const FIRST_ADDED_AFTER: &str = "SELECT seq FROM objects INDEXED BY objects_added
+     WHERE coll = ?1 AND date_added > ?2 ORDER BY date_added, seq LIMIT 1";
 
 pub(super) fn add(
     tx: &Transaction<'_>,
@@ -43,27 +73,19 @@ pub(super) fn add(
         .prepare_cached("SELECT last_date_added FROM collections WHERE key = ?1")?
         .query_row([key], |row| row.get(0))?;
     let date_added = Timestamp::now().unix_micros().max(last.saturating_add(1));
+    let mut seq: i64 = tx
+        .prepare_cached("SELECT value FROM counters WHERE name = 'objects'")?
+        .query_row([], |row| row.get(0))?;
 
-    let mut span = tx.prepare_cached(
-        "SELECT (SELECT min(version) FROM objects WHERE coll = ?1 AND id = ?2),
-                (SELECT max(version) FROM objects WHERE coll = ?1 AND id = ?2)",
-    )?;
-    let mut same_version = tx.prepare_cached(
-        "SELECT sha256 FROM objects WHERE coll = ?1 AND id = ?2 AND version = ?3",
-    )?;
-    let mut same_bytes = tx.prepare_cached(
-        "SELECT EXISTS (SELECT 1 FROM objects WHERE coll = ?1 AND id = ?2 AND sha256 = ?3)",
-    )?;
-    let mut clear_first = tx.prepare_cached(
-        "UPDATE objects SET is_first = 0 WHERE coll = ?1 AND id = ?2 AND version = ?3",
-    )?;
-    let mut clear_last = tx.prepare_cached(
-        "UPDATE objects SET is_last = 0 WHERE coll = ?1 AND id = ?2 AND version = ?3",
-    )?;
+    let mut span = tx.prepare_cached(SPAN)?;
+    let mut same_version = tx.prepare_cached(SAME_VERSION)?;
+    let mut same_bytes = tx.prepare_cached(SAME_BYTES)?;
+    let mut clear_first = tx.prepare_cached(CLEAR_FIRST)?;
+    let mut clear_last = tx.prepare_cached(CLEAR_LAST)?;
     let mut insert = tx.prepare_cached(
-        "INSERT INTO objects (coll, id, type, version, version_digits, spec_version, date_added,
-                              tlp, is_first, is_last, sha256, json)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        "INSERT INTO objects (seq, coll, id, type, version, version_digits, spec_version,
+                              date_added, tlp, is_first, is_last, sha256, json, id_hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?;
 
     let mut outcomes = Vec::with_capacity(objects.len());
@@ -71,70 +93,69 @@ pub(super) fn add(
     for object in objects {
         let hash = sha256(object.json.as_bytes());
         let id = object.meta.id.as_str();
+        let id_hash = id_hash(id);
         let versioned = object.meta.version();
         let (version, digits) = match &versioned {
             Some(v) => (v.unix_micros(), fraction_digits(v)),
             None => (date_added, 6),
         };
-        let (min, max): (Option<i64>, Option<i64>) =
-            span.query_row(params![key, id], |row| Ok((row.get(0)?, row.get(1)?)))?;
-        if let (Some(min), Some(max)) = (min, max) {
-            // Unversioned objects (SCOs) take the date they were added as version, so a repeat
-            // is recognised by its bytes alone.
-            if versioned.is_none() {
-                let seen: bool =
-                    same_bytes.query_row(params![key, id, &hash[..]], |row| row.get(0))?;
-                if seen {
-                    outcomes.push(AddOutcome::Duplicate);
+        let (min, max): (Option<i64>, Option<i64>) = span
+            .query_row(params![key, id, id_hash], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })?;
+        let (is_first, is_last) = match (min, max) {
+            (Some(min), Some(max)) => {
+                // Unversioned objects (SCOs) take the date they were added as version, so a
+                // repeat is recognised by its bytes alone.
+                if versioned.is_none() {
+                    let seen: bool = same_bytes
+                        .query_row(params![key, id, &hash[..], id_hash], |row| row.get(0))?;
+                    if seen {
+                        outcomes.push(AddOutcome::Duplicate);
+                        continue;
+                    }
+                }
+                let stored: Option<Vec<u8>> = same_version
+                    .query_row(params![key, id, version, id_hash], |row| row.get(0))
+                    .optional()?;
+                if let Some(stored) = stored {
+                    outcomes.push(if stored == hash {
+                        AddOutcome::Duplicate
+                    } else {
+                        AddOutcome::Rejected(format!(
+                            "a different object with id {id} and version {} is already stored",
+                            Timestamp::from_unix_micros(version)
+                        ))
+                    });
                     continue;
                 }
+                if version < min {
+                    clear_first.execute(params![key, id, min, id_hash])?;
+                }
+                if version > max {
+                    clear_last.execute(params![key, id, max, id_hash])?;
+                }
+                (version < min, version > max)
             }
-            let stored: Option<Vec<u8>> = same_version
-                .query_row(params![key, id, version], |row| row.get(0))
-                .optional()?;
-            if let Some(stored) = stored {
-                outcomes.push(if stored == hash {
-                    AddOutcome::Duplicate
-                } else {
-                    AddOutcome::Rejected(format!(
-                        "a different object with id {id} and version {} is already stored",
-                        Timestamp::from_unix_micros(version)
-                    ))
-                });
-                continue;
-            }
-            let is_first = version < min;
-            let is_last = version > max;
-            if is_first {
-                clear_first.execute(params![key, id, min])?;
-            }
-            if is_last {
-                clear_last.execute(params![key, id, max])?;
-            }
-            insert_row(
-                &mut insert,
-                key,
-                &object,
-                version,
-                digits,
-                date_added,
-                is_first,
-                is_last,
-                &hash,
-            )?;
-        } else {
-            insert_row(
-                &mut insert,
-                key,
-                &object,
-                version,
-                digits,
-                date_added,
-                true,
-                true,
-                &hash,
-            )?;
-        }
+            _ => (true, true),
+        };
+        seq += 1;
+        insert.execute(params![
+            seq,
+            key,
+            id,
+            object.meta.id.object_type(),
+            version,
+            digits,
+            object.meta.spec_version,
+            date_added,
+            object.meta.tlp.map(tlp_to_int),
+            is_first,
+            is_last,
+            &hash[..],
+            object.json,
+            id_hash,
+        ])?;
         added += 1;
         outcomes.push(AddOutcome::Added);
     }
@@ -144,40 +165,13 @@ pub(super) fn add(
              WHERE key = ?1",
         )?
         .execute(params![key, date_added, added])?;
+        tx.prepare_cached("UPDATE counters SET value = ?1 WHERE name = 'objects'")?
+            .execute([seq])?;
     }
     Ok(AddReport {
         date_added: Timestamp::from_unix_micros(date_added),
         outcomes,
     })
-}
-
-#[allow(clippy::too_many_arguments)]
-fn insert_row(
-    insert: &mut rusqlite::CachedStatement<'_>,
-    key: i64,
-    object: &NewObject,
-    version: i64,
-    digits: i64,
-    date_added: i64,
-    is_first: bool,
-    is_last: bool,
-    hash: &[u8; 32],
-) -> Result<()> {
-    insert.execute(params![
-        key,
-        object.meta.id.as_str(),
-        object.meta.id.object_type(),
-        version,
-        digits,
-        object.meta.spec_version,
-        date_added,
-        object.meta.tlp.map(tlp_to_int),
-        is_first,
-        is_last,
-        &hash[..],
-        object.json,
-    ])?;
-    Ok(())
 }
 
 /// Appends the `match[version]` and `match[spec_version]` conditions.
@@ -242,28 +236,8 @@ fn record_row(row: &Row<'_>) -> rusqlite::Result<(ObjectRecord, Option<i64>)> {
     ))
 }
 
-pub(super) fn page(
-    tx: &Transaction<'_>,
-    collection: &CollectionRef,
-    query: &ObjectQuery,
-) -> Result<ObjectPage> {
-    let key = collection_key(tx, collection)?;
-    let mut after = query.after_seq.unwrap_or(0);
-    if let Some(t) = query.added_after {
-        // date_added is non-decreasing along seq: the first row added after `t` bounds the range.
-        let first: Option<i64> = tx
-            .prepare_cached(
-                "SELECT seq FROM objects INDEXED BY objects_added
-                 WHERE coll = ?1 AND date_added > ?2 ORDER BY date_added, seq LIMIT 1",
-            )?
-            .query_row(params![key, t.unix_micros()], |row| row.get(0))
-            .optional()?;
-        match first {
-            Some(seq) => after = after.max(seq - 1),
-            None => return Ok(ObjectPage::default()),
-        }
-    }
-
+/// The page query for `query` in collection `key`, resuming after `after`.
+fn page_sql(query: &ObjectQuery, key: i64, after: i64) -> (String, Vec<Value>) {
     // The index is chosen here rather than by the planner (which has no statistics): each choice
     // yields rows in seq order, except `objects_id`, which finds the few versions of the ids
     // asked for and sorts them.
@@ -288,10 +262,13 @@ pub(super) fn page(
         let _ = write!(sql, " AND date_added > ?{}", params.len());
     }
     if !query.ids.is_empty() {
+        let hashes: Vec<i64> = query.ids.iter().map(|id| id_hash(id)).collect();
+        params.push(Value::Text(json_array(&hashes)));
         params.push(Value::Text(json_array(&query.ids)));
         let _ = write!(
             sql,
-            " AND id IN (SELECT value FROM json_each(?{}))",
+            " AND id_hash IN (SELECT value FROM json_each(?{})) AND id IN (SELECT value FROM json_each(?{}))",
+            params.len() - 1,
             params.len()
         );
     }
@@ -324,6 +301,29 @@ pub(super) fn page(
     ));
     let _ = write!(sql, " ORDER BY seq LIMIT ?{}", params.len());
 
+    (sql, params)
+}
+
+pub(super) fn page(
+    tx: &Transaction<'_>,
+    collection: &CollectionRef,
+    query: &ObjectQuery,
+) -> Result<ObjectPage> {
+    let key = collection_key(tx, collection)?;
+    let mut after = query.after_seq.unwrap_or(0);
+    if let Some(t) = query.added_after {
+        // date_added is non-decreasing along seq: the first row added after `t` bounds the range.
+        let first: Option<i64> = tx
+            .prepare_cached(FIRST_ADDED_AFTER)?
+            .query_row(params![key, t.unix_micros()], |row| row.get(0))
+            .optional()?;
+        match first {
+            Some(seq) => after = after.max(seq - 1),
+            None => return Ok(ObjectPage::default()),
+        }
+    }
+
+    let (sql, params) = page_sql(query, key, after);
     let mut stmt = tx.prepare_cached(&sql)?;
     let mut rows = stmt.query(params_from_iter(params))?;
     let mut records = Vec::with_capacity(query.limit.min(1000));
@@ -347,18 +347,24 @@ pub(super) fn delete(
     query: &ObjectQuery,
 ) -> Result<u64> {
     let key = collection_key(tx, collection)?;
-    let mut sql = "DELETE FROM objects WHERE coll = ?1 AND id = ?2".to_owned();
-    let mut params = vec![Value::Integer(key), Value::Text(id.to_owned())];
+    let mut sql = "DELETE FROM objects WHERE coll = ?1 AND id = ?2 AND id_hash = ?3".to_owned();
+    let mut params = vec![
+        Value::Integer(key),
+        Value::Text(id.to_owned()),
+        Value::Integer(id_hash(id)),
+    ];
     version_conditions(query, &mut sql, &mut params);
     let deleted = tx.prepare_cached(&sql)?.execute(params_from_iter(params))?;
     if deleted > 0 {
         tx.prepare_cached(
             "UPDATE objects
-             SET is_first = (version = (SELECT min(version) FROM objects WHERE coll = ?1 AND id = ?2)),
-                 is_last = (version = (SELECT max(version) FROM objects WHERE coll = ?1 AND id = ?2))
-             WHERE coll = ?1 AND id = ?2",
+             SET is_first = (version = (SELECT min(version) FROM objects
+                                        WHERE coll = ?1 AND id_hash = ?3 AND id = ?2)),
+                 is_last = (version = (SELECT max(version) FROM objects
+                                       WHERE coll = ?1 AND id_hash = ?3 AND id = ?2))
+             WHERE coll = ?1 AND id_hash = ?3 AND id = ?2",
         )?
-        .execute(params![key, id])?;
+        .execute(params![key, id, id_hash(id)])?;
         let deleted = i64::try_from(deleted)
             .map_err(|_| StoreError::Corrupt(format!("{deleted} rows deleted")))?;
         tx.prepare_cached(
@@ -375,4 +381,118 @@ pub(super) fn count(tx: &Transaction<'_>, collection: &CollectionRef) -> Result<
         .prepare_cached("SELECT object_count FROM collections WHERE key = ?1")?
         .query_row([key], |row| row.get(0))?;
     Ok(u64::try_from(count).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use kizuna_stix::Tlp;
+    use rusqlite::Connection;
+
+    use super::*;
+
+    fn plan(conn: &Connection, sql: &str, params: Vec<Value>) -> Vec<String> {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        stmt.query_map(params_from_iter(params), |row| row.get::<_, String>(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    /// Every page query walks an index in seq order from the cursor: no table scan, no sort,
+    /// except the `ids` query, which sorts the few versions of the ids it was given.
+    #[test]
+    fn page_queries_seek_an_index_in_seq_order() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut conn).unwrap();
+        let t = Timestamp::parse("2020-01-01T00:00:00Z").unwrap();
+        let base = ObjectQuery {
+            limit: 100,
+            clearance: Tlp::Amber,
+            unmarked_as: Tlp::Green,
+            ..ObjectQuery::default()
+        };
+        let set = VersionFilter::Set {
+            last: true,
+            first: false,
+            at: vec![t],
+        };
+        let mut queries = Vec::new();
+        for versions in [
+            VersionFilter::Last,
+            VersionFilter::First,
+            VersionFilter::All,
+            set,
+        ] {
+            for types in [
+                vec![],
+                vec!["indicator".to_owned()],
+                vec!["a".into(), "b".into()],
+            ] {
+                for spec_versions in [vec![], vec!["2.1".to_owned()]] {
+                    for added_after in [None, Some(t)] {
+                        queries.push(ObjectQuery {
+                            versions: versions.clone(),
+                            types: types.clone(),
+                            spec_versions: spec_versions.clone(),
+                            added_after,
+                            ..base.clone()
+                        });
+                    }
+                }
+            }
+        }
+        for query in queries {
+            let (sql, params) = page_sql(&query, 1, 1000);
+            let plan = plan(&conn, &sql, params);
+            let main = &plan[0];
+            assert!(
+                main.starts_with("SEARCH objects USING INDEX objects_") && main.contains("rowid>?"),
+                "{query:?}: {plan:?}"
+            );
+            assert!(
+                !plan.iter().any(|step| step.contains("TEMP B-TREE")),
+                "{query:?}: {plan:?}"
+            );
+        }
+        let ids = ObjectQuery {
+            ids: vec!["indicator--1".into(), "indicator--2".into()],
+            ..base.clone()
+        };
+        let (sql, params) = page_sql(&ids, 1, 1000);
+        let plan = plan(&conn, &sql, params);
+        assert!(
+            plan[0].starts_with("SEARCH objects USING INDEX objects_id (coll=? AND id_hash=?)"),
+            "{plan:?}"
+        );
+    }
+
+    /// What an add does per object are index lookups, whatever the collection's size.
+    #[test]
+    fn add_statements_seek_an_index() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut conn).unwrap();
+        let n = || Value::Integer(1);
+        let text = || Value::Text("x".into());
+        for (sql, params, index) in [
+            (SPAN, vec![n(), text(), n()], "objects_id"),
+            (SAME_VERSION, vec![n(), text(), n(), n()], "objects_id"),
+            (SAME_BYTES, vec![n(), text(), n(), n()], "objects_id"),
+            (CLEAR_FIRST, vec![n(), text(), n(), n()], "objects_id"),
+            (CLEAR_LAST, vec![n(), text(), n(), n()], "objects_id"),
+            (FIRST_ADDED_AFTER, vec![n(), n()], "objects_added"),
+        ] {
+            let plan = plan(&conn, sql, params);
+            assert!(
+                plan.iter()
+                    .filter(|step| step.contains(" objects "))
+                    .all(|step| step.starts_with("SEARCH objects USING ")
+                        && step.contains(&format!("INDEX {index} (coll=? AND"))),
+                "{sql}: {plan:?}"
+            );
+            assert!(
+                !plan.iter().any(|step| step.contains("TEMP B-TREE")),
+                "{plan:?}"
+            );
+        }
+    }
 }

@@ -14,8 +14,11 @@ const MIGRATIONS: &[&str] = &[V1];
 
 /// The first schema.
 ///
-/// Objects: `seq` is the table's rowid, taken from one store-wide `AUTOINCREMENT` sequence (never
-/// reused, even after deletes), so within a collection it is strictly increasing in commit order.
+/// Objects: `seq` is the table's rowid, taken from one store-wide counter (`counters`, name
+/// `objects`) that never goes back, even after deletes, so within a collection it is strictly
+/// increasing in commit order. (The counter is read and written once per add call; SQLite's
+/// `AUTOINCREMENT` would do the same once per row.) `coll` has no foreign key for the same reason:
+/// the add call resolves the collection once, in its transaction.
 /// Every index on `(coll, …)` implicitly ends with the rowid, so `objects_coll` orders a
 /// collection by `seq`, `objects_last`/`objects_first` do the same for the newest/oldest version
 /// of each object only, `objects_added` finds the first `seq` after an `added_after`, and
@@ -44,9 +47,15 @@ CREATE TABLE collections (
 );
 CREATE UNIQUE INDEX collections_alias ON collections(api_root, alias) WHERE alias IS NOT NULL;
 
+CREATE TABLE counters (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+INSERT INTO counters (name, value) VALUES ('objects', 0);
+
 CREATE TABLE objects (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    coll INTEGER NOT NULL REFERENCES collections(key),
+    seq INTEGER PRIMARY KEY,
+    coll INTEGER NOT NULL,
     id TEXT NOT NULL,
     type TEXT NOT NULL,
     version INTEGER NOT NULL,
@@ -57,10 +66,11 @@ CREATE TABLE objects (
     is_first INTEGER NOT NULL,
     is_last INTEGER NOT NULL,
     sha256 BLOB NOT NULL,
-    json TEXT NOT NULL
+    json TEXT NOT NULL,
+    id_hash INTEGER NOT NULL
 );
 CREATE INDEX objects_coll ON objects(coll);
-CREATE UNIQUE INDEX objects_id ON objects(coll, id, version);
+CREATE INDEX objects_id ON objects(coll, id_hash, version);
 CREATE INDEX objects_type ON objects(coll, type);
 CREATE INDEX objects_added ON objects(coll, date_added);
 CREATE INDEX objects_last ON objects(coll) WHERE is_last = 1;

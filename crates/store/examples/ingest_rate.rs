@@ -1,0 +1,265 @@
+//! Measures the SQLite store alone: ingest rate at 0 and at 1,000,000 stored objects, and the cost
+//! of reading a page from the middle of the collection.
+//!
+//! ```text
+//! cargo run --release -p kizuna-store --example ingest_rate -- [FILL] [DIR]
+//! ```
+//!
+//! FILL (default 1000000) is how many objects are stored before the second measurement; DIR
+//! (default: a temporary directory) is where the store goes. Objects are indicators of about 450
+//! bytes with distinct ids, their metadata built directly (no JSON parsing is measured).
+
+use std::error::Error;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use kizuna_stix::{ObjectMeta, StixId, Timestamp};
+use kizuna_store::{
+    ApiRoot, Collection, CollectionRef, NewObject, ObjectQuery, SqliteStore, Store, VersionFilter,
+};
+
+const PROBE: u32 = 50_000;
+
+/// A random-looking but reproducible UUID for `n` (so ids land all over the id index, as real
+/// UUIDs do).
+fn uuid(n: u32) -> String {
+    let mut x = u64::from(n).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut next = || {
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^ (x >> 31)
+    };
+    let (a, b) = (next(), next());
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        b >> 52,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+fn indicator(n: u32) -> Result<NewObject, Box<dyn Error>> {
+    let id = format!("indicator--{}", uuid(n));
+    let json = format!(
+        r#"{{"type":"indicator","spec_version":"2.1","id":"{id}","created":"2024-01-01T00:00:00.000Z","modified":"2024-01-01T00:00:00.000Z","name":"Malicious host {n}","description":"Traffic to this address was seen in connection with a phishing campaign.","pattern":"[ipv4-addr:value = '10.{}.{}.{}']","pattern_type":"stix","valid_from":"2024-01-01T00:00:00Z","labels":["malicious-activity"]}}"#,
+        (n >> 16) & 0xff,
+        (n >> 8) & 0xff,
+        n & 0xff
+    );
+    let t = Timestamp::parse("2024-01-01T00:00:00.000Z")?;
+    Ok(NewObject {
+        meta: ObjectMeta {
+            id: StixId::parse(&id)?,
+            spec_version: "2.1".into(),
+            created: Some(t),
+            modified: Some(t),
+            revoked: false,
+            tlp: None,
+        },
+        json,
+    })
+}
+
+/// CPU time this thread has used (Linux; zero elsewhere). On a shared machine wall time mostly
+/// measures the neighbours, so both are printed.
+fn cpu_time() -> Duration {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .map_or(Duration::ZERO, Duration::from_nanos)
+}
+
+/// Objects per second of wall time and of CPU time.
+struct Rate {
+    wall: f64,
+    cpu: f64,
+}
+
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:>9.0} objects/s wall, {:>9.0} objects/s of CPU",
+            self.wall, self.cpu
+        )
+    }
+}
+
+/// Adds objects `from..to` in batches of `batch`.
+fn ingest(
+    store: &dyn Store,
+    c: &CollectionRef,
+    from: u32,
+    to: u32,
+    batch: u32,
+) -> Result<Rate, Box<dyn Error>> {
+    let (mut wall, mut cpu) = (Duration::ZERO, Duration::ZERO);
+    let mut n = from;
+    while n < to {
+        let end = (n + batch).min(to);
+        let objects = (n..end).map(indicator).collect::<Result<Vec<_>, _>>()?;
+        let (start, start_cpu) = (Instant::now(), cpu_time());
+        store.add_objects(c, objects)?;
+        wall += start.elapsed();
+        cpu += cpu_time().saturating_sub(start_cpu);
+        n = end;
+    }
+    let count = f64::from(to.saturating_sub(from));
+    Ok(Rate {
+        wall: count / wall.as_secs_f64(),
+        cpu: count / cpu.as_secs_f64(),
+    })
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+/// Reads `rounds` pages of `limit` starting at evenly spread positions; prints p50/p99.
+fn pages(
+    store: &dyn Store,
+    c: &CollectionRef,
+    label: &str,
+    base: &ObjectQuery,
+    max_seq: i64,
+) -> Result<(), Box<dyn Error>> {
+    let rounds = 2000;
+    let mut times = Vec::with_capacity(rounds);
+    for i in 0..rounds {
+        let mut q = base.clone();
+        q.after_seq = Some(max_seq / 4 + (max_seq / 2) * i as i64 / rounds as i64);
+        let start = Instant::now();
+        let page = store.objects(c, &q)?;
+        times.push(start.elapsed());
+        if page.records.len() != q.limit {
+            return Err(format!("{label}: short page of {}", page.records.len()).into());
+        }
+    }
+    times.sort();
+    println!(
+        "  page of {} from the middle, {label}: p50 {:?}, p99 {:?}",
+        base.limit,
+        percentile(&times, 0.5),
+        percentile(&times, 0.99)
+    );
+    Ok(())
+}
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let mut args = std::env::args().skip(1);
+    let fill: u32 = args
+        .next()
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(1_000_000);
+    let temp = tempfile::tempdir()?;
+    let dir = args
+        .next()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| temp.path().to_owned());
+    let store = SqliteStore::open(&dir)?;
+    store.create_api_root(&ApiRoot {
+        name: "bench".into(),
+        title: "bench".into(),
+        description: None,
+        max_content_length: 100_000_000,
+    })?;
+    let collection = Collection {
+        api_root: "bench".into(),
+        id: "2b1e3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d".into(),
+        title: "bench".into(),
+        description: None,
+        alias: None,
+        media_types: vec![],
+    };
+    store.create_collection(&collection)?;
+    let c = collection.as_ref();
+
+    println!("store in {}", dir.display());
+    println!("at 0 stored:");
+    println!("  batches of 100:  {}", ingest(&store, &c, 0, PROBE, 100)?);
+    println!(
+        "  batches of 1000: {}",
+        ingest(&store, &c, PROBE, 2 * PROBE, 1000)?
+    );
+    let top = fill.max(2 * PROBE);
+    if top > 2 * PROBE {
+        let start = Instant::now();
+        let rate = ingest(&store, &c, 2 * PROBE, top, 10_000)?;
+        println!(
+            "filled to {top} in {:.1?} (batches of 10000: {rate})",
+            start.elapsed()
+        );
+    }
+    println!("at {} stored:", store.count_objects(&c)?);
+    println!(
+        "  batches of 100:  {}",
+        ingest(&store, &c, top, top + PROBE, 100)?
+    );
+    println!(
+        "  batches of 1000: {}",
+        ingest(&store, &c, top + PROBE, top + 2 * PROBE, 1000)?
+    );
+
+    let all = ObjectQuery {
+        limit: 100,
+        versions: VersionFilter::All,
+        clearance: kizuna_stix::Tlp::Red,
+        unmarked_as: kizuna_stix::Tlp::Clear,
+        ..ObjectQuery::default()
+    };
+    let first = store.objects(
+        &c,
+        &ObjectQuery {
+            limit: 1,
+            ..all.clone()
+        },
+    )?;
+    let max_seq = first.records.first().map_or(0, |r| r.seq) + i64::from(top + 2 * PROBE);
+    pages(&store, &c, "all versions", &all, max_seq)?;
+    pages(
+        &store,
+        &c,
+        "match[version]=last",
+        &ObjectQuery {
+            versions: VersionFilter::Last,
+            ..all.clone()
+        },
+        max_seq,
+    )?;
+    pages(
+        &store,
+        &c,
+        "match[type]=indicator, clearance AMBER",
+        &ObjectQuery {
+            types: vec!["indicator".into()],
+            versions: VersionFilter::Last,
+            clearance: kizuna_stix::Tlp::Amber,
+            ..all.clone()
+        },
+        max_seq,
+    )?;
+
+    let start = Instant::now();
+    let mut q = ObjectQuery {
+        limit: 1000,
+        ..all.clone()
+    };
+    let mut read = 0usize;
+    loop {
+        let page = store.objects(&c, &q)?;
+        read += page.records.len();
+        q.after_seq = page.records.last().map(|r| r.seq);
+        if !page.more {
+            break;
+        }
+    }
+    println!(
+        "full paged read of {read} objects (limit 1000): {:.2?}",
+        start.elapsed()
+    );
+    Ok(())
+}
