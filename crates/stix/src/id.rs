@@ -45,6 +45,16 @@ pub struct StixId {
 impl StixId {
     /// Parses an identifier.
     pub fn parse(text: &str) -> Result<Self, IdError> {
+        let ty = Self::check(text)?;
+        Ok(Self {
+            text: text.to_owned(),
+            type_len: ty.len(),
+        })
+    }
+
+    /// Checks an identifier without allocating and returns its type part: validation checks
+    /// every reference of every object, and most of them only need a yes or no.
+    pub fn check(text: &str) -> Result<&str, IdError> {
         let Some((ty, uuid)) = text.split_once("--") else {
             return Err(IdError::new(text, "expected '<type>--<UUID>'"));
         };
@@ -55,10 +65,7 @@ impl StixId {
                 "the part after '--' must be a UUID (8-4-4-4-12 hexadecimal digits)",
             ));
         }
-        Ok(Self {
-            text: text.to_owned(),
-            type_len: ty.len(),
-        })
+        Ok(ty)
     }
 
     /// The object type, e.g. `indicator`.

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::forms::{is_base64, is_property_name, rfc4122};
+use super::forms::{is_base64, is_hex, is_property_name, rfc4122};
 use super::{Problem, SCO_TYPES, SDO_TYPES, SRO_TYPES};
 use crate::id::StixId;
 use crate::timestamp::Timestamp;
@@ -427,28 +427,6 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn hex_value(&mut self, v: &Value, path: &str) {
-        // §2.8: an even number of digits 0-9 and lower-case a-f.
-        let ok = v.as_str().is_some_and(|s| {
-            s.len().is_multiple_of(2)
-                && !s.is_empty()
-                && s.bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        });
-        if !ok {
-            self.report(
-                path,
-                "must be hex: an even number of digits 0-9 and lower-case a-f",
-            );
-        }
-    }
-
-    fn binary_value(&mut self, v: &Value, path: &str) {
-        if !v.as_str().is_some_and(is_base64) {
-            self.report(path, "must be a base64-encoded binary string");
-        }
-    }
-
     /// An optional reference to an object of the allowed types. Its form (an identifier, or a
     /// local key inside observed-data) is checked by [`Ctx::properties`].
     pub(crate) fn reference(&mut self, o: &Map<String, Value>, base: &str, name: &str, refs: Refs) {
@@ -480,10 +458,7 @@ impl<'a> Ctx<'a> {
                 .get(s)
                 .and_then(|o| o.get("type"))
                 .and_then(Value::as_str),
-            None => StixId::parse(s).ok().map(|id| {
-                let t = id.object_type().len();
-                &s[..t]
-            }),
+            None => StixId::check(s).ok(),
         };
         if let Some(ty) = ty
             && let Err(why) = refs.allows(ty)
@@ -493,30 +468,22 @@ impl<'a> Ctx<'a> {
     }
 
     /// The form of one reference: an identifier, or inside observed-data a key of its `objects`.
-    fn ref_form(&mut self, v: &Value, path: &str) {
+    fn ref_form(&self, v: &Value) -> Result<(), String> {
         let Some(s) = v.as_str() else {
-            self.report(path, "a reference must be a string");
-            return;
+            return Err("a reference must be a string".to_owned());
         };
         match self.local {
-            Some(local) => {
-                if !local.contains_key(s) {
-                    self.report(
-                        path,
-                        format!("{s:?} is not a key of the observed-data objects"),
-                    );
-                }
+            Some(local) if !local.contains_key(s) => {
+                Err(format!("{s:?} is not a key of the observed-data objects"))
             }
-            None => {
-                if let Err(e) = StixId::parse(s) {
-                    self.report(path, e.to_string());
-                } else if !rfc4122(s) {
-                    self.report(
-                        path,
-                        "the identifier's UUID must be an RFC 4122 UUID (version 1-5)",
-                    );
+            Some(_) => Ok(()),
+            None => match StixId::check(s) {
+                Err(e) => Err(e.to_string()),
+                Ok(_) if !rfc4122(s) => {
+                    Err("the identifier's UUID must be an RFC 4122 UUID (version 1-5)".to_owned())
                 }
-            }
+                Ok(_) => Ok(()),
+            },
         }
     }
 
@@ -525,42 +492,55 @@ impl<'a> Ctx<'a> {
     /// `_bin`/`_hex` hold base64/hex. Unknown properties are otherwise accepted as they are.
     pub(crate) fn properties(&mut self, o: &Map<String, Value>, base: &str, top_level: bool) {
         for (k, v) in o {
-            let path = at(base, k);
+            // Paths are built only for problems: most properties have none.
+            let path = || at(base, k);
             if k != "id" && !is_property_name(k) {
                 self.report(
-                    &path,
+                    path(),
                     "property names have 3 to 250 characters of a-z, 0-9 and '_'",
                 );
             }
             if top_level && RESERVED_PROPERTIES.contains(&k.as_str()) {
-                self.report(&path, format!("{k:?} is a reserved property name"));
+                self.report(path(), format!("{k:?} is a reserved property name"));
             }
             match v {
                 Value::Null => {
-                    self.report(&path, "null is not a valid STIX value; omit the property")
+                    self.report(path(), "null is not a valid STIX value; omit the property")
                 }
-                Value::Array(a) if a.is_empty() => self.report(&path, "lists must not be empty"),
+                Value::Array(a) if a.is_empty() => self.report(path(), "lists must not be empty"),
                 _ => {}
             }
             if k.ends_with("_ref") {
-                self.ref_form(v, &path);
+                if let Err(why) = self.ref_form(v) {
+                    self.report(path(), why);
+                }
             } else if k.ends_with("_refs") {
                 match v {
                     Value::Array(items) => {
                         for (i, item) in items.iter().enumerate() {
-                            self.ref_form(item, &idx(&path, i));
+                            if let Err(why) = self.ref_form(item) {
+                                self.report(idx(&path(), i), why);
+                            }
                         }
                     }
-                    _ => self.report(&path, "must be a list of references"),
+                    _ => self.report(path(), "must be a list of references"),
                 }
             } else if let Some(original) = k.strip_suffix("_enc") {
                 if !o.contains_key(original) {
-                    self.report(&path, format!("{k} must not be present without {original}"));
+                    self.report(
+                        path(),
+                        format!("{k} must not be present without {original}"),
+                    );
                 }
             } else if k.ends_with("_bin") {
-                self.binary_value(v, &path);
-            } else if k.ends_with("_hex") {
-                self.hex_value(v, &path);
+                if !v.as_str().is_some_and(is_base64) {
+                    self.report(path(), "must be a base64-encoded binary string");
+                }
+            } else if k.ends_with("_hex") && !v.as_str().is_some_and(is_hex) {
+                self.report(
+                    path(),
+                    "must be hex: an even number of digits 0-9 and lower-case a-f",
+                );
             }
         }
     }

@@ -15,6 +15,14 @@ pub(crate) fn is_property_name(k: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
+/// §2.8: hex is an even number of digits 0-9 and lower-case a-f.
+pub(crate) fn is_hex(s: &str) -> bool {
+    !s.is_empty()
+        && s.len().is_multiple_of(2)
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// Standard base64 with padding, as STIX `binary` requires.
 pub(crate) fn is_base64(s: &str) -> bool {
     let b = s.as_bytes();
