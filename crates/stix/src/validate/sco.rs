@@ -17,7 +17,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, o: &Map<String, Value>, b: &str, ty: &str
         "artifact" => artifact(ctx, o, b),
         "autonomous-system" => {
             if ctx.required(o, b, "number").is_some() {
-                ctx.integer(o, b, "number", Some(0), None);
+                ctx.integer(o, b, "number", None, None);
             }
             ctx.strings(o, b, &["name", "rir"]);
         }
@@ -410,7 +410,7 @@ fn network_traffic(ctx: &mut Ctx<'_>, o: &Map<String, Value>, b: &str) {
         ctx.string(e, p, "request_version");
         // Each header maps to the list of its values (a header may repeat).
         ctx.dict_of(e, p, "request_header", is_string_list, "a list of strings");
-        ctx.integer(e, p, "message_body_length", Some(0), None);
+        ctx.integer(e, p, "message_body_length", None, None);
         ctx.reference(e, p, "message_body_data_ref", Refs::Types(&["artifact"]));
     });
     ctx.object(exts, &eb, "icmp-ext", |ctx, e, p| {
@@ -653,7 +653,7 @@ fn registry_key(ctx: &mut Ctx<'_>, o: &Map<String, Value>, b: &str) {
     });
     ctx.timestamp(o, b, "modified_time");
     ctx.reference(o, b, "creator_user_ref", Refs::Types(&["user-account"]));
-    ctx.integer(o, b, "number_of_subkeys", Some(0), None);
+    ctx.integer(o, b, "number_of_subkeys", None, None);
     at_least_one_property(ctx, o, b);
     uuid_v4_unless(ctx, o, b, &["key", "values"]);
 }
@@ -675,7 +675,7 @@ fn x509(ctx: &mut Ctx<'_>, o: &Map<String, Value>, b: &str) {
         ],
     );
     ctx.timestamps(o, b, &["validity_not_before", "validity_not_after"]);
-    ctx.integer(o, b, "subject_public_key_exponent", Some(0), None);
+    ctx.integer(o, b, "subject_public_key_exponent", None, None);
     ctx.object(o, b, "x509_v3_extensions", |ctx, e, p| {
         if e.is_empty() {
             ctx.report(p, "must have at least one property");
