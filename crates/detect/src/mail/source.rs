@@ -82,14 +82,20 @@ impl MailSource {
         Ok(())
     }
 
-    fn read_file(&mut self, path: &Path) -> Result<Option<Observation>, Error> {
+    /// Reads one file; `walked` files (found in a directory, not named by the caller) that do
+    /// not start like mail are skipped, so that a folder's README or archive is not "mail".
+    fn read_file(&mut self, path: &Path, walked: bool) -> Result<Option<Observation>, Error> {
         let io = |source| Error::Io {
             path: path.to_owned(),
             source,
         };
         let file = File::open(path).map_err(io)?;
         let mut reader = BufReader::new(file);
-        let starts_mbox = reader.fill_buf().map_err(io)?.starts_with(b"From ");
+        let head = reader.fill_buf().map_err(io)?;
+        let starts_mbox = head.starts_with(b"From ");
+        if walked && !starts_mbox && !starts_with_header(head) {
+            return Ok(None);
+        }
         let name = path.display().to_string();
         if starts_mbox {
             self.mbox = Some(Mbox {
@@ -115,6 +121,15 @@ impl MailSource {
         }
         Ok(Some(obs))
     }
+}
+
+/// Whether `head` starts with an RFC 5322 header field (`Name:`).
+fn starts_with_header(head: &[u8]) -> bool {
+    let name_len = head
+        .iter()
+        .take_while(|b| matches!(b, b'!'..=b'9' | b';'..=b'~'))
+        .count();
+    name_len > 0 && head.get(name_len) == Some(&b':')
 }
 
 fn list(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
@@ -200,7 +215,7 @@ impl Iterator for MailSource {
                 }
                 continue;
             }
-            match self.read_file(&path) {
+            match self.read_file(&path, depth > 0) {
                 Ok(Some(obs)) => return Some(Ok(obs)),
                 Ok(None) => continue,
                 Err(e) => return Some(Err(e)),

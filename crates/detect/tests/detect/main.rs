@@ -1,0 +1,6 @@
+//! The crate's one integration test binary: the mail corpus, the log samples and the matcher,
+//! each driven by `testdata/` with expectations written by hand.
+
+mod logs;
+mod mail;
+mod matcher;
