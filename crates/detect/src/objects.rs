@@ -93,12 +93,14 @@ impl ObjectSet {
         parts.extend(refs.iter().filter_map(|r| r.as_str().map(str::to_owned)));
         let part_refs: Vec<&str> = parts.iter().map(String::as_str).collect();
         let od_id = derived_id("observed-data", &part_refs);
+        // `created`/`modified` must carry milliseconds (STIX 2.1 §3.2).
+        let created = created.with_digits(3).to_string();
         let observed = json!({
             "type": "observed-data",
             "spec_version": "2.1",
             "id": od_id,
-            "created": created.to_string(),
-            "modified": created.to_string(),
+            "created": created,
+            "modified": created,
             "first_observed": first.to_string(),
             "last_observed": last.to_string(),
             "number_observed": 1,

@@ -71,7 +71,7 @@ pub(crate) fn map(obj: &Map<String, Value>) -> Result<Mapped, String> {
                     ("http_refer", "Referer"),
                 ] {
                     if let Some(v) = s(h, k) {
-                        headers.insert(name.into(), json!(v));
+                        headers.insert(name.into(), json!([v]));
                     }
                 }
                 if !headers.is_empty() {

@@ -127,7 +127,7 @@ pub(crate) fn map(obj: &Map<String, Value>, hint: Option<&str>) -> Result<Mapped
                 ("referrer", "Referer"),
             ] {
                 if let Some(v) = s(obj, k) {
-                    headers.insert(h.into(), json!(v));
+                    headers.insert(h.into(), json!([v]));
                 }
             }
             if !headers.is_empty() {

@@ -4,3 +4,4 @@
 mod logs;
 mod mail;
 mod matcher;
+mod valid;
