@@ -23,7 +23,7 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
-    /// A message could not be parsed at all (not even its headers).
+    /// A message could not be parsed at all (no headers, or the parser gave up).
     #[error("{source_name}: not a mail message")]
     NotMail {
         /// The message's source name.

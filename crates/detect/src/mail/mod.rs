@@ -71,7 +71,10 @@ impl Default for MailOptions {
 
 /// Extracts one raw message named `source`.
 pub fn scan_message(raw: &[u8], source: &str, options: &MailOptions) -> Result<Observation, Error> {
-    let Some(msg) = MessageParser::default().parse(raw) else {
+    // mail-parser 0.11 has a `debug_assert!` that hostile input reaches (found by the mutation
+    // tests); a parser panic must cost one message, never the scan.
+    let parsed = std::panic::catch_unwind(|| MessageParser::default().parse(raw));
+    let Ok(Some(msg)) = parsed else {
         return Err(Error::NotMail {
             source_name: source.to_owned(),
         });

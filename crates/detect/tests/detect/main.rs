@@ -4,4 +4,5 @@
 mod logs;
 mod mail;
 mod matcher;
+mod robust;
 mod valid;
