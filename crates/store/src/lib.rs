@@ -7,10 +7,12 @@
 //!   arrived as, next to the few columns it is indexed by ([`kizuna_stix::ObjectMeta`]). Serving an
 //!   object is copying bytes, never re-serialising.
 //! - **Paging never skips or repeats.** Every object version added to a collection gets the next
-//!   value of a per-collection sequence, in the same transaction that stores it. Pages are ranges
-//!   of that sequence (`seq > cursor ORDER BY seq LIMIT n`) over an index, so a page from the middle
-//!   of a million-object collection costs the same as the first, and objects that share one
-//!   `date_added` are still strictly ordered. `date_added` is non-decreasing along the sequence.
+//!   value of a sequence, in the same transaction that stores it; values are never reused, so
+//!   within a collection the sequence is strictly increasing in commit order (it may have gaps).
+//!   Pages are ranges of that sequence (`seq > cursor ORDER BY seq LIMIT n`) over an index, so a
+//!   page from the middle of a million-object collection costs the same as the first, and objects
+//!   that share one `date_added` are still strictly ordered. `date_added` is non-decreasing along
+//!   the sequence, and each add call gets a later one than the call before it in that collection.
 //! - **Filtering happens in the query**, TLP clearance included, so that a page is full and no
 //!   object above an account's clearance is ever read into the server's memory for it.
 //! - **Durability**: [`Store::add_objects`] returns only after its transaction has committed
@@ -60,7 +62,9 @@ pub trait Store: Send + Sync {
     /// Adds object versions to a collection in one transaction and returns one outcome per input,
     /// in input order. An exact duplicate (same id, version and bytes) succeeds without a new row;
     /// a different object with the same id and version is a failure. `date_added` is taken once
-    /// for the whole call.
+    /// for the whole call. Objects with neither `modified` nor `created` (SCOs) take that
+    /// `date_added` as their version; for them, any stored version with the same bytes makes a
+    /// duplicate.
     fn add_objects(&self, collection: &CollectionRef, objects: Vec<NewObject>)
     -> Result<AddReport>;
 

@@ -121,7 +121,9 @@ pub struct ObjectQuery {
     pub types: Vec<String>,
     /// `match[version]`.
     pub versions: VersionFilter,
-    /// `match[spec_version]`: any of these (empty = the newest spec_version of each object).
+    /// `match[spec_version]`: any of these; empty means any. A plain filter on the column: with
+    /// none given the store does not narrow each object to its newest spec_version (TAXII's
+    /// default), which differs only for objects stored in more than one spec_version.
     pub spec_versions: Vec<String>,
     /// Highest TLP level the reader may see; objects above it are never returned. Unmarked
     /// objects are treated as `unmarked_as`.
