@@ -180,25 +180,35 @@ impl IndicatorSet {
         };
         let loaded = Observations::from_json(&obs.bundle, SpecVersion::V21)
             .map_err(|e| bad(e.to_string()))?;
-        let Some(od) = obs.observed_data() else {
+        let ods: Vec<(&Value, &str, Option<Timestamp>, Option<Timestamp>)> = obs
+            .bundle
+            .get("objects")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|o| o.get("type").and_then(Value::as_str) == Some("observed-data"))
+            .map(|o| {
+                let t = |k: &str| {
+                    o.get(k)
+                        .and_then(Value::as_str)
+                        .and_then(|t| Timestamp::parse(t).ok())
+                };
+                let id = o.get("id").and_then(Value::as_str).unwrap_or("");
+                (o, id, t("first_observed"), t("last_observed"))
+            })
+            .collect();
+        let Some(&(first_od, ..)) = ods.first() else {
             return Ok(Vec::new());
         };
-        let od_id = od.get("id").and_then(Value::as_str).unwrap_or("");
-        let first = od
-            .get("first_observed")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let last = od
-            .get("last_observed")
-            .and_then(Value::as_str)
-            .unwrap_or(first);
-        let at = Timestamp::parse(first).ok();
+        let valid_at = |ind: &Compiled, at: Option<Timestamp>| {
+            at.is_none_or(|at| {
+                ind.valid_from.is_none_or(|f| at >= f) && ind.valid_until.is_none_or(|u| at < u)
+            })
+        };
         let mut hits = Vec::new();
         for ind in &self.indicators {
-            if let Some(at) = at
-                && (ind.valid_from.is_some_and(|f| at < f)
-                    || ind.valid_until.is_some_and(|u| at >= u))
-            {
+            // One observed-data (every sensor's case): check validity before evaluating.
+            if ods.len() == 1 && !valid_at(ind, ods[0].2) {
                 continue;
             }
             let result = ind
@@ -208,24 +218,41 @@ impl IndicatorSet {
             if !result.matched {
                 continue;
             }
-            let sighting = json!({
+            let mut bound: Vec<_> = ods
+                .iter()
+                .filter(|(_, id, ..)| result.observed_data_refs.iter().any(|r| r == id))
+                .collect();
+            if bound.is_empty() {
+                bound = ods.iter().take(1).collect();
+            }
+            let first = bound.iter().filter_map(|b| b.2).min();
+            let last = bound.iter().filter_map(|b| b.3).max().or(first);
+            if !valid_at(ind, first) {
+                continue;
+            }
+            let refs: Vec<&str> = bound.iter().map(|b| b.1).collect();
+            let mut id_parts = vec![ind.id.as_str()];
+            id_parts.extend(&refs);
+            let mut sighting = json!({
                 "type": "sighting",
                 "spec_version": "2.1",
-                "id": derived_id("sighting", &[ind.id.as_str(), od_id]),
+                "id": derived_id("sighting", &id_parts),
                 "created": self.now.with_digits(3).to_string(),
                 "modified": self.now.with_digits(3).to_string(),
                 "sighting_of_ref": ind.id,
-                "observed_data_refs": [od_id],
+                "observed_data_refs": refs,
                 "where_sighted_refs": [self.identity],
-                "first_seen": first,
-                "last_seen": last,
                 "count": 1,
             });
+            if let (Some(f), Some(l)) = (first, last) {
+                sighting["first_seen"] = json!(f.to_string());
+                sighting["last_seen"] = json!(l.to_string());
+            }
             hits.push(Hit {
                 source: obs.source.clone(),
                 indicator: ind.id.clone(),
                 sighting,
-                observed_data: od.clone(),
+                observed_data: bound.first().map_or(first_od, |b| b.0).clone(),
             });
         }
         Ok(hits)

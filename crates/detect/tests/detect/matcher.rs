@@ -112,3 +112,60 @@ fn log_hits_respect_valid_until() {
         ])
     );
 }
+
+#[test]
+fn a_sighting_refers_to_the_observed_data_the_pattern_bound() {
+    let indicators = r#"{"type": "indicator", "spec_version": "2.1",
+        "id": "indicator--0b6a4c2e-0000-4000-8000-000000000010",
+        "created": "2024-01-01T00:00:00.000Z", "modified": "2024-01-01T00:00:00.000Z",
+        "pattern": "[domain-name:value = 'a.example'] FOLLOWEDBY [domain-name:value = 'b.example']",
+        "pattern_type": "stix", "valid_from": "2024-01-01T00:00:00Z"}"#;
+    let (set, _) = IndicatorSet::from_json(indicators, IDENTITY, now()).unwrap();
+    let od = |n: u8, t: &str, d: &str| {
+        serde_json::json!([{
+            "type": "observed-data", "spec_version": "2.1",
+            "id": format!("observed-data--0b6a4c2e-0000-4000-8000-0000000000{n:02}"),
+            "created": "2024-04-01T00:00:00.000Z", "modified": "2024-04-01T00:00:00.000Z",
+            "first_observed": t, "last_observed": t, "number_observed": 1,
+            "object_refs": [format!("domain-name--0b6a4c2e-0000-4000-8000-0000000000{n:02}")]
+        }, {"type": "domain-name", "spec_version": "2.1",
+            "id": format!("domain-name--0b6a4c2e-0000-4000-8000-0000000000{n:02}"), "value": d}])
+    };
+    let mut objects = od(1, "2024-04-01T00:00:00Z", "c.example")
+        .as_array()
+        .unwrap()
+        .clone();
+    objects.extend(
+        od(2, "2024-04-01T01:00:00Z", "a.example")
+            .as_array()
+            .unwrap()
+            .clone(),
+    );
+    objects.extend(
+        od(3, "2024-04-01T02:00:00Z", "b.example")
+            .as_array()
+            .unwrap()
+            .clone(),
+    );
+    let line = serde_json::json!({"type": "bundle", "id": "bundle--0b6a4c2e-0000-4000-8000-000000000099", "objects": objects});
+    let obs: Vec<Observation> = LogSource::from_reader(
+        LogFormat::Stix,
+        "x.jsonl",
+        Box::new(std::io::Cursor::new(format!("{line}\n"))),
+        now(),
+    )
+    .map(Result::unwrap)
+    .collect();
+    let hits = set.matches(&obs[0]).unwrap();
+    assert_eq!(hits.len(), 1);
+    let s = &hits[0].sighting;
+    assert_eq!(
+        s["observed_data_refs"],
+        serde_json::json!([
+            "observed-data--0b6a4c2e-0000-4000-8000-000000000002",
+            "observed-data--0b6a4c2e-0000-4000-8000-000000000003"
+        ])
+    );
+    assert_eq!(s["first_seen"], "2024-04-01T01:00:00Z");
+    assert_eq!(s["last_seen"], "2024-04-01T02:00:00Z");
+}
