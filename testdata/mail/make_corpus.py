@@ -189,6 +189,33 @@ def raw_8bit_headers():
     write("raw-8bit-headers.eml", out)
 
 
+MEMO = codecs.encode("会議は15時から\r\n", "shift_jis")
+CSV = b"name;city\r\nJos\xe9;K\xf6ln\r\n"
+
+
+def text_attachments():
+    """Text attachments sent without base64 (8bit Shift_JIS, quoted-printable Latin-1): their
+    hashes must cover the bytes sent. Address headers in raw Shift_JIS and raw ISO-2022-JP."""
+    csv_qp = "".join("=%02X" % c if c > 126 or c == 61 else chr(c) for c in CSV)
+    out = (
+        b"From: " + codecs.encode("総務課", "shift_jis") + b" <soumu@example.go.jp>\r\n"
+        b"To: " + codecs.encode("担当者", "iso2022_jp") + b" <tantou@example.go.jp>\r\n"
+        b"Subject: memo\r\n"
+        b"Date: Fri, 12 Apr 2024 09:00:00 +0900\r\n"
+        b"MIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/mixed; boundary=\"t\"\r\n\r\n"
+        b"--t\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nTwo files attached.\r\n"
+        b"--t\r\nContent-Type: text/plain; charset=Shift_JIS\r\n"
+        b"Content-Disposition: attachment; filename=\"memo.txt\"\r\n"
+        b"Content-Transfer-Encoding: 8bit\r\n\r\n" + MEMO + b"\r\n"
+        b"--t\r\nContent-Type: text/csv; charset=ISO-8859-1\r\n"
+        b"Content-Disposition: attachment; filename=\"list.csv\"\r\n"
+        b"Content-Transfer-Encoding: quoted-printable\r\n\r\n" + csv_qp.encode("ascii") + b"\r\n"
+        b"--t--\r\n"
+    )
+    write("text-attachments.eml", out)
+
+
 def zip_members():
     z = make_zip([("docs/readme.txt", README), ("payload.exe", EXE)])
     write("attachments/invoice.zip", z)
@@ -330,7 +357,8 @@ def mbox():
         "From alice@example.org Mon Apr 15 10:00:00 2024\n"
         "From: alice@example.org\nTo: bob@example.jp\nSubject: first\n"
         "Date: Mon, 15 Apr 2024 10:00:00 +0000\n\n"
-        "Hi Bob,\n>From the office: see https://files.example.org/a\n\n"
+        "Hi Bob,\n>From the office: see https://files.example.org/a\n"
+        "From here on, an unescaped line (mboxo) that must not start a message.\n\n"
     )
     m2 = (
         "From mallory@bad.example Mon Apr 15 11:00:00 2024\n"
@@ -362,7 +390,7 @@ def maildir():
 
 
 def hashes():
-    for label, data in (("PDF", PDF), ("EXE", EXE), ("README", README), ("TXT", TXT)):
+    for label, data in (("PDF", PDF), ("EXE", EXE), ("README", README), ("TXT", TXT), ("MEMO", MEMO), ("CSV", CSV)):
         print(label, len(data), hashlib.md5(data).hexdigest(), hashlib.sha1(data).hexdigest(),
               hashlib.sha256(data).hexdigest())
 
@@ -371,6 +399,7 @@ if __name__ == "__main__":
     if sys.argv[1:] == ["--hashes"]:
         hashes()
         sys.exit(0)
-    for make in (plain_utf8, iso2022jp, shift_jis, raw_8bit_headers, zip_members, zip_encrypted,
+    for make in (plain_utf8, iso2022jp, shift_jis, raw_8bit_headers, text_attachments,
+                 zip_members, zip_encrypted,
                  zip_bomb, truncated, forwarded, deep_nesting, qp_html, mbox, maildir):
         make()

@@ -5,7 +5,8 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 
 use mail_parser::{
-    Address, Encoding, HeaderName, HeaderValue, Message, MessagePart, MimeHeaders, PartType,
+    Address, Encoding, HeaderName, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders,
+    PartType,
 };
 use serde_json::{Map, Value, json};
 
@@ -129,7 +130,36 @@ impl<'l> Extractor<'l> {
         id
     }
 
-    fn addresses(&mut self, value: &HeaderValue<'_>) -> Vec<String> {
+    /// The email-addr ids of an address header. A header sent as raw 8-bit or raw ISO-2022-JP
+    /// (no RFC 2047 encoded-words) is decoded first and parsed again, so that display names
+    /// come out right instead of as replacement characters.
+    fn addresses(
+        &mut self,
+        value: &HeaderValue<'_>,
+        raw: &[u8],
+        charset: Option<&str>,
+        what: &str,
+    ) -> Vec<String> {
+        if let Some((text, enc)) = decode_raw_header(raw, charset) {
+            self.notes
+                .push(format!("{what}: raw 8-bit address header decoded as {enc}"));
+            let mini = format!("To: {text}\r\n\r\n");
+            let parsed = MessageParser::default().parse(mini.as_bytes());
+            let pairs: Vec<(Option<String>, String)> = parsed
+                .as_ref()
+                .and_then(|m| m.to())
+                .map(|a| {
+                    mailboxes(a)
+                        .into_iter()
+                        .map(|(n, a)| (n.map(str::to_owned), a.to_owned()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            return pairs
+                .iter()
+                .map(|(n, a)| self.address(n.as_deref(), a))
+                .collect();
+        }
         let Some(addr) = value.as_address() else {
             return Vec::new();
         };
@@ -180,18 +210,20 @@ impl<'l> Extractor<'l> {
             let raw_value = raw_slice(msg, h.offset_start, h.offset_end);
             match &h.name {
                 HeaderName::From => {
-                    if let Some(first) = self.addresses(&h.value).into_iter().next() {
+                    let ids = self.addresses(&h.value, raw_value, charset, label);
+                    if let Some(first) = ids.into_iter().next() {
                         props.entry("from_ref").or_insert(Value::String(first));
                     }
                 }
                 HeaderName::Sender => {
-                    if let Some(first) = self.addresses(&h.value).into_iter().next() {
+                    let ids = self.addresses(&h.value, raw_value, charset, label);
+                    if let Some(first) = ids.into_iter().next() {
                         props.entry("sender_ref").or_insert(Value::String(first));
                     }
                 }
-                HeaderName::To => to.extend(self.addresses(&h.value)),
-                HeaderName::Cc => cc.extend(self.addresses(&h.value)),
-                HeaderName::Bcc => bcc.extend(self.addresses(&h.value)),
+                HeaderName::To => to.extend(self.addresses(&h.value, raw_value, charset, label)),
+                HeaderName::Cc => cc.extend(self.addresses(&h.value, raw_value, charset, label)),
+                HeaderName::Bcc => bcc.extend(self.addresses(&h.value, raw_value, charset, label)),
                 HeaderName::Subject => {
                     let subject = match decode_raw_header(raw_value, charset) {
                         Some((text, enc)) => {
@@ -222,7 +254,7 @@ impl<'l> Extractor<'l> {
                 }
                 _ => {
                     if h.name == HeaderName::ReplyTo {
-                        self.addresses(&h.value);
+                        self.addresses(&h.value, raw_value, charset, label);
                     }
                     if is_modelled(&name) || !is_dictionary_key(&name) {
                         continue;
@@ -486,7 +518,16 @@ fn attachment_bytes<'m>(msg: &'m Message<'_>, part: &'m MessagePart<'_>) -> (Cow
     match &part.body {
         PartType::Message(inner) => (Cow::Borrowed(inner.raw_message()), false),
         _ if is_base64(part) => decode_base64(raw_slice(msg, part.offset_body, part.offset_end)),
-        PartType::Text(t) | PartType::Html(t) => (Cow::Borrowed(t.as_bytes()), false),
+        _ if transfer_encoding_is(part, "quoted-printable") => (
+            Cow::Owned(decode_qp(raw_slice(msg, part.offset_body, part.offset_end))),
+            false,
+        ),
+        // Text sent as is (7bit, 8bit, binary): the bytes in the charset the sender used,
+        // not the UTF-8 text `mail-parser` decoded them to.
+        PartType::Text(_) | PartType::Html(_) => (
+            Cow::Borrowed(raw_slice(msg, part.offset_body, part.offset_end)),
+            false,
+        ),
         PartType::Binary(b) | PartType::InlineBinary(b) => (Cow::Borrowed(b.as_ref()), false),
         PartType::Multipart(_) => (Cow::Borrowed(&[][..]), false),
     }
@@ -494,10 +535,44 @@ fn attachment_bytes<'m>(msg: &'m Message<'_>, part: &'m MessagePart<'_>) -> (Cow
 
 /// Whether the part says it is base64 (`mail-parser` forgets on damaged parts; the header stays).
 fn is_base64(part: &MessagePart<'_>) -> bool {
-    part.encoding == Encoding::Base64
-        || part
-            .content_transfer_encoding()
-            .is_some_and(|e| e.trim().eq_ignore_ascii_case("base64"))
+    part.encoding == Encoding::Base64 || transfer_encoding_is(part, "base64")
+}
+
+fn transfer_encoding_is(part: &MessagePart<'_>, name: &str) -> bool {
+    part.content_transfer_encoding()
+        .is_some_and(|e| e.trim().eq_ignore_ascii_case(name))
+}
+
+/// Quoted-printable, leniently: soft breaks removed, `=XX` decoded, anything else kept.
+fn decode_qp(raw: &[u8]) -> Vec<u8> {
+    fn hex(b: Option<&u8>) -> Option<u8> {
+        (*b? as char)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while let Some(&c) = raw.get(i) {
+        if c == b'=' {
+            let rest = raw.get(i + 1..).unwrap_or(&[]);
+            if rest.starts_with(b"\r\n") {
+                i += 3;
+                continue;
+            }
+            if rest.starts_with(b"\n") {
+                i += 2;
+                continue;
+            }
+            if let (Some(h), Some(l)) = (hex(rest.first()), hex(rest.get(1))) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
 }
 
 fn decode_base64(raw: &[u8]) -> (Cow<'static, [u8]>, bool) {

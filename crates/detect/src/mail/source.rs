@@ -1,5 +1,5 @@
-//! Walking paths into messages: single files, mbox files (split on `From ` lines, mboxrd
-//! `>From ` unescaped) and Maildir folders (`new/` then `cur/`; `tmp/` holds deliveries in
+//! Walking paths into messages: single files, mbox files (split on `From ` lines that follow
+//! a blank line, mboxrd `>From ` unescaped) and Maildir folders (`new/` then `cur/`; `tmp/` holds deliveries in
 //! progress and is skipped).
 
 use std::collections::VecDeque;
@@ -26,6 +26,9 @@ struct Mbox {
     reader: BufReader<File>,
     /// The `From ` line that starts the next message has been read already.
     started: bool,
+    /// The previous line was blank: only then does a `From ` line start a message, so that an
+    /// unescaped `From ` in a body (mboxo) does not split it.
+    prev_blank: bool,
     count: usize,
     done: bool,
 }
@@ -102,6 +105,7 @@ impl MailSource {
                 path: name,
                 reader,
                 started: false,
+                prev_blank: true,
                 count: 0,
                 done: false,
             });
@@ -157,7 +161,9 @@ impl Mbox {
                 self.done = true;
                 return Ok(self.started.then_some((msg, cut)));
             }
-            if line.starts_with(b"From ") {
+            let starts_message = line.starts_with(b"From ") && self.prev_blank;
+            self.prev_blank = line == b"\n" || line == b"\r\n";
+            if starts_message {
                 if self.started {
                     return Ok(Some((msg, cut)));
                 }

@@ -279,6 +279,11 @@ fn raw_8bit_headers() {
 }
 
 #[test]
+fn text_attachments_hash_the_bytes_sent_and_raw_address_headers() {
+    check("text-attachments.json");
+}
+
+#[test]
 fn zip_members_are_archive_ext_contains_refs() {
     check("zip-members.json");
 }

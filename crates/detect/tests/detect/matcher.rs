@@ -69,7 +69,7 @@ fn mail_corpus_hits() {
     let obs: Vec<Observation> = MailSource::new([testdata().join("mail")], options)
         .map(Result::unwrap)
         .collect();
-    assert_eq!(obs.len(), 16);
+    assert_eq!(obs.len(), 17);
     let got = hits(&set, obs);
     assert_eq!(
         got,
