@@ -540,6 +540,12 @@ mod suite {
         let last = store.objects(&c, &q).unwrap().records;
         assert_eq!(last.len(), 1);
         assert!(last[0].json.contains("seen again"));
+        // Two different bodies of one SCO in one call: the first wins.
+        let report = store
+            .add_objects(&c, vec![ipv4(5, None), ipv4(5, Some("other"))])
+            .unwrap();
+        assert_eq!(report.outcomes[0], AddOutcome::Added);
+        assert!(matches!(report.outcomes[1], AddOutcome::Rejected(_)));
         // The same id in another collection is independent.
         let other = CollectionRef {
             api_root: ROOT.into(),

@@ -45,7 +45,7 @@ pub const DB_FILE: &str = "kizuna.db";
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Idle reader connections kept open.
-const MAX_IDLE_READERS: usize = 4;
+const MAX_IDLE_READERS: usize = 8;
 
 /// Prepared statements cached per connection; object queries vary with the filters present.
 const STATEMENT_CACHE: usize = 128;
