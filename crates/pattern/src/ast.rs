@@ -221,7 +221,11 @@ impl fmt::Display for Constant {
                 if s.contains('e') || s.contains("inf") || s.contains("NaN") {
                     let full = format!("{x:.400}");
                     let t = full.trim_end_matches('0');
-                    let t = if t.ends_with('.') { format!("{t}0") } else { t.to_string() };
+                    let t = if t.ends_with('.') {
+                        format!("{t}0")
+                    } else {
+                        t.to_string()
+                    };
                     f.write_str(&t)
                 } else {
                     f.write_str(&s)

@@ -28,7 +28,7 @@ use crate::error::EvalError;
 use crate::net::Net;
 use crate::observations::{Observation, Observations};
 use crate::parser::{decode_base64, decode_hex};
-use crate::regex::Rx;
+use crate::regex::{Like, Rx};
 use crate::timestamp::Timestamp;
 
 /// A compiled observation expression.
@@ -70,7 +70,7 @@ pub(crate) enum Op {
     Gt(Constant),
     Ge(Constant),
     In(Vec<Constant>),
-    Like(Rx),
+    Like(Like),
     Matches(Rx),
     IsSubset(Net),
     IsSuperset(Net),
@@ -158,7 +158,8 @@ impl Test {
             Op::Gt(c) => compare(v, c).map(|o| o == Ordering::Greater),
             Op::Ge(c) => compare(v, c).map(|o| o != Ordering::Less),
             Op::In(set) => Some(set.iter().any(|c| equals(v, c) == Some(true))),
-            Op::Like(rx) | Op::Matches(rx) => match text_of(v) {
+            Op::Like(like) => text_of(v).map(|s| like.is_match(&s)),
+            Op::Matches(rx) => match text_of(v) {
                 Some(s) => Some(rx.is_match(&s)?),
                 None => None,
             },
@@ -191,6 +192,16 @@ impl Test {
     }
 }
 
+/// A property of a JSON object. SCOs have few properties: comparing keys in order beats hashing
+/// the key (serde_json's map hashes with SipHash) up to a dozen or so entries.
+pub(crate) fn lookup<'a>(map: &'a serde_json::Map<String, Value>, key: &str) -> Option<&'a Value> {
+    if map.len() <= 12 {
+        map.iter().find(|(k, _)| k.as_str() == key).map(|(_, v)| v)
+    } else {
+        map.get(key)
+    }
+}
+
 /// Calls `f` on every value the path selects from `v`, stopping at the first `true`.
 fn walk<'a>(
     obs: &'a Observation,
@@ -206,7 +217,7 @@ fn walk<'a>(
             let Val::Json(Value::Object(map)) = v else {
                 return Ok(false);
             };
-            let Some(next) = map.get(k.as_str()) else {
+            let Some(next) = lookup(map, k) else {
                 return Ok(false);
             };
             let next = if k.ends_with("_hex") || k.ends_with("_bin") {
@@ -276,9 +287,7 @@ fn walk<'a>(
 impl Expr {
     fn holds(&self, obs: &Observation, root: &Value, root_type: &str) -> Result<bool, EvalError> {
         match self {
-            Expr::And(a, b) => {
-                Ok(a.holds(obs, root, root_type)? && b.holds(obs, root, root_type)?)
-            }
+            Expr::And(a, b) => Ok(a.holds(obs, root, root_type)? && b.holds(obs, root, root_type)?),
             Expr::Or(a, b) => Ok(a.holds(obs, root, root_type)? || b.holds(obs, root, root_type)?),
             Expr::Test(t) => {
                 if t.object_type != root_type {
@@ -291,12 +300,8 @@ impl Expr {
 
     /// Whether some root object of `obs` satisfies the whole expression.
     pub(crate) fn matches(&self, obs: &Observation) -> Result<bool, EvalError> {
-        for &r in &obs.roots {
-            let root = &obs.objects[r].1;
-            let Some(ty) = root.get("type").and_then(Value::as_str) else {
-                continue;
-            };
-            if self.holds(obs, root, ty)? {
+        for (r, ty) in &obs.roots {
+            if self.holds(obs, &obs.objects[*r].1, ty)? {
                 return Ok(true);
             }
         }
@@ -324,10 +329,7 @@ impl Span {
 #[derive(Clone, Copy)]
 enum Constraint {
     /// WITHIN: max(first) - min(last) over the scope's observations stays within `nanos`.
-    Window {
-        nanos: u128,
-        span: Option<Span>,
-    },
+    Window { nanos: u128, span: Option<Span> },
     /// FOLLOWEDBY: every observation of the right side ends no earlier than this.
     NotBefore(Timestamp),
     /// START/STOP: every observation overlaps [start, stop).
@@ -392,9 +394,10 @@ impl State {
     fn leave(&mut self, mark: usize) {
         while self.undo.len() > mark {
             if let Some((i, old)) = self.undo.pop()
-                && let Some(Constraint::Window { span, .. }) = self.constraints.get_mut(i) {
-                    *span = old;
-                }
+                && let Some(Constraint::Window { span, .. }) = self.constraints.get_mut(i)
+            {
+                *span = old;
+            }
         }
     }
 
@@ -505,9 +508,10 @@ fn repeat(
     solve(ctx, st, node, &mut |st, s| {
         let end = st.trail.len();
         if let Some((ps, pe)) = prev
-            && st.trail[start..end] < st.trail[ps..pe] {
-                return false;
-            }
+            && st.trail[start..end] < st.trail[ps..pe]
+        {
+            return false;
+        }
         let acc = Some(acc.map_or(s, |a| a.merge(s)));
         repeat(ctx, st, node, left - 1, Some((start, end)), acc, k)
     })
@@ -585,6 +589,24 @@ fn repeat_leaf(
     false
 }
 
+/// Whether some binding exists, without reporting it.
+pub(crate) fn exists_binding(
+    root: &Node,
+    leaves: &[Expr],
+    observations: &Observations,
+    limit: u64,
+) -> Result<bool, EvalError> {
+    if let (Node::Leaf(0), [leaf]) = (root, leaves) {
+        for o in &observations.items {
+            if leaf.matches(o)? {
+                return Ok(true);
+            }
+        }
+        return Ok(false);
+    }
+    Ok(find_binding(root, leaves, observations, limit)?.is_some())
+}
+
 /// Finds one binding; returns the observation indexes it uses, sorted and deduplicated.
 pub(crate) fn find_binding(
     root: &Node,
@@ -593,6 +615,15 @@ pub(crate) fn find_binding(
     limit: u64,
 ) -> Result<Option<Vec<usize>>, EvalError> {
     let obs = &observations.items;
+    if let (Node::Leaf(0), [leaf]) = (root, leaves) {
+        // One bracketed expression: the first observation that satisfies it is the binding.
+        for (i, o) in obs.iter().enumerate() {
+            if leaf.matches(o)? {
+                return Ok(Some(vec![i]));
+            }
+        }
+        return Ok(None);
+    }
     let mut cands = Vec::with_capacity(leaves.len());
     for leaf in leaves {
         let mut c = Vec::new();
@@ -603,11 +634,7 @@ pub(crate) fn find_binding(
         }
         cands.push(c);
     }
-    let ctx = Ctx {
-        obs,
-        cands,
-        limit,
-    };
+    let ctx = Ctx { obs, cands, limit };
     let mut st = State {
         used: vec![0; obs.len()],
         trail: Vec::new(),

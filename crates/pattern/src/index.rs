@@ -9,9 +9,7 @@
 
 use std::fmt;
 
-use crate::ast::{
-    ComparisonExpr, Comparison, Constant, ObjectPath, ObservationExpr, Operator,
-};
+use crate::ast::{Comparison, ComparisonExpr, Constant, ObjectPath, ObservationExpr, Operator};
 use crate::net::Net;
 
 /// One key: a cheap necessary condition on one object.
@@ -79,7 +77,10 @@ impl fmt::Display for IndexKey {
                 high,
             } => {
                 if *ipv6 {
-                    let (l, h) = (std::net::Ipv6Addr::from(*low), std::net::Ipv6Addr::from(*high));
+                    let (l, h) = (
+                        std::net::Ipv6Addr::from(*low),
+                        std::net::Ipv6Addr::from(*high),
+                    );
                     write!(f, "network {path} in {l} .. {h}")
                 } else {
                     let l = std::net::Ipv4Addr::from((*low >> 96) as u32);
@@ -102,7 +103,10 @@ impl fmt::Display for IndexKey {
 type Keys = Vec<IndexKey>;
 
 fn score(keys: &Keys) -> (u8, usize) {
-    (keys.iter().map(IndexKey::rank).max().unwrap_or(u8::MAX), keys.len())
+    (
+        keys.iter().map(IndexKey::rank).max().unwrap_or(u8::MAX),
+        keys.len(),
+    )
 }
 
 fn better(a: Keys, b: Keys) -> Keys {
@@ -136,7 +140,10 @@ fn test_keys(c: &Comparison) -> Keys {
     }
     let path = c.path.clone();
     match &c.op {
-        Operator::Eq(v) => vec![IndexKey::Equals { path, value: v.clone() }],
+        Operator::Eq(v) => vec![IndexKey::Equals {
+            path,
+            value: v.clone(),
+        }],
         Operator::In(set) if !set.is_empty() => set
             .iter()
             .map(|v| IndexKey::Equals {

@@ -143,7 +143,10 @@ impl fmt::Display for Explanation {
         writeln!(f, "canonical: {}", self.canonical)?;
         writeln!(f, "tree:")?;
         f.write_str(&self.tree)?;
-        writeln!(f, "index keys (a match needs an object satisfying one of them):")?;
+        writeln!(
+            f,
+            "index keys (a match needs an object satisfying one of them):"
+        )?;
         for k in &self.index_keys {
             writeln!(f, "  {k}")?;
         }
@@ -178,8 +181,12 @@ impl Pattern {
 
     /// Matches the pattern against loaded observations.
     pub fn matches(&self, observations: &Observations) -> Result<MatchResult, EvalError> {
-        let binding =
-            eval::find_binding(&self.node, &self.leaves, observations, self.max_search_steps)?;
+        let binding = eval::find_binding(
+            &self.node,
+            &self.leaves,
+            observations,
+            self.max_search_steps,
+        )?;
         Ok(match binding {
             None => MatchResult::default(),
             Some(idx) => MatchResult {
@@ -190,6 +197,17 @@ impl Pattern {
                     .collect(),
             },
         })
+    }
+
+    /// Whether the pattern matches, without collecting the observed-data of the binding: the
+    /// cheaper call for a detector that only needs the verdict.
+    pub fn is_match(&self, observations: &Observations) -> Result<bool, EvalError> {
+        eval::exists_binding(
+            &self.node,
+            &self.leaves,
+            observations,
+            self.max_search_steps,
+        )
     }
 
     /// Cheap necessary conditions for a match: if the pattern matches, some object of the
@@ -285,10 +303,14 @@ fn compile_comparison(
         ComparisonExpr::Test(t) => {
             // The parser compiled every regular expression in this order; compiling again from
             // the text is only a fallback, so that a bug there cannot become a panic.
-            let mut rx = |text: &str, like: bool| match regexes.next() {
+            let mut rx = |text: &str| match regexes.next() {
                 Some(r) => Ok(r),
-                None => if like { regex::Rx::like(text) } else { regex::Rx::pcre(text) }
-                    .map_err(|detail| internal(ParseErrorKind::InvalidLiteral { what: "regular expression", detail })),
+                None => regex::Rx::pcre(text).map_err(|detail| {
+                    internal(ParseErrorKind::InvalidLiteral {
+                        what: "regular expression",
+                        detail,
+                    })
+                }),
             };
             let net = |text: &str| {
                 net::Net::parse(text).ok_or_else(|| {
@@ -306,8 +328,8 @@ fn compile_comparison(
                 Operator::Gt(c) => Op::Gt(c.clone()),
                 Operator::Ge(c) => Op::Ge(c.clone()),
                 Operator::In(s) => Op::In(s.clone()),
-                Operator::Like(s) => Op::Like(rx(s, true)?),
-                Operator::Matches(s) => Op::Matches(rx(s, false)?),
+                Operator::Like(s) => Op::Like(regex::Like::new(s)),
+                Operator::Matches(s) => Op::Matches(rx(s)?),
                 Operator::IsSubset(s) => Op::IsSubset(net(s)?),
                 Operator::IsSuperset(s) => Op::IsSuperset(net(s)?),
                 Operator::Exists => Op::Exists,
@@ -329,7 +351,9 @@ fn render_observation(e: &ObservationExpr, depth: usize, out: &mut String) {
             out.push_str(&format!("{pad}observation [ ]\n"));
             render_comparison(c, depth + 1, out);
         }
-        ObservationExpr::And(a, b) | ObservationExpr::Or(a, b) | ObservationExpr::FollowedBy(a, b) => {
+        ObservationExpr::And(a, b)
+        | ObservationExpr::Or(a, b)
+        | ObservationExpr::FollowedBy(a, b) => {
             let name = match e {
                 ObservationExpr::And(..) => "AND",
                 ObservationExpr::Or(..) => "OR",
@@ -350,7 +374,11 @@ fn render_comparison(e: &ComparisonExpr, depth: usize, out: &mut String) {
     let pad = "  ".repeat(depth);
     match e {
         ComparisonExpr::And(a, b) | ComparisonExpr::Or(a, b) => {
-            let name = if matches!(e, ComparisonExpr::And(..)) { "AND" } else { "OR" };
+            let name = if matches!(e, ComparisonExpr::And(..)) {
+                "AND"
+            } else {
+                "OR"
+            };
             out.push_str(&format!("{pad}{name}\n"));
             render_comparison(a, depth + 1, out);
             render_comparison(b, depth + 1, out);

@@ -85,6 +85,13 @@ mod tests {
         assert!(Net::parse("10.0.0.0/33").is_none());
         assert!(Net::parse("10.0.0/8").is_none());
         assert!(Net::parse("2001:db8::/129").is_none());
-        assert_eq!(n("10.0.0.0/8").range(), (false, 10u128 << 120, (10u128 << 120) | (0xff_ffffu128 << 96)));
+        assert_eq!(
+            n("10.0.0.0/8").range(),
+            (
+                false,
+                10u128 << 120,
+                (10u128 << 120) | (0xff_ffffu128 << 96)
+            )
+        );
     }
 }

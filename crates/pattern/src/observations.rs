@@ -59,8 +59,8 @@ pub(crate) struct Observation {
     /// Objects reachable from this observation: (local key or id, object). Includes non-root
     /// objects so that references resolve.
     pub(crate) objects: Vec<(String, Value)>,
-    /// Indexes into `objects` of the objects a pattern's object type may select.
-    pub(crate) roots: Vec<usize>,
+    /// The objects a pattern's object type may select: index into `objects` and type.
+    pub(crate) roots: Vec<(usize, String)>,
 }
 
 impl Observation {
@@ -148,9 +148,10 @@ impl Observations {
         let mut by_id: std::collections::HashMap<&str, &Value> = std::collections::HashMap::new();
         for o in &pool {
             if o.get("type").and_then(Value::as_str) != Some("observed-data")
-                && let Some(id) = o.get("id").and_then(Value::as_str) {
-                    by_id.insert(id, o);
-                }
+                && let Some(id) = o.get("id").and_then(Value::as_str)
+            {
+                by_id.insert(id, o);
+            }
         }
         let mut items = Vec::new();
         for (n, od) in pool
@@ -172,8 +173,8 @@ impl Observations {
                     continue;
                 };
                 let ty = target.1.get("type").and_then(Value::as_str).unwrap_or("");
-                if !NON_SCO_TYPES.contains(&ty) {
-                    roots.push(objects.len());
+                if !ty.is_empty() && !NON_SCO_TYPES.contains(&ty) {
+                    roots.push((objects.len(), ty.to_string()));
                 }
                 objects.push(((*target.0).to_string(), (*target.1).clone()));
             }
@@ -205,7 +206,11 @@ impl Observations {
                 None => {}
                 Some(_) => return Err(obs_err(&label, "objects must be a dictionary")),
             }
-            let roots = (0..objects.len()).collect();
+            let roots = objects
+                .iter()
+                .enumerate()
+                .filter_map(|(i, (_, o))| Some((i, o.get("type")?.as_str()?.to_string())))
+                .collect();
             items.push(Observation {
                 id,
                 first,

@@ -3,7 +3,7 @@
 
 use crate::Limits;
 use crate::ast::{
-    ComparisonExpr, Comparison, Constant, ObjectPath, ObservationExpr, Operator, PathStep,
+    Comparison, ComparisonExpr, Constant, ObjectPath, ObservationExpr, Operator, PathStep,
     Qualifier,
 };
 use crate::error::{ParseError, ParseErrorKind, Position};
@@ -11,7 +11,7 @@ use crate::lexer::{Kw, Tok, Token, tokenize};
 use crate::regex::Rx;
 use crate::timestamp::Timestamp;
 
-/// Output of the parser: the tree and the regular expressions of `MATCHES`/`LIKE`, compiled in
+/// Output of the parser: the tree and the regular expressions of `MATCHES`, compiled in
 /// the order they appear (a left-to-right walk of the tree meets them in the same order).
 pub(crate) struct Parsed {
     pub(crate) root: ObservationExpr,
@@ -263,7 +263,9 @@ impl Parser<'_> {
                 self.bump();
                 let npos = self.pos();
                 let n = match self.bump() {
-                    Tok::Int(t) if !t.starts_with('-') => t.trim_start_matches('+').parse::<u32>().ok(),
+                    Tok::Int(t) if !t.starts_with('-') => {
+                        t.trim_start_matches('+').parse::<u32>().ok()
+                    }
                     _ => {
                         self.at -= 1;
                         return Err(self.unexpected("a positive integer"));
@@ -459,20 +461,7 @@ impl Parser<'_> {
             Tok::Gt => Operator::Gt(self.constant(true)?),
             Tok::Ge => Operator::Ge(self.constant(true)?),
             Tok::Kw(Kw::In) => Operator::In(self.set()?),
-            Tok::Kw(Kw::Like) => {
-                let (pos, s) = self.string_operand()?;
-                let rx = Rx::like(&s).map_err(|detail| {
-                    Self::err_at(
-                        pos,
-                        ParseErrorKind::InvalidLiteral {
-                            what: "LIKE operand",
-                            detail,
-                        },
-                    )
-                })?;
-                self.regexes.push(rx);
-                Operator::Like(s)
-            }
+            Tok::Kw(Kw::Like) => Operator::Like(self.string_operand()?.1),
             Tok::Kw(Kw::Matches) => {
                 let (pos, s) = self.string_operand()?;
                 let rx = Rx::pcre(&s).map_err(|detail| {
@@ -553,14 +542,15 @@ impl Parser<'_> {
             let pos = self.pos();
             let c = self.constant(false)?;
             if let Some(first) = out.first()
-                && !same_set_type(first, &c) {
-                    return Err(Self::err_at(
-                        pos,
-                        ParseErrorKind::Semantic(format!(
-                            "set members must have one type: {first} and {c} differ"
-                        )),
-                    ));
-                }
+                && !same_set_type(first, &c)
+            {
+                return Err(Self::err_at(
+                    pos,
+                    ParseErrorKind::Semantic(format!(
+                        "set members must have one type: {first} and {c} differ"
+                    )),
+                ));
+            }
             out.push(c);
             if out.len() > self.limits.max_set_len {
                 return Err(Self::err_at(
@@ -607,9 +597,14 @@ impl Parser<'_> {
                 invalid("hex literal", "needs an even number of hex digits".into())
             })?),
             // The grammar needs at least one base64 quantum: `b''` is not a literal.
-            Tok::Bin(b) => Constant::Binary(decode_base64(&b).filter(|_| !b.is_empty()).ok_or_else(|| {
-                invalid("binary literal", "is not non-empty padded standard base64".into())
-            })?),
+            Tok::Bin(b) => {
+                Constant::Binary(decode_base64(&b).filter(|_| !b.is_empty()).ok_or_else(|| {
+                    invalid(
+                        "binary literal",
+                        "is not non-empty padded standard base64".into(),
+                    )
+                })?)
+            }
             Tok::Time(t) => Constant::Timestamp(
                 Timestamp::parse_literal(&t).map_err(|d| invalid("timestamp", d))?,
             ),
@@ -642,7 +637,11 @@ fn same_set_type(a: &Constant, b: &Constant) -> bool {
 fn seconds_to_nanos(t: &str) -> Option<u128> {
     let t = t.trim_start_matches('+');
     let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
-    let whole: u128 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
+    let whole: u128 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
     let mut nanos: u128 = 0;
     for i in 0..9 {
         let d = frac.as_bytes().get(i).map_or(0, |b| u128::from(b - b'0'));

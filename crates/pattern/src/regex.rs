@@ -1,5 +1,8 @@
 //! `MATCHES` and `LIKE` as regular expressions with bounded cost.
 //!
+//! `LIKE` needs no regular expression: [`Like`] matches its two wildcards directly, in
+//! O(value × operand) time at worst and without compiling anything.
+//!
 //! A regular expression is first given to the `regex` crate, whose matching time is linear in
 //! the input. Only when it uses what that crate refuses by design — look-around and
 //! back-references, both PCRE features the specification allows — does it go to `fancy-regex`,
@@ -49,27 +52,6 @@ impl Rx {
         }
     }
 
-    /// Compiles a `LIKE` operand: `%` is any run, `_` any one character, the rest literal.
-    pub(crate) fn like(src: &str) -> Result<Rx, String> {
-        let mut re = String::with_capacity(src.len() + 8);
-        re.push_str("^(?:");
-        let mut buf = [0u8; 4];
-        for c in src.chars() {
-            match c {
-                '%' => re.push_str(".*"),
-                '_' => re.push('.'),
-                c => re.push_str(&regex::escape(c.encode_utf8(&mut buf))),
-            }
-        }
-        re.push_str(")\\z");
-        regex::RegexBuilder::new(&re)
-            .dot_matches_new_line(true)
-            .size_limit(COMPILED_SIZE_LIMIT)
-            .build()
-            .map(Rx::Linear)
-            .map_err(|e| e.to_string())
-    }
-
     /// Whether the expression matches anywhere in `s`.
     pub(crate) fn is_match(&self, s: &str) -> Result<bool, EvalError> {
         match self {
@@ -78,6 +60,111 @@ impl Rx {
                 .is_match(s)
                 .map_err(|_| EvalError::RegexLimit(r.as_str().to_string())),
         }
+    }
+}
+
+/// A compiled `LIKE` operand: `%` is any run of characters, `_` any one character (newlines
+/// included), everything else literal.
+#[derive(Debug, Clone)]
+pub(crate) struct Like {
+    /// The operand split at `%`: literal-or-`_` segments.
+    segments: Vec<Vec<LikeChar>>,
+    /// For operands without `_` and with at most one `%`: the literal text before and after it
+    /// (`None` after when there is no `%`), matched without decoding the value into chars.
+    literal: Option<(String, Option<String>)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum LikeChar {
+    Any,
+    Lit(char),
+}
+
+impl Like {
+    pub(crate) fn new(operand: &str) -> Like {
+        let parts: Vec<&str> = operand.split('%').collect();
+        let segments = parts
+            .iter()
+            .map(|p| {
+                p.chars()
+                    .map(|c| {
+                        if c == '_' {
+                            LikeChar::Any
+                        } else {
+                            LikeChar::Lit(c)
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let literal = match parts.as_slice() {
+            [a] if !a.contains('_') => Some((a.to_string(), None)),
+            [a, b] if !a.contains('_') && !b.contains('_') => {
+                Some((a.to_string(), Some(b.to_string())))
+            }
+            _ => None,
+        };
+        Like { segments, literal }
+    }
+
+    /// Whether `seg` matches `s` at char offset `at`; returns the end offset.
+    fn at(seg: &[LikeChar], s: &[char], at: usize) -> Option<usize> {
+        let end = at.checked_add(seg.len())?;
+        let window = s.get(at..end)?;
+        seg.iter()
+            .zip(window)
+            .all(|(p, c)| match p {
+                LikeChar::Any => true,
+                LikeChar::Lit(l) => l == c,
+            })
+            .then_some(end)
+    }
+
+    /// Whether the whole of `s` matches.
+    pub(crate) fn is_match(&self, s: &str) -> bool {
+        match &self.literal {
+            Some((a, None)) => return s == a,
+            Some((a, Some(b))) => {
+                return s.len() >= a.len() + b.len()
+                    && s.starts_with(a.as_str())
+                    && s.ends_with(b.as_str());
+            }
+            None => {}
+        }
+        let chars: Vec<char> = s.chars().collect();
+        let n = self.segments.len();
+        // Leading segment anchored at 0, trailing segment anchored at the end, the middle ones
+        // placed leftmost-first: greedy leftmost placement is optimal for `%` separators.
+        let first = &self.segments[0];
+        let Some(mut pos) = Self::at(first, &chars, 0) else {
+            return false;
+        };
+        if n == 1 {
+            return pos == chars.len();
+        }
+        let last = &self.segments[n - 1];
+        let Some(last_start) = chars.len().checked_sub(last.len()) else {
+            return false;
+        };
+        if last_start < pos || Self::at(last, &chars, last_start).is_none() {
+            return false;
+        }
+        for seg in &self.segments[1..n - 1] {
+            let mut found = None;
+            let mut i = pos;
+            while i + seg.len() <= last_start {
+                if let Some(end) = Self::at(seg, &chars, i) {
+                    found = Some(end);
+                    break;
+                }
+                i += 1;
+            }
+            match found {
+                Some(end) => pos = end,
+                None => return false,
+            }
+        }
+        true
     }
 }
 
@@ -107,11 +194,34 @@ mod tests {
 
     #[test]
     fn like_wildcards() {
-        let rx = Rx::like("a%c_").unwrap();
-        assert!(rx.is_match("abbbcd").unwrap());
-        assert!(rx.is_match("a\nc\n").unwrap());
-        assert!(!rx.is_match("abbbc").unwrap());
-        assert!(Rx::like("1.2*").unwrap().is_match("1.2*").unwrap());
-        assert!(!Rx::like("1.2").unwrap().is_match("1x2").unwrap());
+        let l = Like::new("a%c_");
+        assert!(l.is_match("abbbcd"));
+        assert!(l.is_match("a\nc\n"));
+        assert!(!l.is_match("abbbc"));
+        assert!(Like::new("1.2*").is_match("1.2*"));
+        assert!(!Like::new("1.2").is_match("1x2"));
+        assert!(Like::new("%").is_match(""));
+        assert!(Like::new("").is_match(""));
+        assert!(!Like::new("").is_match("a"));
+        assert!(Like::new("%.exe").is_match("evil.exe"));
+        assert!(!Like::new("%.exe").is_match("exe"));
+        assert!(Like::new("a%a").is_match("aa"));
+        assert!(!Like::new("a%a").is_match("a"));
+        assert!(Like::new("%b%b%").is_match("abab"));
+        assert!(!Like::new("%b%b%").is_match("ab"));
+        assert!(Like::new("_%_").is_match("ab"));
+        assert!(!Like::new("_%_").is_match("a"));
+        assert!(Like::new("日%本").is_match("日x本"));
+        assert!(Like::new("%ab%ab").is_match("abab"));
+        assert!(Like::new("a%b%c").is_match("abcbc"));
+    }
+
+    #[test]
+    fn pcre_syntax_beyond_the_regex_crate() {
+        assert!(Rx::pcre("abc\\z").unwrap().is_match("xabc").unwrap());
+        assert!(Rx::pcre("\\Aab").unwrap().is_match("abc").unwrap());
+        assert!(Rx::pcre("(?<=a)b").unwrap().is_match("ab").unwrap());
+        assert!(Rx::pcre("(?>a+)b").unwrap().is_match("aab").unwrap());
+        assert!(Rx::pcre("a++b").unwrap().is_match("aab").unwrap());
     }
 }

@@ -177,11 +177,15 @@ mod tests {
         assert!(Timestamp::parse_literal("2021-02-29T00:00:00Z").is_err());
         assert!(Timestamp::parse_literal("2021-02-28t00:00:00Z").is_err());
         assert_eq!(
-            Timestamp::parse_literal("1970-01-01T00:00:00.5Z").unwrap().as_nanos(),
+            Timestamp::parse_literal("1970-01-01T00:00:00.5Z")
+                .unwrap()
+                .as_nanos(),
             500_000_000
         );
         assert_eq!(
-            Timestamp::parse_literal("1969-12-31T23:59:59Z").unwrap().to_string(),
+            Timestamp::parse_literal("1969-12-31T23:59:59Z")
+                .unwrap()
+                .to_string(),
             "1969-12-31T23:59:59Z"
         );
     }

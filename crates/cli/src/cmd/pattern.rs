@@ -133,7 +133,10 @@ fn python_unicode_escape(s: &str) -> String {
 fn run_match(args: &MatchArgs) -> anyhow::Result<ExitCode> {
     let enc = args.encoding.to_ascii_lowercase().replace(['-', '_'], "");
     if enc != "utf8" {
-        bail!("unsupported encoding {:?}: only UTF-8 is supported", args.encoding);
+        bail!(
+            "unsupported encoding {:?}: only UTF-8 is supported",
+            args.encoding
+        );
     }
     let version = if args.stix_version == "2.0" {
         SpecVersion::V20

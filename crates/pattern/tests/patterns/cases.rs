@@ -10,7 +10,9 @@ use serde_json::{Map, Value, json};
 use crate::reference::{self, Outcome};
 
 fn testdata(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/patterns").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/patterns")
+        .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -22,10 +24,18 @@ fn parse_cases() {
     for case in cases.as_array().expect("parse.json is a list") {
         let pattern = case["pattern"].as_str().expect("pattern");
         n += 1;
-        match (Pattern::parse(pattern), case.get("canonical"), case.get("error")) {
+        match (
+            Pattern::parse(pattern),
+            case.get("canonical"),
+            case.get("error"),
+        ) {
             (Ok(p), Some(canonical), None) => {
                 let printed = p.to_string();
-                assert_eq!(printed, canonical.as_str().expect("canonical"), "canonical form of {pattern}");
+                assert_eq!(
+                    printed,
+                    canonical.as_str().expect("canonical"),
+                    "canonical form of {pattern}"
+                );
                 let again = Pattern::parse(&printed).expect("canonical form parses");
                 assert_eq!(again.ast(), p.ast(), "round trip of {pattern}");
             }
@@ -36,7 +46,11 @@ fn parse_cases() {
                     "error for {pattern:?} is {msg:?}, expected it to contain {expected}"
                 );
                 if let Some(at) = case.get("at").and_then(Value::as_str) {
-                    assert_eq!(e.position.to_string(), at, "position of the error in {pattern:?}");
+                    assert_eq!(
+                        e.position.to_string(),
+                        at,
+                        "position of the error in {pattern:?}"
+                    );
                 }
             }
             (r, _, _) => panic!("unexpected outcome for {pattern:?}: {r:?}"),
@@ -78,7 +92,12 @@ fn od_id(i: usize) -> String {
 /// Expands the shorthand `observed` list into what stix2-matcher takes for `version`.
 pub fn expand(observed: &Value, version: &str) -> Value {
     let mut out = Vec::new();
-    for (i, od) in observed.as_array().expect("observed is a list").iter().enumerate() {
+    for (i, od) in observed
+        .as_array()
+        .expect("observed is a list")
+        .iter()
+        .enumerate()
+    {
         let first = od["first"].as_str().expect("first");
         let last = od.get("last").and_then(Value::as_str).unwrap_or(first);
         let count = od.get("count").and_then(Value::as_u64).unwrap_or(1);
@@ -96,7 +115,10 @@ pub fn expand(observed: &Value, version: &str) -> Value {
             .map(|(k, o)| {
                 let ty = o["type"].as_str().unwrap_or("x-unknown");
                 let n: u64 = k.parse().unwrap_or(999);
-                (k.clone(), json!(format!("{ty}--00000000-0000-4000-8000-{:06}{n:06}", i)))
+                (
+                    k.clone(),
+                    json!(format!("{ty}--00000000-0000-4000-8000-{:06}{n:06}", i)),
+                )
             })
             .collect();
         let mut scos = Vec::new();
@@ -122,7 +144,11 @@ pub fn expand(observed: &Value, version: &str) -> Value {
 }
 
 fn version_of(v: &str) -> SpecVersion {
-    if v == "2.0" { SpecVersion::V20 } else { SpecVersion::V21 }
+    if v == "2.0" {
+        SpecVersion::V20
+    } else {
+        SpecVersion::V21
+    }
 }
 
 /// Our outcome, in the reference's terms.
@@ -169,14 +195,23 @@ fn match_cases() {
         let layouts: Vec<String> = case
             .get("layouts")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_else(|| vec!["2.1".into(), "2.0".into()]);
         let spec = expected(&case["matched"]);
-        let reference = case.get("reference").map(expected).unwrap_or_else(|| spec.clone());
+        let reference = case
+            .get("reference")
+            .map(expected)
+            .unwrap_or_else(|| spec.clone());
         if case.get("reference").is_some() {
             deviations += 1;
             assert!(
-                case.get("deviation").and_then(Value::as_str).is_some_and(|d| !d.is_empty()),
+                case.get("deviation")
+                    .and_then(Value::as_str)
+                    .is_some_and(|d| !d.is_empty()),
                 "case {name}: a reference outcome different from the specification needs a \
                  \"deviation\" naming its entry in docs/patterns.md"
             );
@@ -184,9 +219,15 @@ fn match_cases() {
         for layout in layouts {
             let observations = expand(&case["observed"], &layout);
             let (got, refs) = ours(pattern, &layout, &observations);
-            assert!(same(&got, &spec), "case {name} ({layout}): {pattern}\n  got {got:?}, the specification says {spec:?}");
+            assert!(
+                same(&got, &spec),
+                "case {name} ({layout}): {pattern}\n  got {got:?}, the specification says {spec:?}"
+            );
             if let Some(want) = case.get("refs").and_then(Value::as_array) {
-                let want: Vec<String> = want.iter().map(|i| od_id(i.as_u64().expect("ref index") as usize)).collect();
+                let want: Vec<String> = want
+                    .iter()
+                    .map(|i| od_id(i.as_u64().expect("ref index") as usize))
+                    .collect();
                 assert_eq!(refs, want, "case {name} ({layout}): observed_data_refs");
             }
             let layout_static: &str = if layout == "2.0" { "2.0" } else { "2.1" };
@@ -194,8 +235,15 @@ fn match_cases() {
             checks.push((name.to_string(), layout, reference.clone()));
         }
     }
-    assert!(checks.len() > 60, "match.json yields {} checks", checks.len());
-    assert!(deviations >= 10, "match.json documents {deviations} deviations");
+    assert!(
+        checks.len() > 60,
+        "match.json yields {} checks",
+        checks.len()
+    );
+    assert!(
+        deviations >= 10,
+        "match.json documents {deviations} deviations"
+    );
     let results = reference::run(&batch);
     for ((name, layout, want), got) in checks.iter().zip(&results) {
         assert!(

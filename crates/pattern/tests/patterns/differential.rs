@@ -25,15 +25,33 @@ fn generate() -> Vec<Case> {
 fn printer_round_trips_generated_patterns() {
     let mut parsed = 0;
     for case in generate() {
-        let Ok(p) = Pattern::parse(&case.pattern) else { continue };
+        let Ok(p) = Pattern::parse(&case.pattern) else {
+            continue;
+        };
         parsed += 1;
         let printed = p.to_string();
-        let again = Pattern::parse(&printed)
-            .unwrap_or_else(|e| panic!("canonical form {printed:?} of {:?} does not parse: {e}", case.pattern));
-        assert_eq!(again.ast(), p.ast(), "round trip of {:?} via {printed:?}", case.pattern);
-        assert_eq!(again.to_string(), printed, "canonical form is a fixed point");
+        let again = Pattern::parse(&printed).unwrap_or_else(|e| {
+            panic!(
+                "canonical form {printed:?} of {:?} does not parse: {e}",
+                case.pattern
+            )
+        });
+        assert_eq!(
+            again.ast(),
+            p.ast(),
+            "round trip of {:?} via {printed:?}",
+            case.pattern
+        );
+        assert_eq!(
+            again.to_string(),
+            printed,
+            "canonical form is a fixed point"
+        );
     }
-    assert!(parsed > CASES_PER_SEED * 2, "only {parsed} generated patterns parsed");
+    assert!(
+        parsed > CASES_PER_SEED * 2,
+        "only {parsed} generated patterns parsed"
+    );
 }
 
 #[test]
@@ -66,21 +84,66 @@ fn agrees_with_stix2_matcher() {
         }
     }
     // The generator must exercise both outcomes and every construct.
-    assert!(matched > 200 && unmatched > 200 && errors > 20, "matched {matched}, unmatched {unmatched}, errors {errors}");
-    let all: String = cases.iter().map(|c| c.pattern.as_str()).collect::<Vec<_>>().join("\n");
+    assert!(
+        matched > 200 && unmatched > 200 && errors > 20,
+        "matched {matched}, unmatched {unmatched}, errors {errors}"
+    );
+    let all: String = cases
+        .iter()
+        .map(|c| c.pattern.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
     for needle in [
-        " = ", " != ", " < ", " <= ", " > ", " >= ", " IN (", " LIKE ", " MATCHES ", " ISSUBSET ",
-        " ISSUPERSET ", "EXISTS ", " NOT ", " AND ", " OR ", " FOLLOWEDBY ", " WITHIN ",
-        " REPEATS ", " START t'", "[*]", "[0]", "_ref.", "_refs[", ".'deep key'", ":'odd-key'",
-        "b'", "h'", "t'", "true", ".5", "\\'", "\\\\", "\u{65e5}", "\u{1f980}",
+        " = ",
+        " != ",
+        " < ",
+        " <= ",
+        " > ",
+        " >= ",
+        " IN (",
+        " LIKE ",
+        " MATCHES ",
+        " ISSUBSET ",
+        " ISSUPERSET ",
+        "EXISTS ",
+        " NOT ",
+        " AND ",
+        " OR ",
+        " FOLLOWEDBY ",
+        " WITHIN ",
+        " REPEATS ",
+        " START t'",
+        "[*]",
+        "[0]",
+        "_ref.",
+        "_refs[",
+        ".'deep key'",
+        ":'odd-key'",
+        "b'",
+        "h'",
+        "t'",
+        "true",
+        ".5",
+        "\\'",
+        "\\\\",
+        "\u{65e5}",
+        "\u{1f980}",
     ] {
-        assert!(all.contains(needle), "the generator never produced {needle:?}");
+        assert!(
+            all.contains(needle),
+            "the generator never produced {needle:?}"
+        );
     }
     assert!(
         disagreements.is_empty(),
         "{} of {} generated cases disagree with stix2-matcher (first 10):\n{}",
         disagreements.len(),
         cases.len(),
-        disagreements.iter().take(10).cloned().collect::<Vec<_>>().join("\n")
+        disagreements
+            .iter()
+            .take(10)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }

@@ -34,50 +34,192 @@ pub struct PathDef {
 }
 
 pub const PATHS: &[PathDef] = &[
-    PathDef { object_type: "x-thing", text: "name", kind: Kind::Str },
-    PathDef { object_type: "x-thing", text: "size", kind: Kind::Int },
-    PathDef { object_type: "x-thing", text: "ratio", kind: Kind::Float },
-    PathDef { object_type: "x-thing", text: "flag", kind: Kind::Bool },
-    PathDef { object_type: "x-thing", text: "data_hex", kind: Kind::Bin },
-    PathDef { object_type: "x-thing", text: "payload_bin", kind: Kind::Bin },
-    PathDef { object_type: "x-thing", text: "seen", kind: Kind::Time },
-    PathDef { object_type: "x-thing", text: "'odd-key'", kind: Kind::Str },
-    PathDef { object_type: "x-thing", text: "nested.inner", kind: Kind::Str },
-    PathDef { object_type: "x-thing", text: "nested.'deep key'.n", kind: Kind::Int },
-    PathDef { object_type: "x-thing", text: "tags[*]", kind: Kind::Str },
-    PathDef { object_type: "x-thing", text: "tags[0]", kind: Kind::Str },
-    PathDef { object_type: "x-thing", text: "tags[1]", kind: Kind::Str },
-    PathDef { object_type: "x-thing", text: "items[*].k", kind: Kind::Str },
-    PathDef { object_type: "x-thing", text: "items[0].n", kind: Kind::Int },
-    PathDef { object_type: "file", text: "name", kind: Kind::Str },
-    PathDef { object_type: "file", text: "size", kind: Kind::Int },
-    PathDef { object_type: "file", text: "hashes.'SHA-256'", kind: Kind::Str },
-    PathDef { object_type: "ipv4-addr", text: "value", kind: Kind::Ip },
-    PathDef { object_type: "network-traffic", text: "src_ref.value", kind: Kind::Ip },
-    PathDef { object_type: "network-traffic", text: "dst_port", kind: Kind::Int },
-    PathDef { object_type: "network-traffic", text: "extra_refs[*].value", kind: Kind::Ip },
-    PathDef { object_type: "network-traffic", text: "extra_refs[0].value", kind: Kind::Ip },
+    PathDef {
+        object_type: "x-thing",
+        text: "name",
+        kind: Kind::Str,
+    },
+    PathDef {
+        object_type: "x-thing",
+        text: "size",
+        kind: Kind::Int,
+    },
+    PathDef {
+        object_type: "x-thing",
+        text: "ratio",
+        kind: Kind::Float,
+    },
+    PathDef {
+        object_type: "x-thing",
+        text: "flag",
+        kind: Kind::Bool,
+    },
+    PathDef {
+        object_type: "x-thing",
+        text: "data_hex",
+        kind: Kind::Bin,
+    },
+    PathDef {
+        object_type: "x-thing",
+        text: "payload_bin",
+        kind: Kind::Bin,
+    },
+    PathDef {
+        object_type: "x-thing",
+        text: "seen",
+        kind: Kind::Time,
+    },
+    PathDef {
+        object_type: "x-thing",
+        text: "'odd-key'",
+        kind: Kind::Str,
+    },
+    PathDef {
+        object_type: "x-thing",
+        text: "nested.inner",
+        kind: Kind::Str,
+    },
+    PathDef {
+        object_type: "x-thing",
+        text: "nested.'deep key'.n",
+        kind: Kind::Int,
+    },
+    PathDef {
+        object_type: "x-thing",
+        text: "tags[*]",
+        kind: Kind::Str,
+    },
+    PathDef {
+        object_type: "x-thing",
+        text: "tags[0]",
+        kind: Kind::Str,
+    },
+    PathDef {
+        object_type: "x-thing",
+        text: "tags[1]",
+        kind: Kind::Str,
+    },
+    PathDef {
+        object_type: "x-thing",
+        text: "items[*].k",
+        kind: Kind::Str,
+    },
+    PathDef {
+        object_type: "x-thing",
+        text: "items[0].n",
+        kind: Kind::Int,
+    },
+    PathDef {
+        object_type: "file",
+        text: "name",
+        kind: Kind::Str,
+    },
+    PathDef {
+        object_type: "file",
+        text: "size",
+        kind: Kind::Int,
+    },
+    PathDef {
+        object_type: "file",
+        text: "hashes.'SHA-256'",
+        kind: Kind::Str,
+    },
+    PathDef {
+        object_type: "ipv4-addr",
+        text: "value",
+        kind: Kind::Ip,
+    },
+    PathDef {
+        object_type: "network-traffic",
+        text: "src_ref.value",
+        kind: Kind::Ip,
+    },
+    PathDef {
+        object_type: "network-traffic",
+        text: "dst_port",
+        kind: Kind::Int,
+    },
+    PathDef {
+        object_type: "network-traffic",
+        text: "extra_refs[*].value",
+        kind: Kind::Ip,
+    },
+    PathDef {
+        object_type: "network-traffic",
+        text: "extra_refs[0].value",
+        kind: Kind::Ip,
+    },
 ];
 
 const STRINGS: &[&str] = &[
-    "alpha", "beta", "Alpha beta", "al%pha", "a_b", "it's", "back\\slash", "caf\u{e9}",
-    "\u{65e5}\u{672c}", "\u{1f980} crab", "", "ALPHA", "1.2.3.4", "abc", "aXc", "0042",
+    "alpha",
+    "beta",
+    "Alpha beta",
+    "al%pha",
+    "a_b",
+    "it's",
+    "back\\slash",
+    "caf\u{e9}",
+    "\u{65e5}\u{672c}",
+    "\u{1f980} crab",
+    "",
+    "ALPHA",
+    "1.2.3.4",
+    "abc",
+    "aXc",
+    "0042",
 ];
 const LIKES: &[&str] = &[
-    "al%", "%ha", "%e%", "a_b", "%", "___", "it's", "caf_", "\u{65e5}%", "%a%b%", "1.2.%",
-    "back\\slash", "a_c",
+    "al%",
+    "%ha",
+    "%e%",
+    "a_b",
+    "%",
+    "___",
+    "it's",
+    "caf_",
+    "\u{65e5}%",
+    "%a%b%",
+    "1.2.%",
+    "back\\slash",
+    "a_c",
 ];
 const REGEXES: &[&str] = &[
-    "^al", "a.c", "[0-9]+", "^$", "ph", "(?i)ALPHA", "\u{e9}", "\\d{2}", "a|b", "^[^a]*$",
-    "\\w+\\s\\w+", "^.{3}$", "(ab|cd)c", "t's",
+    "^al",
+    "a.c",
+    "[0-9]+",
+    "^$",
+    "ph",
+    "(?i)ALPHA",
+    "\u{e9}",
+    "\\d{2}",
+    "a|b",
+    "^[^a]*$",
+    "\\w+\\s\\w+",
+    "^.{3}$",
+    "(ab|cd)c",
+    "t's",
 ];
 const IPS: &[&str] = &[
-    "10.0.0.1", "10.0.0.0/8", "10.1.2.3", "192.168.1.1", "192.168.0.0/16", "192.168.1.0/24",
-    "8.8.8.8", "10.0.0.0/24", "172.16.5.4/32",
+    "10.0.0.1",
+    "10.0.0.0/8",
+    "10.1.2.3",
+    "192.168.1.1",
+    "192.168.0.0/16",
+    "192.168.1.0/24",
+    "8.8.8.8",
+    "10.0.0.0/24",
+    "172.16.5.4/32",
 ];
 const NETS: &[&str] = &[
-    "10.0.0.0/8", "10.0.0.0/24", "192.168.0.0/16", "192.168.1.1/32", "8.8.8.0/24", "0.0.0.0/1",
-    "10.0.0.1/32", "128.0.0.0/1",
+    "10.0.0.0/8",
+    "10.0.0.0/24",
+    "192.168.0.0/16",
+    "192.168.1.1/32",
+    "8.8.8.0/24",
+    "0.0.0.0/1",
+    "10.0.0.1/32",
+    "128.0.0.0/1",
 ];
 const HEXES: &[&[u8]] = &[b"abc", b"", b"\x00\xff", b"alpha", b"a_b", b"it's"];
 const BASE_SECS: i64 = 1_600_000_000;
@@ -101,11 +243,19 @@ fn ts(secs: i64, micros: u32) -> String {
         sod % 3600 / 60,
         sod % 60
     );
-    if micros == 0 { format!("{base}Z") } else { format!("{base}.{micros:06}Z") }
+    if micros == 0 {
+        format!("{base}Z")
+    } else {
+        format!("{base}.{micros:06}Z")
+    }
 }
 
 fn pick<'a, T>(rng: &mut StdRng, xs: &'a [T]) -> &'a T {
     &xs[rng.gen_range(0..xs.len())]
+}
+
+fn pick_str(rng: &mut StdRng, xs: &[&'static str]) -> &'static str {
+    xs[rng.gen_range(0..xs.len())]
 }
 
 fn quote(s: &str) -> String {
@@ -120,7 +270,11 @@ fn b64(bytes: &[u8]) -> String {
             | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
             | u32::from(*c.get(2).unwrap_or(&0));
         for i in 0..4 {
-            out.push(if i <= c.len() { char::from(A[(n >> (18 - 6 * i)) as usize & 63]) } else { '=' });
+            out.push(if i <= c.len() {
+                char::from(A[(n >> (18 - 6 * i)) as usize & 63])
+            } else {
+                '='
+            });
         }
     }
     out
@@ -152,31 +306,47 @@ pub struct Gen {
 
 impl Gen {
     pub fn new(rng: StdRng) -> Self {
-        Gen { rng, strict: Vec::new(), lone: false, cidr_only: false, v20: false }
+        Gen {
+            rng,
+            strict: Vec::new(),
+            lone: false,
+            cidr_only: false,
+            v20: false,
+        }
     }
 
     fn constant(&mut self, kind: Kind, mismatch: bool) -> String {
         let kind = if mismatch {
             // Never a timestamp: the reference raises on strings that are not timestamps.
-            *pick(&mut self.rng, &[Kind::Str, Kind::Int, Kind::Float, Kind::Bool, Kind::Bin])
+            *pick(
+                &mut self.rng,
+                &[Kind::Str, Kind::Int, Kind::Float, Kind::Bool, Kind::Bin],
+            )
         } else {
             kind
         };
         let r = &mut self.rng;
         match kind {
-            Kind::Str => quote(*pick(r, STRINGS)),
+            Kind::Str => quote(pick_str(r, STRINGS)),
             Kind::Int => pick(r, &["0", "1", "-1", "42", "+7", "1000", "3"]).to_string(),
             Kind::Float => pick(r, &["0.5", "1.0", "-2.25", "42.0", "+.5", "3.75"]).to_string(),
             Kind::Bool => pick(r, &["true", "false"]).to_string(),
             Kind::Bin => {
                 let b = *pick(r, HEXES);
-                if r.gen_bool(0.5) { format!("h'{}'", hex(b)) } else { format!("b'{}'", b64(b)) }
+                if r.gen_bool(0.5) {
+                    format!("h'{}'", hex(b))
+                } else {
+                    format!("b'{}'", b64(b))
+                }
             }
             Kind::Time => format!(
                 "t'{}'",
-                ts(BASE_SECS + r.gen_range(-600..8000), if r.gen_bool(0.2) { 250_000 } else { 0 })
+                ts(
+                    BASE_SECS + r.gen_range(-600..8000),
+                    if r.gen_bool(0.2) { 250_000 } else { 0 }
+                )
             ),
-            Kind::Ip => quote(*pick(r, IPS)),
+            Kind::Ip => quote(pick_str(r, IPS)),
         }
     }
 
@@ -215,27 +385,48 @@ impl Gen {
                     self.strict.push(p.text);
                 }
                 let op = ordered(self);
-                let kind = if p.kind == Kind::Ip { Kind::Str } else { p.kind };
+                let kind = if p.kind == Kind::Ip {
+                    Kind::Str
+                } else {
+                    p.kind
+                };
                 let c = self.constant(kind, mismatch && not.is_empty());
                 format!("{path} {not}{op} {c}")
             }
             (_, 55..=64) => {
                 self.strict.push(p.text);
                 let n = self.rng.gen_range(0..4);
-                let kind = if p.kind == Kind::Bin { Kind::Bin } else { p.kind };
+                let kind = if p.kind == Kind::Bin {
+                    Kind::Bin
+                } else {
+                    p.kind
+                };
                 let members: Vec<String> = (0..n).map(|_| self.constant(kind, false)).collect();
                 format!("{path} {not}IN ({})", members.join(", "))
             }
             (Kind::Ip, 65..=84) => {
-                let op = if self.rng.gen_bool(0.5) { "ISSUBSET" } else { "ISSUPERSET" };
+                let op = if self.rng.gen_bool(0.5) {
+                    "ISSUBSET"
+                } else {
+                    "ISSUPERSET"
+                };
                 if op == "ISSUPERSET" {
                     self.cidr_only = true;
                 }
-                let net = if op == "ISSUBSET" { pick(&mut self.rng, NETS) } else { pick(&mut self.rng, IPS) };
-                format!("{path} {not}{op} {}", quote(*net))
+                let net = if op == "ISSUBSET" {
+                    pick(&mut self.rng, NETS)
+                } else {
+                    pick(&mut self.rng, IPS)
+                };
+                format!("{path} {not}{op} {}", quote(net))
             }
-            (k, 65..=79) if k != Kind::Bin => format!("{path} {not}LIKE {}", quote(*pick(&mut self.rng, LIKES))),
-            _ => format!("{path} {not}MATCHES {}", quote(*pick(&mut self.rng, REGEXES))),
+            (k, 65..=79) if k != Kind::Bin => {
+                format!("{path} {not}LIKE {}", quote(pick_str(&mut self.rng, LIKES)))
+            }
+            _ => format!(
+                "{path} {not}MATCHES {}",
+                quote(pick_str(&mut self.rng, REGEXES))
+            ),
         }
     }
 
@@ -259,7 +450,11 @@ impl Gen {
         let a = self.comparison_of(depth - 1, ty);
         let b = self.comparison_of(depth - 1, ty);
         let op = if self.rng.gen_bool(0.5) { "AND" } else { "OR" };
-        if self.rng.gen_bool(0.3) { format!("({a} {op} {b})") } else { format!("{a} {op} {b}") }
+        if self.rng.gen_bool(0.3) {
+            format!("({a} {op} {b})")
+        } else {
+            format!("{a} {op} {b}")
+        }
     }
 
     fn observation(&mut self, depth: u32) -> String {
@@ -316,14 +511,17 @@ impl Gen {
             Kind::Float => json!(pick(r, &[0.5, 1.0, -2.25, 42.0, 3.75, 0.1])),
             Kind::Bool => json!(r.gen_bool(0.5)),
             Kind::Bin => json!(""),
-            Kind::Time => json!(ts(BASE_SECS + r.gen_range(-600..8000), if r.gen_bool(0.2) { 250_000 } else { 0 })),
+            Kind::Time => json!(ts(
+                BASE_SECS + r.gen_range(-600..8000),
+                if r.gen_bool(0.2) { 250_000 } else { 0 }
+            )),
             Kind::Ip if cidr_only => json!(pick(r, NETS)),
             Kind::Ip => json!(pick(r, IPS)),
         }
     }
 
     fn is_strict(&self, text: &str) -> bool {
-        self.strict.iter().any(|s| *s == text)
+        self.strict.contains(&text)
     }
 
     fn maybe(&mut self) -> bool {
@@ -334,20 +532,45 @@ impl Gen {
         let mut o = serde_json::Map::new();
         o.insert("type".into(), json!("x-thing"));
         let s = |g: &Gen, t: &str| g.is_strict(t);
-        if self.maybe() { let v = self.value(Kind::Str, s(self, "name")); o.insert("name".into(), v); }
-        if self.maybe() { let v = self.value(Kind::Int, s(self, "size")); o.insert("size".into(), v); }
-        if self.maybe() { let v = self.value(Kind::Float, s(self, "ratio")); o.insert("ratio".into(), v); }
-        if self.maybe() { let v = self.value(Kind::Bool, s(self, "flag")); o.insert("flag".into(), v); }
-        if self.maybe() { let v = self.value(Kind::Time, s(self, "seen")); o.insert("seen".into(), v); }
-        if self.maybe() { let v = self.value(Kind::Str, s(self, "'odd-key'")); o.insert("odd-key".into(), v); }
+        if self.maybe() {
+            let v = self.value(Kind::Str, s(self, "name"));
+            o.insert("name".into(), v);
+        }
+        if self.maybe() {
+            let v = self.value(Kind::Int, s(self, "size"));
+            o.insert("size".into(), v);
+        }
+        if self.maybe() {
+            let v = self.value(Kind::Float, s(self, "ratio"));
+            o.insert("ratio".into(), v);
+        }
+        if self.maybe() {
+            let v = self.value(Kind::Bool, s(self, "flag"));
+            o.insert("flag".into(), v);
+        }
+        if self.maybe() {
+            let v = self.value(Kind::Time, s(self, "seen"));
+            o.insert("seen".into(), v);
+        }
+        if self.maybe() {
+            let v = self.value(Kind::Str, s(self, "'odd-key'"));
+            o.insert("odd-key".into(), v);
+        }
         let b = *pick(&mut self.rng, HEXES);
-        if self.maybe() { o.insert("data_hex".into(), json!(hex(b))); }
+        if self.maybe() {
+            o.insert("data_hex".into(), json!(hex(b)));
+        }
         let b = *pick(&mut self.rng, HEXES);
-        if self.maybe() { o.insert("payload_bin".into(), json!(b64(b))); }
+        if self.maybe() {
+            o.insert("payload_bin".into(), json!(b64(b)));
+        }
         if self.maybe() {
             let inner = self.value(Kind::Str, s(self, "nested.inner"));
             let n = self.value(Kind::Int, s(self, "nested.'deep key'.n"));
-            o.insert("nested".into(), json!({"inner": inner, "deep key": {"n": n}}));
+            o.insert(
+                "nested".into(),
+                json!({"inner": inner, "deep key": {"n": n}}),
+            );
         }
         if self.maybe() {
             let strict = s(self, "tags[*]") || s(self, "tags[0]") || s(self, "tags[1]");
@@ -374,8 +597,14 @@ impl Gen {
     fn file(&mut self) -> Value {
         let mut o = serde_json::Map::new();
         o.insert("type".into(), json!("file"));
-        if self.maybe() { let v = self.value(Kind::Str, self.is_strict("name")); o.insert("name".into(), v); }
-        if self.maybe() { let v = self.value(Kind::Int, self.is_strict("size")); o.insert("size".into(), v); }
+        if self.maybe() {
+            let v = self.value(Kind::Str, self.is_strict("name"));
+            o.insert("name".into(), v);
+        }
+        if self.maybe() {
+            let v = self.value(Kind::Int, self.is_strict("size"));
+            o.insert("size".into(), v);
+        }
         if self.maybe() {
             let v = self.value(Kind::Str, self.is_strict("hashes.'SHA-256'"));
             o.insert("hashes".into(), json!({"SHA-256": v}));
@@ -397,8 +626,14 @@ impl Gen {
             let n_sco = self.rng.gen_range(1..4);
             for _ in 0..n_sco {
                 match self.rng.gen_range(0..4) {
-                    0 | 1 => { let o = self.x_thing(); scos.push(o) }
-                    2 => { let o = self.file(); scos.push(o) }
+                    0 | 1 => {
+                        let o = self.x_thing();
+                        scos.push(o)
+                    }
+                    2 => {
+                        let o = self.file();
+                        scos.push(o)
+                    }
                     _ => {
                         // network-traffic with its addresses.
                         let src = json!({"type": "ipv4-addr", "value": self.value(Kind::Ip, true)});
@@ -455,8 +690,11 @@ impl Gen {
                 bundles[b].push(od);
                 bundles[b].extend(fixed);
             } else {
-                let objects: serde_json::Map<String, Value> =
-                    fixed.into_iter().enumerate().map(|(k, s)| (k.to_string(), s)).collect();
+                let objects: serde_json::Map<String, Value> = fixed
+                    .into_iter()
+                    .enumerate()
+                    .map(|(k, s)| (k.to_string(), s))
+                    .collect();
                 v20.push(json!({
                     "type": "observed-data", "id": od_id,
                     "created": ts(first, 0), "modified": ts(first, 0),
@@ -483,8 +721,16 @@ impl Gen {
         self.cidr_only = false;
         let version = if self.rng.gen_bool(0.8) { "2.1" } else { "2.0" };
         self.v20 = version == "2.0";
-        let pattern = if self.rng.gen_bool(0.05) { self.invalid() } else { self.observation(2) };
+        let pattern = if self.rng.gen_bool(0.05) {
+            self.invalid()
+        } else {
+            self.observation(2)
+        };
         let observations = self.observations(version);
-        Case { pattern, version, observations }
+        Case {
+            pattern,
+            version,
+            observations,
+        }
     }
 }

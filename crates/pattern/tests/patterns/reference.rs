@@ -44,8 +44,13 @@ pub fn run(cases: &[(String, &str, Value)]) -> Vec<Outcome> {
     let body = serde_json::to_vec(&input).expect("serialize cases");
     let mut stdin = child.stdin.take().expect("driver stdin");
     let writer = std::thread::spawn(move || stdin.write_all(&body));
-    let out = child.wait_with_output().expect("run the stix2-matcher driver");
-    writer.join().expect("writer thread").expect("write cases to the driver");
+    let out = child
+        .wait_with_output()
+        .expect("run the stix2-matcher driver");
+    writer
+        .join()
+        .expect("writer thread")
+        .expect("write cases to the driver");
     assert!(
         out.status.success(),
         "stix2-matcher driver failed (is stix2-matcher installed? run scripts/peers.sh): {}",
