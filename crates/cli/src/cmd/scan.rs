@@ -31,7 +31,7 @@ pub enum ScanCommand {
         #[command(flatten)]
         output: OutputArgs,
     },
-    /// Scan log lines (named `PATH:LINE`): Zeek JSON, Suricata EVE JSON or STIX JSONL.
+    /// Scan log lines (named `PATH:LINE`): Zeek (JSON or TSV), Suricata EVE JSON or STIX JSONL.
     Logs {
         /// The log format.
         #[arg(long, value_enum)]
@@ -47,7 +47,7 @@ pub enum ScanCommand {
 /// Log formats `kizuna scan logs` reads.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum InputFormat {
-    /// Zeek JSON logs (conn, dns, http, files, ssl).
+    /// Zeek logs (conn, dns, http, files, ssl), JSON or TSV.
     Zeek,
     /// Suricata EVE JSON (flow, dns, http, tls, fileinfo).
     Suricata,
@@ -69,7 +69,7 @@ pub enum HitFormat {
 pub struct OutputArgs {
     /// Print the extracted observables (one `{"source", "bundle"}` line each) instead of
     /// matching.
-    #[arg(long, conflicts_with = "indicators")]
+    #[arg(long, conflicts_with = "indicators", required_unless_present = "indicators")]
     pub observables: bool,
     /// STIX indicators to match (bundle, JSON array or JSON lines).
     #[arg(long, value_name = "FILE")]

@@ -25,8 +25,9 @@ const MAX_LINE_BYTES: usize = 4 << 20;
 /// Which kind of log the lines are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
-    /// Zeek JSON logs (`conn`, `dns`, `http`, `files`, `ssl`), told apart by `_path`, by the
-    /// file name (`conn.log`, `dns.2024-01-01.log`) or by their fields.
+    /// Zeek logs (`conn`, `dns`, `http`, `files`, `ssl`) as JSON lines or as TSV with their
+    /// `#fields` header; the record type comes from `_path` or `#path`, else from the file
+    /// name (`conn.log`, `dns.2024-01-01.00:00:00.log`), else from the fields.
     Zeek,
     /// Suricata EVE JSON (`flow`, `dns`, `http`, `tls`, `fileinfo`; other events give the flow).
     Suricata,
@@ -41,7 +42,27 @@ pub(crate) struct Mapped {
     pub(crate) last: Option<Timestamp>,
 }
 
-type Input = (String, Box<dyn BufRead>, Option<String>);
+/// The input being read.
+struct Input {
+    name: String,
+    reader: Box<dyn BufRead>,
+    /// The Zeek log type (`#path` header, else the file name).
+    zeek_path: Option<String>,
+    /// The columns of a Zeek TSV log (`#fields` header).
+    zeek_fields: Option<Vec<String>>,
+}
+
+impl Input {
+    fn new(name: String, reader: Box<dyn BufRead>) -> Self {
+        let zeek_path = zeek_hint(&name);
+        Self {
+            name,
+            reader,
+            zeek_path,
+            zeek_fields: None,
+        }
+    }
+}
 
 /// Yields one observation per log line of the given inputs (`-` is standard input).
 pub struct LogSource {
@@ -79,7 +100,7 @@ impl LogSource {
         now: Timestamp,
     ) -> Self {
         let mut s = Self::new(format, [], now);
-        s.current = Some((name.to_owned(), reader, zeek_hint(name)));
+        s.current = Some(Input::new(name.to_owned(), reader));
         s
     }
 
@@ -94,27 +115,30 @@ impl LogSource {
             })?;
             Box::new(BufReader::new(file))
         };
-        let hint = zeek_hint(&name);
-        self.current = Some((name, reader, hint));
+        self.current = Some(Input::new(name, reader));
         self.line_no = 0;
         Ok(())
     }
 
-    fn map_line(
-        &self,
-        text: &str,
-        source: &str,
-        hint: Option<&str>,
-    ) -> Result<Observation, String> {
-        let value: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
-        let Value::Object(obj) = value else {
-            return Err("not a JSON object".into());
+    fn map_line(&self, text: &str, source: &str, input: &Input) -> Result<Observation, String> {
+        let obj = if self.format == LogFormat::Zeek && !text.starts_with('{') {
+            let fields = input
+                .zeek_fields
+                .as_deref()
+                .ok_or("not JSON, and no #fields header came before it for Zeek TSV")?;
+            zeek::tsv_record(fields, text)
+        } else {
+            let value: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+            let Value::Object(obj) = value else {
+                return Err("not a JSON object".into());
+            };
+            obj
         };
         if self.format == LogFormat::Stix {
             return stix_line(obj, source);
         }
         let mapped = match self.format {
-            LogFormat::Zeek => zeek::map(&obj, hint)?,
+            LogFormat::Zeek => zeek::map(&obj, input.zeek_path.as_deref())?,
             _ => suricata::map(&obj)?,
         };
         if mapped.set.is_empty() {
@@ -173,15 +197,15 @@ impl Iterator for LogSource {
                     return Some(Err(e));
                 }
             }
-            let (name, reader, _) = self.current.as_mut()?;
+            let input = self.current.as_mut()?;
             self.line.clear();
-            let read = reader
+            let read = (&mut input.reader)
                 .take(MAX_LINE_BYTES as u64 + 1)
                 .read_until(b'\n', &mut self.line);
             let n = match read {
                 Ok(n) => n,
                 Err(source) => {
-                    let path = PathBuf::from(name.as_str());
+                    let path = PathBuf::from(input.name.as_str());
                     self.current = None;
                     return Some(Err(Error::Io { path, source }));
                 }
@@ -191,12 +215,12 @@ impl Iterator for LogSource {
                 continue;
             }
             self.line_no += 1;
-            let source = format!("{name}:{}", self.line_no);
+            let source = format!("{}:{}", input.name, self.line_no);
             if self.line.len() > MAX_LINE_BYTES && !self.line.ends_with(b"\n") {
                 // Skip the rest of the overlong line without keeping it.
                 loop {
                     self.line.clear();
-                    match reader
+                    match (&mut input.reader)
                         .take(MAX_LINE_BYTES as u64)
                         .read_until(b'\n', &mut self.line)
                     {
@@ -211,13 +235,25 @@ impl Iterator for LogSource {
                 }));
             }
             let text = String::from_utf8_lossy(&self.line);
-            let text = text.trim();
-            if text.is_empty() || text.starts_with('#') {
+            // Tabs are Zeek TSV separators: only line ends and spaces are trimmed.
+            let text = text.trim_end_matches(['\r', '\n']).trim_matches(' ');
+            if text.trim().is_empty() {
                 continue;
             }
-            let hint = self.current.as_ref().and_then(|c| c.2.clone());
+            if let Some(header) = text.strip_prefix('#') {
+                // Zeek TSV headers; other comment lines are skipped.
+                if let Some(fields) = header.strip_prefix("fields\t") {
+                    input.zeek_fields = Some(fields.split('\t').map(str::to_owned).collect());
+                } else if let Some(path) = header.strip_prefix("path\t") {
+                    input.zeek_path = Some(path.trim().to_owned());
+                }
+                continue;
+            }
+            let Some(input) = self.current.as_ref() else {
+                continue;
+            };
             return Some(
-                self.map_line(text, &source, hint.as_deref())
+                self.map_line(text, &source, input)
                     .map_err(|reason| Error::BadLine {
                         source_name: source,
                         reason,
@@ -256,7 +292,10 @@ pub(crate) fn time(v: &Value) -> Option<Timestamp> {
             }
             Some(Timestamp::from_unix_micros((f * 1_000_000.0).round() as i64))
         }
-        Value::String(t) => parse_time(t.trim()),
+        Value::String(t) => match t.trim().parse::<f64>() {
+            Ok(f) => time(&json!(f)),
+            Err(_) => parse_time(t.trim()),
+        },
         _ => None,
     }
 }

@@ -224,3 +224,51 @@ pub(crate) fn map(obj: &Map<String, Value>, hint: Option<&str>) -> Result<Mapped
         last,
     })
 }
+
+/// Zeek columns holding numbers: turned into JSON numbers, as Zeek's JSON writer does.
+const NUMERIC: &[&str] = &[
+    "ts",
+    "duration",
+    "id.orig_p",
+    "id.resp_p",
+    "orig_bytes",
+    "resp_bytes",
+    "orig_pkts",
+    "resp_pkts",
+    "total_bytes",
+    "seen_bytes",
+];
+
+/// Zeek columns holding sets or vectors (comma-separated in TSV).
+const LISTS: &[&str] = &[
+    "answers",
+    "TTLs",
+    "tx_hosts",
+    "rx_hosts",
+    "cert_chain_fps",
+    "cert_chain_fuids",
+    "client_cert_chain_fps",
+];
+
+/// One line of a Zeek TSV log as the object Zeek's JSON writer would have written: unset
+/// (`-`) and empty (`(empty)`) columns left out.
+pub(crate) fn tsv_record(fields: &[String], line: &str) -> Map<String, Value> {
+    let mut obj = Map::new();
+    for (name, raw) in fields.iter().zip(line.split('\t')) {
+        if raw == "-" || raw == "(empty)" || raw.is_empty() {
+            continue;
+        }
+        let value = if NUMERIC.contains(&name.as_str()) {
+            match raw.parse::<u64>() {
+                Ok(n) => json!(n),
+                Err(_) => raw.parse::<f64>().map_or_else(|_| json!(raw), |f| json!(f)),
+            }
+        } else if LISTS.contains(&name.as_str()) {
+            json!(raw.split(',').collect::<Vec<_>>())
+        } else {
+            json!(raw)
+        };
+        obj.insert(name.clone(), value);
+    }
+    obj
+}
