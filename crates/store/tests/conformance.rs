@@ -1057,3 +1057,91 @@ fn concurrent_writers_and_readers() {
     assert_eq!(all.len(), 800);
     assert!(all.windows(2).all(|w| w[0].date_added <= w[1].date_added));
 }
+
+// ----- other processes -----
+
+/// Set in the environment of the child process started by `killed_writer_loses_nothing_acked`.
+const CHILD_DIR: &str = "KIZUNA_STORE_TEST_CHILD_DIR";
+
+/// Not a test of its own: the body of the child process of `killed_writer_loses_nothing_acked`
+/// (this test binary run again with [`CHILD_DIR`] set). Without it, it returns at once.
+#[test]
+fn child_process_writer() {
+    use std::io::Write;
+    let Some(dir) = std::env::var_os(CHILD_DIR) else {
+        return;
+    };
+    let store = SqliteStore::open(std::path::Path::new(&dir)).unwrap();
+    let c = CollectionRef {
+        api_root: suite::ROOT.into(),
+        id: suite::COLLECTION.into(),
+    };
+    let mut stdout = std::io::stdout().lock();
+    for batch in 0u32.. {
+        let objects = (batch * 50..batch * 50 + 50).map(suite::malware).collect();
+        store.add_objects(&c, objects).unwrap();
+        // Printed only once the call has returned, like a 202 after the commit.
+        writeln!(stdout, "acked {}", (batch + 1) * 50).unwrap();
+        stdout.flush().unwrap();
+    }
+}
+
+/// Another process writes continuously while this one reads the same store; then it is killed
+/// (SIGKILL on Unix) and every object whose add had returned is still there.
+#[test]
+fn killed_writer_loses_nothing_acked() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let c = suite::setup(&store);
+    /// Kills the child if this test fails half-way (it would also die of a broken pipe).
+    struct Child(std::process::Child);
+    impl Drop for Child {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Child(
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "child_process_writer",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_DIR, dir.path())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = std::io::BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let mut acked = 0;
+    let mut seen_while_writing = 0;
+    while acked < 2000 {
+        let line = lines.next().expect("the writer exited early").unwrap();
+        if let Some(n) = line.strip_prefix("acked ") {
+            acked = n.parse().unwrap();
+            // Reads in this process run alongside the other's writes and never see less than
+            // what it acknowledged.
+            let count = store.count_objects(&c).unwrap();
+            assert!(count >= acked, "{count} < {acked}");
+            if acked % 500 == 0 {
+                seen_while_writing = suite::read_all(&store, &c, &suite::reader(997)).len();
+                assert!(seen_while_writing >= usize::try_from(acked).unwrap());
+            }
+        }
+    }
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    drop(store);
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let all = suite::read_all(&store, &c, &suite::reader(1000));
+    assert!(all.len() >= usize::try_from(acked).unwrap());
+    assert!(all.len() >= seen_while_writing);
+    assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(
+        store.count_objects(&c).unwrap(),
+        u64::try_from(all.len()).unwrap()
+    );
+}
