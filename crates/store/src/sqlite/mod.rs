@@ -100,10 +100,12 @@ impl SqliteStore {
                 path.display()
             )));
         }
-        // Checkpoint every 256 MiB of WAL rather than 4: inserts rewrite the same id index pages
-        // many times, and each checkpoint copies (and fsyncs) each page once. The file is
-        // truncated back to 64 MiB afterwards.
-        writer.pragma_update(None, "wal_autocheckpoint", 65536)?;
+        // Checkpoint every 64 MiB of WAL rather than 4: inserts rewrite the same id index pages
+        // many times, and each checkpoint copies (and fsyncs) each page once. Not more: readers
+        // probe one WAL hash table per 16 MiB for each page they read, and a WAL left by a
+        // killed process is replayed when the store is next opened. The file is truncated back
+        // to 64 MiB after a checkpoint.
+        writer.pragma_update(None, "wal_autocheckpoint", 16384)?;
         writer.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
         schema::migrate(&mut writer)?;
         Ok(SqliteStore {
