@@ -168,7 +168,8 @@ def kizuna_binary(build=True):
 
 class Kizuna:
     """`kizuna serve --data DIR --listen 127.0.0.1:0 --ready-file FILE` with the admin password in
-    KIZUNA_ADMIN_PASSWORD. The ready file is JSON {url, api_root, collection, cert, fingerprint}."""
+    KIZUNA_ADMIN_PASSWORD. The ready file is JSON {url, discovery, api_root, collection, cert,
+    fingerprint}; `url` may be the server's base URL or its discovery URL."""
 
     user = "admin"
 
@@ -209,7 +210,10 @@ class Kizuna:
 
     @property
     def discovery_url(self):
-        return self.ready["url"]
+        url = self.ready.get("discovery") or self.ready["url"]
+        if not url.rstrip("/").endswith("/taxii2"):
+            url = url.rstrip("/") + "/taxii2/"
+        return url if url.endswith("/") else url + "/"
 
     @property
     def collection(self):
