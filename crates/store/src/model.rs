@@ -371,6 +371,6 @@ pub struct AuditQuery {
     pub object_id: Option<String>,
     /// Only events at or after this instant.
     pub since: Option<Timestamp>,
-    /// At most this many (newest are cut).
+    /// At most this many (newest are cut); 0 means no limit.
     pub limit: usize,
 }
