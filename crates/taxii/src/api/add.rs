@@ -1,0 +1,304 @@
+//! Add Objects (§5.5): `POST /{api-root}/collections/{id}/objects/`.
+//!
+//! The order of checks: the collection must be visible (else 404) and writable (else 403); the
+//! body must be `application/taxii+json` (415); it must fit the API root's `max_content_length`,
+//! by its `Content-Length` and by what is actually read, which is never more than that (413); it
+//! passes the JSON depth and string-length caps before it is parsed; it must be JSON (400) and an
+//! envelope, `{"objects": [...]}` (422).
+//!
+//! Each object is then judged on its own: full STIX 2.1 validation ([`validate_object`]), the
+//! indexing properties ([`ObjectMeta::from_value`]) and, for indicators with
+//! `pattern_type: "stix"`, the pattern grammar. Invalid objects become failures in the status
+//! resource, with a message naming every problem; the valid ones are stored together in one
+//! store transaction, exactly as received. Exact duplicates of stored objects count as
+//! successes (§5.5 MUST). Every object stored is written to the audit log.
+//!
+//! **202 or 422.** §5.5 lists 422 for content that "could not be processed", and a status resource
+//! only with 202. Kizuna answers 202 with the status (state `complete`) whenever at least one
+//! object of the envelope was stored or already present — the client must read the failures —
+//! and 422 when the envelope held objects and none could be stored. The 422 error message
+//! carries the whole status resource, per-object failures included, in its `details` (§3.6.1),
+//! and the status is also kept, so `GET .../status/{id}/` answers for it as for any other. An
+//! empty envelope is accepted (202, `total_count` 0).
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use http::{HeaderMap, StatusCode, header};
+use kizuna_stix::{ObjectMeta, Problem, Timestamp, validate_object};
+use kizuna_store::{
+    AddOutcome, AuditAction, AuditEvent, Collection, NewObject, Status, StatusDetail, StatusState,
+};
+use serde::Deserialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use super::status::{StatusResource, expire_if_due};
+use super::{Caller, Need, audit_event, blocking, json_response};
+use crate::error::ApiError;
+use crate::media;
+use crate::state::AppState;
+
+/// The envelope of a POST, borrowing each object's raw JSON from the request body.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    objects: Option<Vec<&'a RawValue>>,
+}
+
+/// Longest failure message kept in a status resource.
+const MAX_MESSAGE: usize = 2000;
+
+/// `POST /{api-root}/collections/{id}/objects/`.
+pub async fn add_objects(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((api_root, collection)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let (collection, max_content_length) = {
+        let state = state.clone();
+        let caller = caller.clone();
+        blocking(move || {
+            let collection =
+                super::collection(&state, &caller, &api_root, &collection, Need::Write)?;
+            let root = state
+                .store
+                .api_root(&api_root)?
+                .ok_or_else(|| ApiError::not_found("no such API root"))?;
+            Ok((collection, state.config.max_content_length(&root)))
+        })
+        .await?
+    };
+    media::check_content_type(&headers)?;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max_content_length) {
+        return Err(ApiError::payload_too_large(max_content_length));
+    }
+    let limit = usize::try_from(max_content_length).unwrap_or(usize::MAX);
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        if is_length_limit(&e) {
+            ApiError::payload_too_large(max_content_length)
+        } else {
+            ApiError::bad_request("the request body could not be read")
+        }
+    })?;
+    crate::limits::check_json_limits(
+        &bytes,
+        state.config.max_json_depth,
+        state.config.max_json_string,
+    )?;
+    let request_timestamp = Timestamp::now();
+    let status =
+        blocking(move || ingest(&state, &caller, &collection, &bytes, request_timestamp)).await?;
+    let resource = StatusResource::new(&status);
+    if status.total_count > 0 && status.successes.is_empty() {
+        let details = serde_json::to_value(&resource).map_err(|e| ApiError::internal(&e))?;
+        return Err(ApiError::unprocessable(format!(
+            "none of the {} objects could be stored; see details.failures (status {})",
+            status.total_count, status.id
+        ))
+        .with_details(details));
+    }
+    Ok(json_response(StatusCode::ACCEPTED, &resource))
+}
+
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cause {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = err.source();
+    }
+    false
+}
+
+/// A random version 4 UUID (RFC 4122 §4.4), for status ids.
+fn uuid_v4() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// Joins problems into one status message, bounded in length.
+fn problems_message(problems: &[Problem]) -> String {
+    let mut message = String::new();
+    for (i, p) in problems.iter().enumerate() {
+        if message.len() > MAX_MESSAGE {
+            message.push_str(&format!("; and {} more", problems.len() - i));
+            break;
+        }
+        if i > 0 {
+            message.push_str("; ");
+        }
+        message.push_str(&p.to_string());
+    }
+    message
+}
+
+/// Why an indicator's STIX pattern is unacceptable, if it is.
+fn pattern_problem(object: &Value) -> Option<String> {
+    if object.get("type").and_then(Value::as_str) != Some("indicator")
+        || object.get("pattern_type").and_then(Value::as_str) != Some("stix")
+    {
+        return None;
+    }
+    let pattern = object.get("pattern").and_then(Value::as_str)?;
+    kizuna_pattern::Pattern::parse(pattern)
+        .err()
+        .map(|e| format!("pattern: {e}"))
+}
+
+/// Validates the envelope's objects, stores the valid ones in one call, audits, and keeps the
+/// status resource. Blocking.
+fn ingest(
+    state: &AppState,
+    caller: &Caller,
+    collection: &Collection,
+    body: &[u8],
+    request_timestamp: Timestamp,
+) -> Result<Status, ApiError> {
+    let envelope: Envelope<'_> = serde_json::from_slice(body).map_err(|e| {
+        if e.is_data() {
+            ApiError::unprocessable(format!(
+                "the body must be a TAXII envelope, {{\"objects\": [...]}}: {e}"
+            ))
+        } else {
+            ApiError::bad_request(format!("the body is not valid JSON: {e}"))
+        }
+    })?;
+    let raws = envelope.objects.unwrap_or_default();
+    let fallback_version = super::taxii_timestamp(request_timestamp);
+    let mut failures = Vec::new();
+    let mut accepted: Vec<(String, Option<String>)> = Vec::with_capacity(raws.len());
+    let mut new_objects = Vec::with_capacity(raws.len());
+    for (index, raw) in raws.iter().enumerate() {
+        let value: Value = match serde_json::from_str(raw.get()) {
+            Ok(v) => v,
+            Err(e) => {
+                failures.push(StatusDetail {
+                    id: format!("objects[{index}]"),
+                    version: fallback_version.clone(),
+                    message: Some(format!("not a JSON value: {e}")),
+                });
+                continue;
+            }
+        };
+        let id = value
+            .get("id")
+            .and_then(Value::as_str)
+            .map_or_else(|| format!("objects[{index}]"), str::to_owned);
+        let version = value
+            .get("modified")
+            .or_else(|| value.get("created"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let problems = validate_object(&value);
+        let verdict = if problems.is_empty() {
+            ObjectMeta::from_value(&value)
+                .map_err(|p| p.to_string())
+                .and_then(|meta| match pattern_problem(&value) {
+                    Some(why) => Err(why),
+                    None => Ok(meta),
+                })
+        } else {
+            Err(problems_message(&problems))
+        };
+        match verdict {
+            Ok(meta) => {
+                new_objects.push(NewObject {
+                    meta,
+                    json: raw.get().to_owned(),
+                });
+                accepted.push((id, version));
+            }
+            Err(message) => failures.push(StatusDetail {
+                id,
+                version: version.unwrap_or_else(|| fallback_version.clone()),
+                message: Some(message),
+            }),
+        }
+    }
+    let mut successes = Vec::with_capacity(accepted.len());
+    if !new_objects.is_empty() {
+        let report = state
+            .store
+            .add_objects(&collection.as_ref(), new_objects)?;
+        let date_added = super::taxii_timestamp(report.date_added);
+        let mut events: Vec<AuditEvent> = Vec::with_capacity(accepted.len());
+        for ((id, version), outcome) in accepted.into_iter().zip(report.outcomes) {
+            let version = version.unwrap_or_else(|| date_added.clone());
+            match outcome {
+                AddOutcome::Added => {
+                    events.push(audit_event(
+                        caller,
+                        report.date_added,
+                        AuditAction::Write,
+                        &collection.id,
+                        &id,
+                        Some(version.clone()),
+                    ));
+                    successes.push(StatusDetail {
+                        id,
+                        version,
+                        message: None,
+                    });
+                }
+                AddOutcome::Duplicate => successes.push(StatusDetail {
+                    id,
+                    version,
+                    message: Some("already present".to_owned()),
+                }),
+                AddOutcome::Rejected(why) => failures.push(StatusDetail {
+                    id,
+                    version,
+                    message: Some(why),
+                }),
+            }
+        }
+        if !events.is_empty() {
+            state.store.audit(&events)?;
+            state.metrics.objects_stored(events.len() as u64);
+        }
+    }
+    let status = Status {
+        api_root: collection.api_root.clone(),
+        id: uuid_v4(),
+        status: StatusState::Complete,
+        request_timestamp,
+        total_count: raws.len() as u64,
+        successes,
+        failures,
+        pendings: Vec::new(),
+    };
+    state.store.put_status(&status)?;
+    expire_if_due(state.store.as_ref())?;
+    Ok(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_v4_shape() {
+        let u = uuid_v4();
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "4");
+        assert!(matches!(&u[19..20], "8" | "9" | "a" | "b"));
+    }
+}

@@ -1,0 +1,250 @@
+//! The TAXII 2.1 API (OASIS Standard, 10 June 2021): every endpoint of §4 and §5.
+//!
+//! | Endpoint | Module |
+//! |---|---|
+//! | `GET /taxii2/`, `GET /{api-root}/` | [`discovery`] |
+//! | `GET /{api-root}/status/{status-id}/` | [`status`] |
+//! | `GET /{api-root}/collections/`, `GET /{api-root}/collections/{id}/` | [`collections`] |
+//! | `GET /{api-root}/collections/{id}/objects/` | [`objects`] |
+//! | `POST /{api-root}/collections/{id}/objects/` | [`add`] |
+//! | `GET`, `DELETE /{api-root}/collections/{id}/objects/{object-id}/` | [`objects`] |
+//! | `GET /{api-root}/collections/{id}/objects/{object-id}/versions/` | [`objects`] |
+//! | `GET /{api-root}/collections/{id}/manifest/` | [`manifest`] |
+//!
+//! Every path answers with and without its trailing slash (§3.1 requires clients to send it;
+//! accepting its absence costs nothing). Every route first passes content negotiation
+//! ([`crate::media::negotiate`], 406), and every handler expects the authentication middleware to
+//! have inserted a [`Principal`].
+//!
+//! # Access control
+//!
+//! Collections are where permissions live (per account: read, write). A collection the caller
+//! may neither read nor write is **invisible**: every endpoint answers 404 for it exactly as for a
+//! collection that does not exist, and it is left out of the collections list. Answering 403
+//! instead would confirm to any authenticated account that a collection with that id or alias
+//! exists (§5.4 and §5.5 allow either). A collection the caller can see but not use for the
+//! request at hand answers 403 (GET objects on a write-only collection, POST on a read-only
+//! one, DELETE without both permissions as §5.7's table requires).
+//!
+//! Objects above the caller's TLP clearance are filtered by the store in the query itself
+//! ([`kizuna_store::ObjectQuery::clearance`]), on every endpoint that returns objects or facts
+//! about them (objects, object, versions, manifest), so they are never read into memory for that
+//! caller and are indistinguishable from objects that do not exist.
+//!
+//! # Performance
+//!
+//! Store calls run on the blocking pool, one `spawn_blocking` per request that does all of the
+//! request's store work (lookup, permission check, query, audit). Objects are served as the
+//! exact bytes they were stored as: an envelope is built by concatenating them, never by
+//! re-serialising.
+
+pub mod add;
+pub mod collections;
+pub mod discovery;
+pub mod manifest;
+pub mod objects;
+pub mod status;
+
+use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get};
+use http::request::Parts;
+use http::{HeaderValue, StatusCode, header};
+use kizuna_stix::Timestamp;
+use kizuna_store::{AuditAction, AuditEvent, Collection, ObjectRecord};
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::media::{self, TAXII_JSON};
+use crate::state::{AppState, Principal};
+
+/// The router with every TAXII 2.1 endpoint. Authentication, rate limiting, body limits and TLS
+/// are layered around it by the server module.
+pub fn routes() -> Router<AppState> {
+    let endpoints: [(&str, MethodRouter<AppState>); 9] = [
+        ("/taxii2/", get(discovery::discovery)),
+        ("/{api_root}/", get(discovery::api_root)),
+        ("/{api_root}/status/{status_id}/", get(status::get_status)),
+        ("/{api_root}/collections/", get(collections::list)),
+        ("/{api_root}/collections/{collection}/", get(collections::get_one)),
+        (
+            "/{api_root}/collections/{collection}/objects/",
+            get(objects::get_objects).post(add::add_objects),
+        ),
+        (
+            "/{api_root}/collections/{collection}/objects/{object_id}/",
+            get(objects::get_object).delete(objects::delete_object),
+        ),
+        (
+            "/{api_root}/collections/{collection}/objects/{object_id}/versions/",
+            get(objects::get_versions),
+        ),
+        (
+            "/{api_root}/collections/{collection}/manifest/",
+            get(manifest::get_manifest),
+        ),
+    ];
+    let mut router = Router::new();
+    for (path, method_router) in endpoints {
+        router = router
+            .route(path, method_router.clone())
+            .route(path.trim_end_matches('/'), method_router);
+    }
+    router.route_layer(middleware::from_fn(media::negotiate))
+}
+
+/// The authenticated caller, taken from the request extension the authentication middleware
+/// inserts. Its absence means the router was mounted without authentication: refused with 401.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Principal);
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .map(Caller)
+            .ok_or_else(|| {
+                ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized")
+                    .describe("authentication is required")
+            })
+    }
+}
+
+impl Caller {
+    /// The account name.
+    pub fn name(&self) -> &str {
+        &self.0.account.name
+    }
+}
+
+/// What a request needs to do with a collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Need {
+    /// See its description (read or write permission).
+    See,
+    /// Read its objects.
+    Read,
+    /// Add objects.
+    Write,
+    /// Delete objects: read and write (§5.7).
+    ReadWrite,
+}
+
+/// Looks a collection up by id or alias and checks the caller's permission: 404 when it does not
+/// exist or is invisible to the caller, 403 when it is visible but `need` is not granted. Blocking.
+pub(crate) fn collection(
+    state: &AppState,
+    caller: &Caller,
+    api_root: &str,
+    id_or_alias: &str,
+    need: Need,
+) -> Result<Collection, ApiError> {
+    let not_found = || ApiError::not_found("no such collection in this API root");
+    let collection = state
+        .store
+        .collection(api_root, id_or_alias)?
+        .ok_or_else(not_found)?;
+    let account = &caller.0.account;
+    let read = account.can_read(api_root, &collection.id);
+    let write = account.can_write(api_root, &collection.id);
+    if !read && !write {
+        return Err(not_found());
+    }
+    let granted = match need {
+        Need::See => true,
+        Need::Read => read,
+        Need::Write => write,
+        Need::ReadWrite => read && write,
+    };
+    if granted {
+        Ok(collection)
+    } else {
+        Err(ApiError::forbidden(match need {
+            Need::Read => "this account may not read this collection",
+            Need::Write => "this account may not add objects to this collection",
+            _ => "deleting objects requires both read and write permission on the collection",
+        }))
+    }
+}
+
+/// Runs blocking store work on the blocking thread pool.
+pub(crate) async fn blocking<T, F>(work: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+}
+
+/// A TAXII JSON response with a body already serialised.
+pub(crate) fn taxii_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = (status, body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(TAXII_JSON));
+    response
+}
+
+/// Serialises a TAXII resource and answers it with `status`.
+pub(crate) fn json_response<T: Serialize>(status: StatusCode, resource: &T) -> Response {
+    match serde_json::to_vec(resource) {
+        Ok(body) => taxii_response(status, body),
+        Err(e) => ApiError::internal(&e).into_response(),
+    }
+}
+
+/// A TAXII timestamp: microsecond precision (§2).
+pub(crate) fn taxii_timestamp(t: Timestamp) -> String {
+    t.to_micros().to_string()
+}
+
+/// Name of the header with the `date_added` of the first record of a response (§3.2).
+pub const DATE_ADDED_FIRST: &str = "x-taxii-date-added-first";
+/// Name of the header with the `date_added` of the last record of a response (§3.2).
+pub const DATE_ADDED_LAST: &str = "x-taxii-date-added-last";
+
+/// Adds `X-TAXII-Date-Added-First/Last` for a page of records. An empty page has no first or
+/// last record, and then the headers are left out (a timestamp is the only value they may take).
+pub(crate) fn date_added_headers(response: &mut Response, records: &[ObjectRecord]) {
+    let (Some(first), Some(last)) = (records.first(), records.last()) else {
+        return;
+    };
+    for (name, t) in [
+        (DATE_ADDED_FIRST, first.date_added),
+        (DATE_ADDED_LAST, last.date_added),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(&taxii_timestamp(t)) {
+            response
+                .headers_mut()
+                .insert(header::HeaderName::from_static(name), value);
+        }
+    }
+}
+
+/// An audit event by the caller about one object version of a collection.
+pub(crate) fn audit_event(
+    caller: &Caller,
+    time: Timestamp,
+    action: AuditAction,
+    collection: &str,
+    object_id: &str,
+    version: Option<String>,
+) -> AuditEvent {
+    AuditEvent {
+        time,
+        account: Some(caller.name().to_owned()),
+        action,
+        collection: Some(collection.to_owned()),
+        object_id: Some(object_id.to_owned()),
+        version,
+        detail: None,
+    }
+}

@@ -1,0 +1,337 @@
+//! Get Objects (§5.4), Get an Object (§5.6), Delete an Object (§5.7), Get Object Versions
+//! (§5.8), and the paging engine they share with the manifest (§5.3).
+//!
+//! Paging follows the collection's sequence, not `date_added`: the store orders records by
+//! (`date_added`, sequence) and a `next` token seals the sequence number of the last record
+//! served, so objects sharing one `date_added` are neither skipped nor repeated. Tokens are bound
+//! to the caller, collection, endpoint and filters ([`crate::token`]).
+//!
+//! Decisions where the specification leaves room:
+//!
+//! - Get an Object and Get Object Versions answer **404 when nothing matches** on a first page
+//!   (no `next`): the object does not exist, is above the caller's clearance, or no version
+//!   matches the filters (§5.7 requires 404 for a deleted object/version). A continuation page
+//!   that comes back empty is an empty resource, since `more` may be true when objects were
+//!   deleted in between (§3.5).
+//! - Get an Object takes `match[version]` and `match[spec_version]` (§5.6); `match[id]` and
+//!   `match[type]` are ignored there. Versions takes `match[spec_version]` only.
+//! - The `X-TAXII-Date-Added-First/Last` headers are left out of a response without records:
+//!   there is no first or last record whose `date_added` they could carry.
+//! - Delete without `match[version]` deletes every version of the object. A delete that would
+//!   touch a version above the caller's clearance is refused (403) unless no matching version is
+//!   visible at all (404): a writer can neither delete nor learn of what it may not read.
+//! - With `audit_reads`, every object version served by Get Objects and Get an Object is
+//!   written to the audit log, in one store call per response, before the response is sent (a
+//!   failing audit log fails the read). Manifests and version lists serve no object content and
+//!   are not audited one by one.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::response::Response;
+use http::StatusCode;
+use kizuna_stix::{StixId, Timestamp, Tlp};
+use kizuna_store::{AuditAction, AuditEvent, Collection, ObjectRecord};
+use serde::Serialize;
+
+use super::{Caller, Need, audit_event, blocking, date_added_headers, taxii_response};
+use crate::error::ApiError;
+use crate::query::{Endpoint, Filters};
+use crate::state::AppState;
+use crate::token::TokenScope;
+
+/// One paged read: where, what, and for whom.
+#[derive(Debug, Clone)]
+pub(crate) struct PageRequest {
+    pub api_root: String,
+    pub collection: String,
+    pub object_id: Option<String>,
+    pub endpoint: Endpoint,
+    pub filters: Filters,
+    /// Write an audit event per record served.
+    pub audit: bool,
+}
+
+/// A page read from the store.
+#[derive(Debug)]
+pub(crate) struct Page {
+    pub records: Vec<ObjectRecord>,
+    pub more: bool,
+    pub next: Option<String>,
+}
+
+fn endpoint_label(endpoint: Endpoint, object_id: Option<&str>) -> String {
+    let name = match endpoint {
+        Endpoint::Objects => "objects",
+        Endpoint::Manifest => "manifest",
+        Endpoint::Object => "object",
+        Endpoint::Versions => "versions",
+        Endpoint::Delete => "delete",
+    };
+    match object_id {
+        Some(id) => format!("{name}:{id}"),
+        None => name.to_owned(),
+    }
+}
+
+/// Checks an `{object-id}` path parameter: 400 unless it is a STIX identifier.
+pub(crate) fn check_object_id(id: &str) -> Result<(), ApiError> {
+    StixId::parse(id)
+        .map(|_| ())
+        .map_err(|e| ApiError::bad_request(format!("the object id in the URL is not valid: {e}")))
+}
+
+/// Reads one page for the caller: collection lookup and read permission, `next` token, store
+/// query with the caller's clearance, audit. Blocking.
+pub(crate) fn load_page(
+    state: &AppState,
+    caller: &Caller,
+    request: &PageRequest,
+) -> Result<(Collection, Page), ApiError> {
+    let collection = super::collection(
+        state,
+        caller,
+        &request.api_root,
+        &request.collection,
+        Need::Read,
+    )?;
+    let filters_text = request.filters.canonical();
+    let label = endpoint_label(request.endpoint, request.object_id.as_deref());
+    let scope = TokenScope {
+        account: caller.name(),
+        api_root: &collection.api_root,
+        collection: &collection.id,
+        endpoint: &label,
+        filters: &filters_text,
+    };
+    let after_seq = match &request.filters.next {
+        Some(token) => Some(state.tokens.open(&scope, token)?),
+        None => None,
+    };
+    let limit = request.filters.page_size(&state.config);
+    let mut query = request.filters.object_query(
+        caller.0.account.tlp_clearance,
+        state.config.unmarked_as,
+        after_seq,
+        limit,
+    );
+    if let Some(id) = &request.object_id {
+        query.ids = vec![id.clone()];
+    }
+    let page = state.store.objects(&collection.as_ref(), &query)?;
+    if request.audit {
+        state.metrics.objects_served(page.records.len() as u64);
+    }
+    let next = match (page.more, page.records.last()) {
+        (true, Some(last)) => Some(state.tokens.seal(&scope, last.seq)),
+        _ => None,
+    };
+    if request.audit && state.config.audit_reads && !page.records.is_empty() {
+        let now = Timestamp::now();
+        let events: Vec<AuditEvent> = page
+            .records
+            .iter()
+            .map(|r| {
+                audit_event(
+                    caller,
+                    now,
+                    AuditAction::Serve,
+                    &collection.id,
+                    &r.id,
+                    Some(r.version.to_string()),
+                )
+            })
+            .collect();
+        state.store.audit(&events)?;
+    }
+    Ok((
+        collection,
+        Page {
+            records: page.records,
+            more: page.more,
+            next,
+        },
+    ))
+}
+
+/// Builds an envelope (§3.7) by concatenating the stored JSON of each record: objects are never
+/// re-serialised.
+pub(crate) fn envelope(page: &Page) -> Vec<u8> {
+    let objects_len: usize = page.records.iter().map(|r| r.json.len() + 1).sum();
+    let mut out = Vec::with_capacity(objects_len + 80);
+    out.extend_from_slice(if page.more {
+        b"{\"more\":true"
+    } else {
+        b"{\"more\":false"
+    });
+    if let Some(next) = &page.next {
+        // Tokens are base64url: nothing to escape.
+        out.extend_from_slice(b",\"next\":\"");
+        out.extend_from_slice(next.as_bytes());
+        out.push(b'"');
+    }
+    if !page.records.is_empty() {
+        out.extend_from_slice(b",\"objects\":[");
+        for (i, record) in page.records.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(record.json.as_bytes());
+        }
+        out.push(b']');
+    }
+    out.push(b'}');
+    out
+}
+
+fn envelope_response(page: &Page) -> Response {
+    let mut response = taxii_response(StatusCode::OK, envelope(page));
+    date_added_headers(&mut response, &page.records);
+    response
+}
+
+/// `GET /{api-root}/collections/{id}/objects/`.
+pub async fn get_objects(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((api_root, collection)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let request = PageRequest {
+        api_root,
+        collection,
+        object_id: None,
+        endpoint: Endpoint::Objects,
+        filters: Filters::parse(raw.as_deref(), Endpoint::Objects)?,
+        audit: true,
+    };
+    let (_, page) = blocking(move || load_page(&state, &caller, &request)).await?;
+    Ok(envelope_response(&page))
+}
+
+/// `GET /{api-root}/collections/{id}/objects/{object-id}/`.
+pub async fn get_object(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((api_root, collection, object_id)): Path<(String, String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    check_object_id(&object_id)?;
+    let request = PageRequest {
+        api_root,
+        collection,
+        object_id: Some(object_id),
+        endpoint: Endpoint::Object,
+        filters: Filters::parse(raw.as_deref(), Endpoint::Object)?,
+        audit: true,
+    };
+    let first_page = request.filters.next.is_none();
+    let (_, page) = blocking(move || load_page(&state, &caller, &request)).await?;
+    if first_page && page.records.is_empty() {
+        return Err(ApiError::not_found(
+            "no version of this object matches in this collection",
+        ));
+    }
+    Ok(envelope_response(&page))
+}
+
+/// The versions resource (§5.8.1). `next` is not in §5.8.1, but is added (as for the manifest
+/// and as medallion does) so that clients such as taxii2-client's `as_pages` can page without
+/// skipping versions that share a `date_added`.
+#[derive(Debug, Serialize)]
+struct VersionsResource {
+    more: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    versions: Vec<String>,
+}
+
+/// `GET /{api-root}/collections/{id}/objects/{object-id}/versions/`.
+pub async fn get_versions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((api_root, collection, object_id)): Path<(String, String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    check_object_id(&object_id)?;
+    let request = PageRequest {
+        api_root,
+        collection,
+        object_id: Some(object_id),
+        endpoint: Endpoint::Versions,
+        filters: Filters::parse(raw.as_deref(), Endpoint::Versions)?,
+        audit: false,
+    };
+    let first_page = request.filters.next.is_none();
+    let (_, page) = blocking(move || load_page(&state, &caller, &request)).await?;
+    if first_page && page.records.is_empty() {
+        return Err(ApiError::not_found("no such object in this collection"));
+    }
+    let resource = VersionsResource {
+        more: page.more,
+        next: page.next.clone(),
+        versions: page.records.iter().map(|r| r.version.to_string()).collect(),
+    };
+    let mut response = super::json_response(StatusCode::OK, &resource);
+    date_added_headers(&mut response, &page.records);
+    Ok(response)
+}
+
+/// Most versions of one object a single DELETE considers.
+const DELETE_SCAN_LIMIT: usize = 100_000;
+
+/// `DELETE /{api-root}/collections/{id}/objects/{object-id}/`: 200 with an empty body when
+/// versions were deleted, 404 when none matched.
+pub async fn delete_object(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((api_root, collection, object_id)): Path<(String, String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    check_object_id(&object_id)?;
+    let filters = Filters::parse(raw.as_deref(), Endpoint::Delete)?;
+    let deleted = blocking(move || {
+        let collection =
+            super::collection(&state, &caller, &api_root, &collection, Need::ReadWrite)?;
+        let coll = collection.as_ref();
+        let mut query = filters.object_query(
+            Tlp::Red,
+            state.config.unmarked_as,
+            None,
+            DELETE_SCAN_LIMIT,
+        );
+        query.ids = vec![object_id.clone()];
+        let every = state.store.objects(&coll, &query)?.records.len();
+        query.clearance = caller.0.account.tlp_clearance;
+        let visible = state.store.objects(&coll, &query)?.records.len();
+        if visible == 0 {
+            return Err(ApiError::not_found(
+                "no version of this object matches in this collection",
+            ));
+        }
+        if visible < every {
+            return Err(ApiError::forbidden(
+                "some matching versions are above this account's TLP clearance",
+            ));
+        }
+        let deleted = state.store.delete_object(&coll, &object_id, &query)?;
+        if deleted == 0 {
+            return Err(ApiError::not_found(
+                "no version of this object matches in this collection",
+            ));
+        }
+        let mut event = audit_event(
+            &caller,
+            Timestamp::now(),
+            AuditAction::Delete,
+            &collection.id,
+            &object_id,
+            None,
+        );
+        event.detail = Some(format!("{deleted} version(s) deleted"));
+        state.store.audit(&[event])?;
+        Ok(deleted)
+    })
+    .await?;
+    tracing::debug!(deleted, "object versions deleted");
+    Ok(taxii_response(StatusCode::OK, Vec::new()))
+}
