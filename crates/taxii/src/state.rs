@@ -1,0 +1,168 @@
+//! State shared by every request handler, and the identity a request was authenticated as.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use kizuna_stix::Tlp;
+use kizuna_store::{Account, ApiRoot, Store, StoreError};
+
+use crate::auth::{AuthConfig, Authenticator};
+use crate::limits::RateLimiter;
+use crate::metrics::Metrics;
+use crate::token::TokenSealer;
+
+/// Settings of the TAXII service that do not concern the transport.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// `title` of the discovery resource.
+    pub title: String,
+    /// `description` of the discovery resource.
+    pub description: Option<String>,
+    /// `contact` of the discovery resource.
+    pub contact: Option<String>,
+    /// The API root advertised as `default`, if any.
+    pub default_api_root: Option<String>,
+    /// Page size when the client gives no `limit`.
+    pub default_page_size: usize,
+    /// Largest page size a client may ask for.
+    pub max_page_size: usize,
+    /// Requests per second each account may make (token bucket), and the burst.
+    pub rate_per_second: f64,
+    /// Burst size of the rate limiter.
+    pub rate_burst: f64,
+    /// Deepest JSON nesting accepted in a request body.
+    pub max_json_depth: usize,
+    /// Longest JSON string accepted in a request body, in bytes.
+    pub max_json_string: usize,
+    /// TLP level at which unmarked objects are treated for clearance checks.
+    pub unmarked_as: Tlp,
+    /// Whether objects served are written to the audit log one by one.
+    pub audit_reads: bool,
+    /// Hard upper bound on any request body, in bytes, whatever an API root's
+    /// `max_content_length` says: the effective limit is the smaller of the two (see
+    /// [`ServiceConfig::max_content_length`]), and that is also what an API root advertises.
+    pub max_body_bytes: u64,
+    /// Password verification cache, failed-login limits.
+    pub auth: AuthConfig,
+}
+
+impl ServiceConfig {
+    /// The body size limit in force for an API root: its `max_content_length`, capped by
+    /// [`ServiceConfig::max_body_bytes`]. The body-limit middleware enforces exactly this, and the
+    /// API root resource should advertise exactly this.
+    pub fn max_content_length(&self, root: &ApiRoot) -> u64 {
+        root.max_content_length.min(self.max_body_bytes)
+    }
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            title: "Kizuna TAXII 2.1 hub".to_owned(),
+            description: None,
+            contact: None,
+            default_api_root: None,
+            default_page_size: 100,
+            max_page_size: 1000,
+            rate_per_second: 200.0,
+            rate_burst: 400.0,
+            max_json_depth: 64,
+            max_json_string: 1 << 20,
+            unmarked_as: Tlp::Amber,
+            audit_reads: true,
+            max_body_bytes: 32 << 20,
+            auth: AuthConfig::default(),
+        }
+    }
+}
+
+/// Everything a handler needs; cloned cheaply per request.
+#[derive(Clone)]
+pub struct AppState {
+    /// The object store.
+    pub store: Arc<dyn Store>,
+    /// Service settings.
+    pub config: Arc<ServiceConfig>,
+    /// Verifies credentials.
+    pub auth: Arc<Authenticator>,
+    /// Seals and opens `next` tokens.
+    pub tokens: Arc<TokenSealer>,
+    /// Per-account request rate limiter.
+    pub rate: Arc<RateLimiter>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Name of the store secret that keys sealed `next` tokens; every process on one store shares it.
+pub const NEXT_TOKEN_SECRET: &str = "taxii.next-token";
+
+/// Why an [`AppState`] could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateError {
+    /// The store failed (reading the token secret).
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The authenticator could not be set up.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
+}
+
+impl AppState {
+    /// Builds the state of a server on `store`: the `next`-token key (a store secret, so tokens
+    /// survive restarts and work across processes), the authenticator, the rate limiter and fresh
+    /// metrics.
+    ///
+    /// Blocking (reads the store and computes one argon2 hash for the decoy used against unknown
+    /// account names): call it before starting the server or from a blocking thread.
+    pub fn new(store: Arc<dyn Store>, config: ServiceConfig) -> Result<Self, StateError> {
+        let key = store.secret(NEXT_TOKEN_SECRET)?;
+        let metrics = Arc::new(Metrics::new());
+        let auth = Authenticator::new(store.clone(), config.auth.clone(), metrics.clone())?;
+        let rate = RateLimiter::new(config.rate_per_second, config.rate_burst, RATE_TABLE_SIZE);
+        Ok(Self {
+            store,
+            config: Arc::new(config),
+            auth: Arc::new(auth),
+            tokens: Arc::new(TokenSealer::new(key)),
+            rate: Arc::new(rate),
+            metrics,
+        })
+    }
+}
+
+/// How many accounts the request rate limiter tracks at once (see [`RateLimiter::new`]).
+const RATE_TABLE_SIZE: usize = 100_000;
+
+/// What the transport knows about the connection a request arrived on, inserted as a request
+/// extension by the accept loop before routing.
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo {
+    /// The client's address.
+    pub remote: SocketAddr,
+    /// SHA-256 of the DER of the client certificate the TLS handshake verified, if any.
+    pub client_cert_sha256: Option<[u8; 32]>,
+    /// Whether the connection is TLS (false only with `DangerPlaintextHttp`).
+    pub tls: bool,
+}
+
+/// The authenticated account of a request, inserted as a request extension by the
+/// authentication middleware before any TAXII handler runs.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The account, as loaded at authentication time.
+    pub account: Arc<Account>,
+    /// How it authenticated.
+    pub method: AuthMethod,
+}
+
+/// How a request authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// HTTP Basic with a password.
+    Basic,
+    /// `Authorization: Bearer <api key>`.
+    ApiKey,
+    /// A client certificate presented in the TLS handshake.
+    ClientCertificate,
+}
