@@ -40,8 +40,9 @@ pub struct ApiError {
     pub description: Option<String>,
     /// Extra headers (`WWW-Authenticate`, `Retry-After`).
     pub headers: Vec<(header::HeaderName, HeaderValue)>,
-    /// Structured details for the body's `details` property.
-    pub details: Option<serde_json::Value>,
+    /// Structured details for the body's `details` property (boxed: errors travel in every
+    /// `Result`, and a JSON value is large).
+    pub details: Option<Box<serde_json::Value>>,
 }
 
 impl ApiError {
@@ -85,7 +86,7 @@ impl ApiError {
 
     /// Adds structured details (§3.6.1 `details`).
     pub fn with_details(mut self, details: serde_json::Value) -> Self {
-        self.details = Some(details);
+        self.details = Some(Box::new(details));
         self
     }
 
@@ -139,7 +140,7 @@ impl IntoResponse for ApiError {
             error_id: None,
             error_code: None,
             http_status: self.status.as_u16().to_string(),
-            details: self.details,
+            details: self.details.map(|d| *d),
         };
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
         let mut resp = (self.status, bytes).into_response();

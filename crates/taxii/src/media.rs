@@ -130,7 +130,9 @@ mod tests {
     fn accept_ranges() {
         assert!(accept_admits_taxii(TAXII_JSON));
         assert!(accept_admits_taxii("application/taxii+json"));
-        assert!(accept_admits_taxii("Application/TAXII+JSON; Version=\"2.1\""));
+        assert!(accept_admits_taxii(
+            "Application/TAXII+JSON; Version=\"2.1\""
+        ));
         assert!(accept_admits_taxii("*/*"));
         assert!(accept_admits_taxii("text/html, application/*;q=0.5"));
         assert!(!accept_admits_taxii("application/taxii+json;version=2.0"));

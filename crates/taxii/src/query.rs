@@ -111,8 +111,7 @@ fn parse_versions(value: &str) -> Result<VersionFilter, ApiError> {
     const NAME: &str = "match[version]";
     let (mut last, mut first, mut all) = (false, false, false);
     let mut at: Vec<Timestamp> = Vec::new();
-    let duplicate =
-        |v: &str| ApiError::bad_request(format!("{NAME} lists {v} more than once"));
+    let duplicate = |v: &str| ApiError::bad_request(format!("{NAME} lists {v} more than once"));
     for v in items(NAME, value)? {
         let seen = match v {
             "last" => std::mem::replace(&mut last, true),
@@ -175,7 +174,8 @@ impl Filters {
             let key = decode(key)?;
             let value = decode(value)?;
             let key = key.as_ref();
-            let known = matches!(key, "added_after" | "limit" | "next") || key.starts_with("match[");
+            let known =
+                matches!(key, "added_after" | "limit" | "next") || key.starts_with("match[");
             if !known {
                 continue;
             }
@@ -196,18 +196,15 @@ impl Filters {
                         .parse::<usize>()
                         .ok()
                         .filter(|n| *n > 0)
-                        .ok_or_else(|| {
-                            ApiError::bad_request("limit must be a positive integer")
-                        })?;
+                        .ok_or_else(|| ApiError::bad_request("limit must be a positive integer"))?;
                     f.limit = Some(n);
                 }
                 "next" => f.next = Some(value.to_owned()),
                 "match[id]" => {
                     let mut ids = Vec::new();
                     for v in items(key, value)? {
-                        StixId::parse(v).map_err(|e| {
-                            ApiError::bad_request(format!("match[id]: {e}"))
-                        })?;
+                        StixId::parse(v)
+                            .map_err(|e| ApiError::bad_request(format!("match[id]: {e}")))?;
                         ids.push(v.to_owned());
                     }
                     f.ids = sorted(ids);
@@ -265,9 +262,7 @@ impl Filters {
     /// The page size: the client's `limit` (at most the server's maximum), else the default.
     pub fn page_size(&self, config: &ServiceConfig) -> usize {
         let max = config.max_page_size.max(1);
-        self.limit
-            .unwrap_or(config.default_page_size)
-            .clamp(1, max)
+        self.limit.unwrap_or(config.default_page_size).clamp(1, max)
     }
 
     /// A canonical text of the filters a `next` token is bound to: equal for requests that mean
@@ -384,13 +379,19 @@ mod tests {
         assert_eq!(a.canonical(), b.canonical());
         let c = parse("match[type]=indicator").unwrap();
         assert_ne!(a.canonical(), c.canonical());
-        assert_eq!(parse("match[version]=last").unwrap().canonical(), parse("").unwrap().canonical());
+        assert_eq!(
+            parse("match[version]=last").unwrap().canonical(),
+            parse("").unwrap().canonical()
+        );
     }
 
     #[test]
     fn endpoint_masks() {
-        let f = Filters::parse(Some("match[type]=indicator&match[version]=first"), Endpoint::Versions)
-            .unwrap();
+        let f = Filters::parse(
+            Some("match[type]=indicator&match[version]=first"),
+            Endpoint::Versions,
+        )
+        .unwrap();
         assert!(f.types.is_empty());
         assert_eq!(f.versions, VersionFilter::All);
     }

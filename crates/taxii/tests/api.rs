@@ -1,6 +1,9 @@
 //! The TAXII 2.1 endpoints, driven through the router (no TLS, no authentication middleware: each
 //! request carries the `Principal` the middleware would have inserted) on a real SQLite store.
 
+// Helpers outside `#[test]` functions unwrap too: a test fails loudly on bad test data.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use axum::Router;
@@ -129,12 +132,8 @@ struct Reply {
 
 impl Reply {
     fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "not JSON ({e}): {:?}",
-                String::from_utf8_lossy(&self.body)
-            )
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
     }
 
     fn header(&self, name: &str) -> Option<&str> {
@@ -214,9 +213,7 @@ impl Hub {
 
     async fn post_objects(&self, collection: &str, objects: &[Value]) -> Reply {
         let body = serde_json::to_vec(&json!({ "objects": objects })).unwrap();
-        let reply = self
-            .post("writer", &objects_url(collection), body)
-            .await;
+        let reply = self.post("writer", &objects_url(collection), body).await;
         assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.json());
         reply
     }
@@ -311,22 +308,35 @@ async fn collections_show_only_visible_ones_with_permissions_of_the_caller() {
     assert_eq!(list[1]["can_read"], false);
     assert_eq!(list[1]["can_write"], true);
 
-    let w = hub.get("writer", &format!("/api1/collections/{MAIN}/")).await.json();
-    assert_eq!((w["can_read"].clone(), w["can_write"].clone()), (json!(true), json!(true)));
+    let w = hub
+        .get("writer", &format!("/api1/collections/{MAIN}/"))
+        .await
+        .json();
+    assert_eq!(
+        (w["can_read"].clone(), w["can_write"].clone()),
+        (json!(true), json!(true))
+    );
     let by_alias = hub.get("reader", "/api1/collections/main").await;
     assert_eq!(by_alias.status, StatusCode::OK);
     assert_eq!(by_alias.json()["id"], MAIN);
 
     let admin = hub.get("admin", "/api1/collections/").await.json();
     assert_eq!(admin["collections"].as_array().unwrap().len(), 3);
-    assert_eq!(hub.get("reader", "/nope/collections/").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        hub.get("reader", "/nope/collections/").await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
 async fn invisible_collection_is_404_everywhere() {
     let hub = hub();
-    hub.post("admin", &objects_url(PRIVATE), serde_json::to_vec(&json!({"objects": [indicator(1, 0, None)]})).unwrap())
-        .await;
+    hub.post(
+        "admin",
+        &objects_url(PRIVATE),
+        serde_json::to_vec(&json!({"objects": [indicator(1, 0, None)]})).unwrap(),
+    )
+    .await;
     let id = indicator_id(1);
     for uri in [
         format!("/api1/collections/{PRIVATE}/"),
@@ -343,7 +353,10 @@ async fn invisible_collection_is_404_everywhere() {
         .await;
     assert_eq!(post.status, StatusCode::NOT_FOUND);
     let del = hub
-        .delete("reader", &format!("/api1/collections/{PRIVATE}/objects/{id}/"))
+        .delete(
+            "reader",
+            &format!("/api1/collections/{PRIVATE}/objects/{id}/"),
+        )
         .await;
     assert_eq!(del.status, StatusCode::NOT_FOUND);
     // Still there for those who may see it.
@@ -390,8 +403,14 @@ async fn accept_header_negotiation() {
         (Some("text/html, application/*;q=0.1"), StatusCode::OK),
         (None, StatusCode::OK),
         (Some("application/json"), StatusCode::NOT_ACCEPTABLE),
-        (Some("application/taxii+json;version=2.0"), StatusCode::NOT_ACCEPTABLE),
-        (Some("application/stix+json;version=2.1"), StatusCode::NOT_ACCEPTABLE),
+        (
+            Some("application/taxii+json;version=2.0"),
+            StatusCode::NOT_ACCEPTABLE,
+        ),
+        (
+            Some("application/stix+json;version=2.1"),
+            StatusCode::NOT_ACCEPTABLE,
+        ),
     ] {
         for uri in ["/taxii2/", &objects_url(MAIN)] {
             let mut b = Request::get(uri);
@@ -411,16 +430,24 @@ async fn post_content_type_must_be_taxii() {
     let body = serde_json::to_vec(&json!({"objects": [indicator(1, 0, None)]})).unwrap();
     for (ct, expected) in [
         (Some("application/json"), StatusCode::UNSUPPORTED_MEDIA_TYPE),
-        (Some("application/taxii+json;version=2.0"), StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        (
+            Some("application/taxii+json;version=2.0"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
         (None, StatusCode::UNSUPPORTED_MEDIA_TYPE),
         (Some("application/taxii+json"), StatusCode::ACCEPTED),
-        (Some("application/taxii+json; version=2.1; charset=utf-8"), StatusCode::ACCEPTED),
+        (
+            Some("application/taxii+json; version=2.1; charset=utf-8"),
+            StatusCode::ACCEPTED,
+        ),
     ] {
         let mut b = Request::post(objects_url(MAIN)).header(header::ACCEPT, TAXII_JSON);
         if let Some(ct) = ct {
             b = b.header(header::CONTENT_TYPE, ct);
         }
-        let r = hub.send("writer", b.body(Body::from(body.clone())).unwrap()).await;
+        let r = hub
+            .send("writer", b.body(Body::from(body.clone())).unwrap())
+            .await;
         assert_eq!(r.status, expected, "{ct:?}");
     }
 }
@@ -448,7 +475,10 @@ async fn body_over_max_content_length_is_413() {
     );
     // Under the limit: accepted.
     let small = serde_json::to_vec(&json!({ "objects": [indicator(1, 0, None)] })).unwrap();
-    assert_eq!(hub.post("writer", &uri, small).await.status, StatusCode::ACCEPTED);
+    assert_eq!(
+        hub.post("writer", &uri, small).await.status,
+        StatusCode::ACCEPTED
+    );
 }
 
 /// A body without a known length (as a chunked upload has): `map_frame` hides the size hint.
@@ -466,7 +496,9 @@ async fn partially_invalid_envelope_stores_the_valid_objects() {
         "/../../testdata/taxii/mixed-envelope.json"
     ))
     .unwrap();
-    let r = hub.post("writer", &objects_url(MAIN), envelope.clone()).await;
+    let r = hub
+        .post("writer", &objects_url(MAIN), envelope.clone())
+        .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     let status = r.json();
     assert_eq!(status["status"], "complete");
@@ -486,7 +518,10 @@ async fn partially_invalid_envelope_stores_the_valid_objects() {
         .iter()
         .find(|f| f["id"] == "indicator--1e5f2f2c-1b59-4b53-8d8e-6a1f4e4bd0a1")
         .unwrap();
-    assert!(bad_pattern["message"].as_str().unwrap().contains("pattern"), "{bad_pattern}");
+    assert!(
+        bad_pattern["message"].as_str().unwrap().contains("pattern"),
+        "{bad_pattern}"
+    );
 
     // The status resource is kept.
     let id = status["id"].as_str().unwrap();
@@ -494,9 +529,12 @@ async fn partially_invalid_envelope_stores_the_valid_objects() {
     assert_eq!(again.status, StatusCode::OK);
     assert_eq!(again.json(), status);
     assert_eq!(
-        hub.get("reader", "/api1/status/00000000-0000-4000-8000-000000000000/")
-            .await
-            .status,
+        hub.get(
+            "reader",
+            "/api1/status/00000000-0000-4000-8000-000000000000/"
+        )
+        .await
+        .status,
         StatusCode::NOT_FOUND
     );
 
@@ -505,7 +543,10 @@ async fn partially_invalid_envelope_stores_the_valid_objects() {
     assert_eq!(all.ids().len(), 5);
     let sent: Value = serde_json::from_slice(&envelope).unwrap();
     let text = String::from_utf8(all.body.clone()).unwrap();
-    assert!(text.contains(r#""x_kizuna_note": {"nested": [1, 2.50, "kept as sent"]}"#), "{text}");
+    assert!(
+        text.contains(r#""x_kizuna_note": {"nested": [1, 2.50, "kept as sent"]}"#),
+        "{text}"
+    );
     assert_eq!(all.objects()[1], sent["objects"][1]);
 
     // Writes are audited.
@@ -518,7 +559,11 @@ async fn partially_invalid_envelope_stores_the_valid_objects() {
         })
         .unwrap();
     assert_eq!(writes.len(), 5);
-    assert!(writes.iter().all(|w| w.account.as_deref() == Some("writer")));
+    assert!(
+        writes
+            .iter()
+            .all(|w| w.account.as_deref() == Some("writer"))
+    );
 }
 
 #[tokio::test]
@@ -527,7 +572,11 @@ async fn all_invalid_envelope_is_422_with_failures() {
     let mut bad = indicator(1, 0, None);
     bad["created"] = json!("not a time");
     let r = hub
-        .post("writer", &objects_url(MAIN), serde_json::to_vec(&json!({"objects": [bad, {"type": "x"}]})).unwrap())
+        .post(
+            "writer",
+            &objects_url(MAIN),
+            serde_json::to_vec(&json!({"objects": [bad, {"type": "x"}]})).unwrap(),
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     let e = r.json();
@@ -536,7 +585,9 @@ async fn all_invalid_envelope_is_422_with_failures() {
     assert_eq!(details["failure_count"], 2);
     assert_eq!(details["success_count"], 0);
     let status_id = details["id"].as_str().unwrap();
-    let kept = hub.get("writer", &format!("/api1/status/{status_id}/")).await;
+    let kept = hub
+        .get("writer", &format!("/api1/status/{status_id}/"))
+        .await;
     assert_eq!(kept.status, StatusCode::OK);
     assert_eq!(kept.json()["failure_count"], 2);
     assert!(hub.get("writer", &objects_url(MAIN)).await.ids().is_empty());
@@ -546,8 +597,14 @@ async fn all_invalid_envelope_is_422_with_failures() {
 async fn malformed_bodies() {
     let hub = hub();
     let url = objects_url(MAIN);
-    assert_eq!(hub.post("writer", &url, "{not json").await.status, StatusCode::BAD_REQUEST);
-    assert_eq!(hub.post("writer", &url, "[1, 2]").await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        hub.post("writer", &url, "{not json").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        hub.post("writer", &url, "[1, 2]").await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
     assert_eq!(
         hub.post("writer", &url, r#"{"objects": 5}"#).await.status,
         StatusCode::UNPROCESSABLE_ENTITY
@@ -572,12 +629,21 @@ async fn exact_duplicates_are_not_errors() {
     let mut changed = indicator(0, 0, None);
     changed["name"] = json!("changed");
     let r = hub
-        .post("writer", &objects_url(MAIN), serde_json::to_vec(&json!({"objects": [changed, indicator(9, 0, None)]})).unwrap())
+        .post(
+            "writer",
+            &objects_url(MAIN),
+            serde_json::to_vec(&json!({"objects": [changed, indicator(9, 0, None)]})).unwrap(),
+        )
         .await
         .json();
     assert_eq!(r["success_count"], 1);
     assert_eq!(r["failure_count"], 1);
-    let all = hub.get("reader", &format!("{}?match[version]=all", objects_url(MAIN))).await;
+    let all = hub
+        .get(
+            "reader",
+            &format!("{}?match[version]=all", objects_url(MAIN)),
+        )
+        .await;
     assert_eq!(all.ids().len(), 4);
 }
 
@@ -601,7 +667,15 @@ async fn filters_on_objects() {
     // Default: last version of each object, in date_added order.
     let r = hub.get("reader", &url).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.ids(), vec![malware(1)["id"].as_str().unwrap().to_owned(), indicator_id(1), indicator_id(2), indicator_id(3)]);
+    assert_eq!(
+        r.ids(),
+        vec![
+            malware(1)["id"].as_str().unwrap().to_owned(),
+            indicator_id(1),
+            indicator_id(2),
+            indicator_id(3)
+        ]
+    );
     assert_eq!(r.objects()[1]["modified"], "2024-01-01T00:00:02.000Z");
     assert!(r.header("x-taxii-date-added-first").is_some());
     assert!(r.header("x-taxii-date-added-last").is_some());
@@ -610,20 +684,52 @@ async fn filters_on_objects() {
     let types = hub.get("reader", &q("match[type]=malware")).await;
     assert_eq!(types.ids().len(), 1);
     let ids = hub
-        .get("reader", &q(&format!("match[id]={},{}", indicator_id(2), indicator_id(3))))
+        .get(
+            "reader",
+            &q(&format!(
+                "match[id]={},{}",
+                indicator_id(2),
+                indicator_id(3)
+            )),
+        )
         .await;
     assert_eq!(ids.ids(), vec![indicator_id(2), indicator_id(3)]);
-    let all = hub.get("reader", &q(&format!("match[id]={}&match[version]=all", indicator_id(1)))).await;
+    let all = hub
+        .get(
+            "reader",
+            &q(&format!("match[id]={}&match[version]=all", indicator_id(1))),
+        )
+        .await;
     assert_eq!(all.ids().len(), 3);
-    let first = hub.get("reader", &q(&format!("match[id]={}&match[version]=first", indicator_id(1)))).await;
+    let first = hub
+        .get(
+            "reader",
+            &q(&format!(
+                "match[id]={}&match[version]=first",
+                indicator_id(1)
+            )),
+        )
+        .await;
     assert_eq!(first.objects()[0]["modified"], "2024-01-01T00:00:00.000Z");
     let exact = hub
-        .get("reader", &q(&format!("match[id]={}&match[version]=2024-01-01T00:00:01.000Z", indicator_id(1))))
+        .get(
+            "reader",
+            &q(&format!(
+                "match[id]={}&match[version]=2024-01-01T00:00:01.000Z",
+                indicator_id(1)
+            )),
+        )
         .await;
     assert_eq!(exact.objects().len(), 1);
     assert_eq!(exact.objects()[0]["modified"], "2024-01-01T00:00:01.000Z");
     let first_last = hub
-        .get("reader", &q(&format!("match[id]={}&match[version]=first,last", indicator_id(1))))
+        .get(
+            "reader",
+            &q(&format!(
+                "match[id]={}&match[version]=first,last",
+                indicator_id(1)
+            )),
+        )
         .await;
     assert_eq!(first_last.objects().len(), 2);
     let spec = hub.get("reader", &q("match[spec_version]=2.1")).await;
@@ -634,7 +740,9 @@ async fn filters_on_objects() {
 
     // added_after: strictly after the first POST's date_added.
     let first_added = r.header("x-taxii-date-added-first").unwrap().to_owned();
-    let after = hub.get("reader", &q(&format!("added_after={first_added}"))).await;
+    let after = hub
+        .get("reader", &q(&format!("added_after={first_added}")))
+        .await;
     assert_eq!(after.ids(), vec![indicator_id(3)]);
 
     let limited = hub.get("reader", &q("limit=2")).await.json();
@@ -643,8 +751,17 @@ async fn filters_on_objects() {
     assert!(limited["next"].is_string());
 
     // Unknown match fields are ignored; malformed parameters are 400.
-    assert_eq!(hub.get("reader", &q("match[x_foo]=bar")).await.ids().len(), 4);
-    for bad in ["limit=0", "added_after=yesterday", "match[version]=all,first", "limit=1&limit=2", "match[id]=bogus"] {
+    assert_eq!(
+        hub.get("reader", &q("match[x_foo]=bar")).await.ids().len(),
+        4
+    );
+    for bad in [
+        "limit=0",
+        "added_after=yesterday",
+        "match[version]=all,first",
+        "limit=1&limit=2",
+        "match[id]=bogus",
+    ] {
         let r = hub.get("reader", &q(bad)).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
         assert_eq!(r.json()["http_status"], "400");
@@ -700,7 +817,9 @@ async fn limit_above_maximum_is_lowered() {
     });
     let objects: Vec<Value> = (0..8).map(|n| indicator(n, 0, None)).collect();
     hub.post_objects(MAIN, &objects).await;
-    let r = hub.get("reader", &format!("{}?limit=1000", objects_url(MAIN))).await;
+    let r = hub
+        .get("reader", &format!("{}?limit=1000", objects_url(MAIN)))
+        .await;
     assert_eq!(r.ids().len(), 5);
     assert_eq!(r.json()["more"], true);
     let d = hub.get("reader", &objects_url(MAIN)).await;
@@ -713,42 +832,83 @@ async fn next_tokens_are_bound_to_query_account_and_integrity() {
     let objects: Vec<Value> = (0..5).map(|n| indicator(n, 0, None)).collect();
     hub.post_objects(MAIN, &objects).await;
     let url = objects_url(MAIN);
-    let first = hub.get("reader", &format!("{url}?limit=2&match[type]=indicator")).await.json();
+    let first = hub
+        .get("reader", &format!("{url}?limit=2&match[type]=indicator"))
+        .await
+        .json();
     let next = first["next"].as_str().unwrap().to_owned();
 
     // The same query, any page size: fine.
-    let ok = hub.get("reader", &format!("{url}?limit=3&match[type]=indicator&next={next}")).await;
+    let ok = hub
+        .get(
+            "reader",
+            &format!("{url}?limit=3&match[type]=indicator&next={next}"),
+        )
+        .await;
     assert_eq!(ok.status, StatusCode::OK);
-    assert_eq!(ok.ids(), vec![indicator_id(2), indicator_id(3), indicator_id(4)]);
+    assert_eq!(
+        ok.ids(),
+        vec![indicator_id(2), indicator_id(3), indicator_id(4)]
+    );
 
     // Tampered.
     let mut bytes = next.clone().into_bytes();
     let i = bytes.len() / 2;
     bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(bytes).unwrap();
-    let r = hub.get("reader", &format!("{url}?limit=2&match[type]=indicator&next={tampered}")).await;
+    let r = hub
+        .get(
+            "reader",
+            &format!("{url}?limit=2&match[type]=indicator&next={tampered}"),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.json()["http_status"], "400");
     for garbage in ["x", "%00", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"] {
-        let r = hub.get("reader", &format!("{url}?match[type]=indicator&next={garbage}")).await;
+        let r = hub
+            .get(
+                "reader",
+                &format!("{url}?match[type]=indicator&next={garbage}"),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{garbage}");
     }
     // Another account.
-    let r = hub.get("other", &format!("{url}?limit=2&match[type]=indicator&next={next}")).await;
+    let r = hub
+        .get(
+            "other",
+            &format!("{url}?limit=2&match[type]=indicator&next={next}"),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     // Another query.
-    let r = hub.get("reader", &format!("{url}?limit=2&match[type]=malware&next={next}")).await;
+    let r = hub
+        .get(
+            "reader",
+            &format!("{url}?limit=2&match[type]=malware&next={next}"),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    let r = hub.get("reader", &format!("{url}?limit=2&next={next}")).await;
+    let r = hub
+        .get("reader", &format!("{url}?limit=2&next={next}"))
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     // Another endpoint.
     let r = hub
-        .get("reader", &format!("/api1/collections/{MAIN}/manifest/?limit=2&match[type]=indicator&next={next}"))
+        .get(
+            "reader",
+            &format!(
+                "/api1/collections/{MAIN}/manifest/?limit=2&match[type]=indicator&next={next}"
+            ),
+        )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     // Same collection by alias: same token works.
     let r = hub
-        .get("reader", &format!("/api1/collections/main/objects/?match[type]=indicator&next={next}"))
+        .get(
+            "reader",
+            &format!("/api1/collections/main/objects/?match[type]=indicator&next={next}"),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK);
 }
@@ -760,15 +920,16 @@ async fn next_tokens_survive_a_restart() {
     {
         let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
         let state = AppState::new(store, ServiceConfig::default()).unwrap();
-        token = state
-            .tokens
-            .seal(&kizuna_taxii::token::TokenScope {
+        token = state.tokens.seal(
+            &kizuna_taxii::token::TokenScope {
                 account: "a",
                 api_root: "r",
                 collection: "c",
                 endpoint: "objects",
                 filters: "f",
-            }, 17);
+            },
+            17,
+        );
     }
     let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
     let state = AppState::new(store, ServiceConfig::default()).unwrap();
@@ -799,7 +960,9 @@ async fn get_an_object_and_its_versions() {
     assert_eq!(r.objects().len(), 1);
     assert_eq!(r.objects()[0]["modified"], "2024-01-01T00:00:02.000Z");
     assert!(r.header("x-taxii-date-added-first").is_some());
-    let all = hub.get("reader", &format!("{url}?match[version]=all")).await;
+    let all = hub
+        .get("reader", &format!("{url}?match[version]=all"))
+        .await;
     assert_eq!(all.objects().len(), 3);
     let no_slash = hub.get("reader", url.trim_end_matches('/')).await;
     assert_eq!(no_slash.status, StatusCode::OK);
@@ -808,26 +971,49 @@ async fn get_an_object_and_its_versions() {
     assert_eq!(versions.status, StatusCode::OK);
     assert_eq!(
         versions.json()["versions"],
-        json!(["2024-01-01T00:00:00.000Z", "2024-01-01T00:00:01.000Z", "2024-01-01T00:00:02.000Z"])
+        json!([
+            "2024-01-01T00:00:00.000Z",
+            "2024-01-01T00:00:01.000Z",
+            "2024-01-01T00:00:02.000Z"
+        ])
     );
     assert!(versions.header("x-taxii-date-added-first").is_some());
     assert_ne!(
         versions.header("x-taxii-date-added-first"),
         versions.header("x-taxii-date-added-last")
     );
-    let paged = hub.get("reader", &format!("{url}versions/?limit=2")).await.json();
+    let paged = hub
+        .get("reader", &format!("{url}versions/?limit=2"))
+        .await
+        .json();
     assert_eq!(paged["more"], true);
     let rest = hub
-        .get("reader", &format!("{url}versions/?limit=2&next={}", paged["next"].as_str().unwrap()))
+        .get(
+            "reader",
+            &format!(
+                "{url}versions/?limit=2&next={}",
+                paged["next"].as_str().unwrap()
+            ),
+        )
         .await
         .json();
     assert_eq!(rest["versions"], json!(["2024-01-01T00:00:02.000Z"]));
 
     let missing = format!("{}{}/", objects_url(MAIN), indicator_id(99));
-    assert_eq!(hub.get("reader", &missing).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(hub.get("reader", &format!("{missing}versions/")).await.status, StatusCode::NOT_FOUND);
     assert_eq!(
-        hub.get("reader", &format!("{}not-an-id/", objects_url(MAIN))).await.status,
+        hub.get("reader", &missing).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        hub.get("reader", &format!("{missing}versions/"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        hub.get("reader", &format!("{}not-an-id/", objects_url(MAIN)))
+            .await
+            .status,
         StatusCode::BAD_REQUEST
     );
 }
@@ -835,19 +1021,31 @@ async fn get_an_object_and_its_versions() {
 #[tokio::test]
 async fn manifest_records() {
     let hub = hub();
-    hub.post_objects(MAIN, &[indicator(1, 0, None), indicator(1, 1, None), malware(1)]).await;
-    let r = hub.get("reader", &format!("/api1/collections/{MAIN}/manifest/")).await;
+    hub.post_objects(
+        MAIN,
+        &[indicator(1, 0, None), indicator(1, 1, None), malware(1)],
+    )
+    .await;
+    let r = hub
+        .get("reader", &format!("/api1/collections/{MAIN}/manifest/"))
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     let objects = r.objects();
     assert_eq!(objects.len(), 2);
     assert_eq!(objects[0]["id"], indicator_id(1));
     assert_eq!(objects[0]["version"], "2024-01-01T00:00:01.000Z");
-    assert_eq!(objects[0]["media_type"], "application/stix+json;version=2.1");
+    assert_eq!(
+        objects[0]["media_type"],
+        "application/stix+json;version=2.1"
+    );
     let added = objects[0]["date_added"].as_str().unwrap();
     assert_eq!(added.len(), "2024-01-01T00:00:00.000000Z".len(), "{added}");
     assert_eq!(r.header("x-taxii-date-added-first"), Some(added));
     let all = hub
-        .get("reader", &format!("/api1/collections/{MAIN}/manifest/?match[version]=all&match[type]=indicator"))
+        .get(
+            "reader",
+            &format!("/api1/collections/{MAIN}/manifest/?match[version]=all&match[type]=indicator"),
+        )
         .await;
     assert_eq!(all.objects().len(), 2);
 }
@@ -862,22 +1060,35 @@ async fn delete_an_object() {
     let url = format!("{}{}/", objects_url(MAIN), indicator_id(1));
 
     // Permissions: read-only 403, invisible 404.
-    assert_eq!(hub.delete("reader", &url).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        hub.delete("reader", &url).await.status,
+        StatusCode::FORBIDDEN
+    );
 
     // One version.
     let one = format!("{url}?match[version]=2024-01-01T00:00:01.000Z");
     let r = hub.delete("writer", &one).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(hub.get("reader", &one).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(hub.delete("writer", &one).await.status, StatusCode::NOT_FOUND);
-    let left = hub.get("reader", &format!("{url}?match[version]=all")).await;
+    assert_eq!(
+        hub.delete("writer", &one).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let left = hub
+        .get("reader", &format!("{url}?match[version]=all"))
+        .await;
     assert_eq!(left.objects().len(), 2);
 
     // Every version.
     assert_eq!(hub.delete("writer", &url).await.status, StatusCode::OK);
     assert_eq!(hub.get("reader", &url).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(hub.delete("writer", &url).await.status, StatusCode::NOT_FOUND);
-    let manifest = hub.get("reader", &format!("/api1/collections/{MAIN}/manifest/")).await;
+    assert_eq!(
+        hub.delete("writer", &url).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let manifest = hub
+        .get("reader", &format!("/api1/collections/{MAIN}/manifest/"))
+        .await;
     assert_eq!(manifest.ids(), vec![indicator_id(2)]);
 
     let deletes = hub
@@ -906,19 +1117,42 @@ async fn amber_cleared_reader_never_sees_amber_strict_or_red() {
     ];
     let objects: Vec<Value> = levels.iter().map(|(n, t)| indicator(*n, 0, *t)).collect();
     hub.post_objects(MAIN, &objects).await;
-    let visible = vec![indicator_id(10), indicator_id(11), indicator_id(12), indicator_id(15)];
+    let visible = vec![
+        indicator_id(10),
+        indicator_id(11),
+        indicator_id(12),
+        indicator_id(15),
+    ];
 
-    let r = hub.get("reader", &format!("{}?match[version]=all", objects_url(MAIN))).await;
+    let r = hub
+        .get(
+            "reader",
+            &format!("{}?match[version]=all", objects_url(MAIN)),
+        )
+        .await;
     assert_eq!(r.ids(), visible);
-    let m = hub.get("reader", &format!("/api1/collections/{MAIN}/manifest/")).await;
+    let m = hub
+        .get("reader", &format!("/api1/collections/{MAIN}/manifest/"))
+        .await;
     assert_eq!(m.ids(), visible);
     for hidden in [13, 14] {
         let url = format!("{}{}/", objects_url(MAIN), indicator_id(hidden));
         assert_eq!(hub.get("reader", &url).await.status, StatusCode::NOT_FOUND);
-        assert_eq!(hub.get("reader", &format!("{url}?match[version]=all")).await.status, StatusCode::NOT_FOUND);
-        assert_eq!(hub.get("reader", &format!("{url}versions/")).await.status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            hub.get("reader", &format!("{url}?match[version]=all"))
+                .await
+                .status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            hub.get("reader", &format!("{url}versions/")).await.status,
+            StatusCode::NOT_FOUND
+        );
         let by_id = hub
-            .get("reader", &format!("{}?match[id]={}", objects_url(MAIN), indicator_id(hidden)))
+            .get(
+                "reader",
+                &format!("{}?match[id]={}", objects_url(MAIN), indicator_id(hidden)),
+            )
             .await;
         assert!(by_id.ids().is_empty());
         // The RED-cleared writer sees it.
@@ -926,8 +1160,18 @@ async fn amber_cleared_reader_never_sees_amber_strict_or_red() {
     }
     // A newer version marked RED hides only itself: `last` for the reader is the older one? No:
     // the reader sees the newest version it is cleared for, or nothing; never the RED one.
-    hub.post_objects(MAIN, &[indicator(12, 1, Some(Tlp::Red))]).await;
-    let r = hub.get("reader", &format!("{}{}/?match[version]=all", objects_url(MAIN), indicator_id(12))).await;
+    hub.post_objects(MAIN, &[indicator(12, 1, Some(Tlp::Red))])
+        .await;
+    let r = hub
+        .get(
+            "reader",
+            &format!(
+                "{}{}/?match[version]=all",
+                objects_url(MAIN),
+                indicator_id(12)
+            ),
+        )
+        .await;
     for o in r.objects() {
         assert_ne!(o["object_marking_refs"], json!([Tlp::Red.marking_id()]));
     }
@@ -952,13 +1196,20 @@ async fn amber_cleared_reader_never_sees_amber_strict_or_red() {
 #[tokio::test]
 async fn delete_cannot_touch_what_the_writer_may_not_read() {
     let hub = hub();
-    hub.post("admin", &objects_url(MAIN), serde_json::to_vec(&json!({"objects": [indicator(1, 0, Some(Tlp::Red))]})).unwrap())
-        .await;
+    hub.post(
+        "admin",
+        &objects_url(MAIN),
+        serde_json::to_vec(&json!({"objects": [indicator(1, 0, Some(Tlp::Red))]})).unwrap(),
+    )
+    .await;
     hub.store
         .set_permission("reader", &permission(ROOT, MAIN, true, true))
         .unwrap();
     let url = format!("{}{}/", objects_url(MAIN), indicator_id(1));
-    assert_eq!(hub.delete("reader", &url).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        hub.delete("reader", &url).await.status,
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(hub.get("admin", &url).await.status, StatusCode::OK);
 }
 

@@ -235,9 +235,7 @@ fn ingest(
     }
     let mut successes = Vec::with_capacity(accepted.len());
     if !new_objects.is_empty() {
-        let report = state
-            .store
-            .add_objects(&collection.as_ref(), new_objects)?;
+        let report = state.store.add_objects(&collection.as_ref(), new_objects)?;
         let date_added = super::taxii_timestamp(report.date_added);
         let mut events: Vec<AuditEvent> = Vec::with_capacity(accepted.len());
         for ((id, version), outcome) in accepted.into_iter().zip(report.outcomes) {

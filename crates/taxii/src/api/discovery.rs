@@ -47,7 +47,10 @@ pub struct ApiRootResource {
 /// `GET /taxii2/`: the server's title and its API roots, as relative URLs. Every API root is
 /// listed to every authenticated caller: an API root reveals a title and a size limit, and what
 /// it holds is guarded per collection.
-pub async fn discovery(State(state): State<AppState>, _caller: Caller) -> Result<Response, ApiError> {
+pub async fn discovery(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> Result<Response, ApiError> {
     let store = state.store.clone();
     let roots = blocking(move || Ok(store.api_roots()?)).await?;
     let api_roots: Vec<String> = roots.iter().map(|r| format!("/{}/", r.name)).collect();

@@ -68,7 +68,10 @@ pub fn routes() -> Router<AppState> {
         ("/{api_root}/", get(discovery::api_root)),
         ("/{api_root}/status/{status_id}/", get(status::get_status)),
         ("/{api_root}/collections/", get(collections::list)),
-        ("/{api_root}/collections/{collection}/", get(collections::get_one)),
+        (
+            "/{api_root}/collections/{collection}/",
+            get(collections::get_one),
+        ),
         (
             "/{api_root}/collections/{collection}/objects/",
             get(objects::get_objects).post(add::add_objects),

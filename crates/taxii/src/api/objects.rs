@@ -293,12 +293,8 @@ pub async fn delete_object(
         let collection =
             super::collection(&state, &caller, &api_root, &collection, Need::ReadWrite)?;
         let coll = collection.as_ref();
-        let mut query = filters.object_query(
-            Tlp::Red,
-            state.config.unmarked_as,
-            None,
-            DELETE_SCAN_LIMIT,
-        );
+        let mut query =
+            filters.object_query(Tlp::Red, state.config.unmarked_as, None, DELETE_SCAN_LIMIT);
         query.ids = vec![object_id.clone()];
         let every = state.store.objects(&coll, &query)?.records.len();
         query.clearance = caller.0.account.tlp_clearance;

@@ -101,6 +101,8 @@ pub async fn get_status(
         Ok(store.status(&api_root, &id)?)
     })
     .await?
-    .ok_or_else(|| ApiError::not_found("no such status in this API root (statuses are kept 24 hours)"))?;
+    .ok_or_else(|| {
+        ApiError::not_found("no such status in this API root (statuses are kept 24 hours)")
+    })?;
     Ok(json_response(StatusCode::OK, &StatusResource::new(&status)))
 }
