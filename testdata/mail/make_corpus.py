@@ -367,8 +367,8 @@ def mbox():
         "Content-Type: multipart/mixed; boundary=\"x\"\n\n"
         "--x\nContent-Type: text/plain\n\nhttp://bad.example/dl\n"
         "--x\nContent-Type: application/octet-stream\nContent-Disposition: attachment; filename=\"a.exe\"\n"
-        "Content-Transfer-Encoding: base64\n\n" + b64(EXE).replace("\r\n", "\n") + "\n"
-    )  # no closing boundary: the mbox's next message starts
+        "Content-Transfer-Encoding: base64\n\n" + b64(EXE).replace("\r\n", "\n")
+    )  # no closing boundary, no blank line: the next postmark starts the next message
     m3 = (
         "From carol@example.net Mon Apr 15 12:00:00 2024\n"
         "From: carol@example.net\nSubject: third, no date\n\njust text\n"

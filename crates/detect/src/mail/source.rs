@@ -1,5 +1,5 @@
 //! Walking paths into messages: single files, mbox files (split on `From ` lines that follow
-//! a blank line, mboxrd `>From ` unescaped) and Maildir folders (`new/` then `cur/`; `tmp/` holds deliveries in
+//! a blank line or read like a postmark, mboxrd `>From ` unescaped) and Maildir folders (`new/` then `cur/`; `tmp/` holds deliveries in
 //! progress and is skipped).
 
 use std::collections::VecDeque;
@@ -26,8 +26,9 @@ struct Mbox {
     reader: BufReader<File>,
     /// The `From ` line that starts the next message has been read already.
     started: bool,
-    /// The previous line was blank: only then does a `From ` line start a message, so that an
-    /// unescaped `From ` in a body (mboxo) does not split it.
+    /// The previous line was blank: a `From ` line starts a message after a blank line or when
+    /// it reads like a postmark, so that an unescaped `From ` in a body (mboxo) does not split
+    /// a message.
     prev_blank: bool,
     count: usize,
     done: bool,
@@ -127,6 +128,17 @@ impl MailSource {
     }
 }
 
+/// Whether an mbox `From ` line reads like a postmark: `From SENDER Mon Apr 15 10:00:00 2024`.
+fn is_postmark(line: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(line);
+    let tokens: Vec<&str> = text.split_whitespace().collect();
+    tokens.len() >= 7
+        && ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"].contains(&tokens[2])
+        && tokens
+            .iter()
+            .any(|t| t.len() == 4 && t.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// Whether `head` starts with an RFC 5322 header field (`Name:`).
 fn starts_with_header(head: &[u8]) -> bool {
     let name_len = head
@@ -161,7 +173,8 @@ impl Mbox {
                 self.done = true;
                 return Ok(self.started.then_some((msg, cut)));
             }
-            let starts_message = line.starts_with(b"From ") && self.prev_blank;
+            let starts_message =
+                line.starts_with(b"From ") && (self.prev_blank || is_postmark(&line));
             self.prev_blank = line == b"\n" || line == b"\r\n";
             if starts_message {
                 if self.started {
