@@ -69,7 +69,11 @@ pub enum HitFormat {
 pub struct OutputArgs {
     /// Print the extracted observables (one `{"source", "bundle"}` line each) instead of
     /// matching.
-    #[arg(long, conflicts_with = "indicators", required_unless_present = "indicators")]
+    #[arg(
+        long,
+        conflicts_with = "indicators",
+        required_unless_present = "indicators"
+    )]
     pub observables: bool,
     /// STIX indicators to match (bundle, JSON array or JSON lines).
     #[arg(long, value_name = "FILE")]
@@ -85,28 +89,30 @@ pub struct OutputArgs {
 /// Runs `kizuna scan`.
 pub fn run(cmd: ScanCommand) -> anyhow::Result<ExitCode> {
     let now = Timestamp::now();
-    let (source, output): (Box<dyn Iterator<Item = Result<Observation, Error>>>, OutputArgs) =
-        match cmd {
-            ScanCommand::Mail { paths, output } => {
-                let options = MailOptions {
-                    now,
-                    ..MailOptions::default()
-                };
-                (Box::new(MailSource::new(paths, options)), output)
-            }
-            ScanCommand::Logs {
-                input,
-                paths,
-                output,
-            } => {
-                let format = match input {
-                    InputFormat::Zeek => LogFormat::Zeek,
-                    InputFormat::Suricata => LogFormat::Suricata,
-                    InputFormat::Stix => LogFormat::Stix,
-                };
-                (Box::new(LogSource::new(format, paths, now)), output)
-            }
-        };
+    let (source, output): (
+        Box<dyn Iterator<Item = Result<Observation, Error>>>,
+        OutputArgs,
+    ) = match cmd {
+        ScanCommand::Mail { paths, output } => {
+            let options = MailOptions {
+                now,
+                ..MailOptions::default()
+            };
+            (Box::new(MailSource::new(paths, options)), output)
+        }
+        ScanCommand::Logs {
+            input,
+            paths,
+            output,
+        } => {
+            let format = match input {
+                InputFormat::Zeek => LogFormat::Zeek,
+                InputFormat::Suricata => LogFormat::Suricata,
+                InputFormat::Stix => LogFormat::Stix,
+            };
+            (Box::new(LogSource::new(format, paths, now)), output)
+        }
+    };
     let matcher = match &output.indicators {
         Some(path) => Some(load_indicators(path, output.identity.as_deref(), now)?),
         None if output.observables => None,

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use kizuna_stix::{InputObject, Problem, for_each_object, validate_object};
+use kizuna_stix::{InputObject, Problem, for_each_object, validate_object_with};
 use serde_json::{Value, json};
 
 /// Arguments of `kizuna validate`.
@@ -88,7 +88,7 @@ fn check_file(path: &PathBuf) -> FileReport {
             id: o.value.get("id").and_then(Value::as_str).map(str::to_owned),
             line: o.location.line,
             index: o.location.index,
-            problems: validate_object(&o.value),
+            problems: validate_object_with(&o.value, &kizuna_pattern::check_indicator_pattern),
         });
     });
     let error = match result {

@@ -1,0 +1,11 @@
+//! One module per subcommand.
+
+pub mod account;
+pub mod audit;
+pub mod collection;
+pub mod export;
+pub mod import;
+pub mod pattern;
+pub mod scan;
+pub mod serve;
+pub mod validate;

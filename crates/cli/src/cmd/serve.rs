@@ -1,0 +1,160 @@
+//! `kizuna serve`: the TAXII 2.1 hub over HTTPS.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use kizuna_store::Store;
+use kizuna_taxii::{AppState, ServerConfig, TlsMode};
+
+use crate::config::Config;
+use crate::hub;
+
+/// Arguments of `kizuna serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (default 127.0.0.1:9443; port 0 picks a free one).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// PEM certificate chain. Without one, a self-signed certificate for localhost is made in the
+    /// data directory.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// PEM CA bundle for client certificates (mutual TLS).
+    #[arg(long, value_name = "PEM")]
+    client_ca: Option<PathBuf>,
+    /// Serve plain HTTP: passwords and intelligence cross the network in clear.
+    #[arg(long)]
+    danger_plaintext_http: bool,
+    /// Once listening, write {url, discovery, api_root, collection, cert, fingerprint} as JSON
+    /// to this file (for scripts and tests that start the hub on port 0).
+    #[arg(long, value_name = "FILE")]
+    ready_file: Option<PathBuf>,
+}
+
+/// Runs `kizuna serve` until Ctrl-C or SIGTERM.
+pub fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let store = hub::open(config)?;
+    if let Some(first) = hub::ensure_defaults(store.as_ref())? {
+        super::account::report_first_run(first);
+    }
+    let listen = args.listen.unwrap_or(config.server.listen);
+    let plaintext = args.danger_plaintext_http || config.server.danger_plaintext_http;
+    let client_ca = args.client_ca.or_else(|| config.server.client_ca.clone());
+    let tls = if plaintext {
+        if args.tls_cert.is_some() || client_ca.is_some() {
+            bail!("--danger-plaintext-http cannot be combined with TLS settings");
+        }
+        TlsMode::DangerPlaintextHttp
+    } else {
+        match (
+            args.tls_cert.or_else(|| config.server.tls_cert.clone()),
+            args.tls_key.or_else(|| config.server.tls_key.clone()),
+        ) {
+            (Some(cert), Some(key)) => TlsMode::Tls {
+                cert,
+                key,
+                client_ca,
+            },
+            (None, None) => TlsMode::SelfSigned {
+                dir: config.data.clone(),
+                client_ca,
+            },
+            _ => bail!("tls_cert and tls_key must be set together"),
+        }
+    };
+    let default_collection = default_collection(store.as_ref())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        kizuna_taxii::tls::install_crypto_provider();
+        let store: Arc<dyn Store> = store;
+        let mut service = config.service();
+        service.default_api_root = default_collection.as_ref().map(|(root, _)| root.clone());
+        let state = AppState::new(store, service)?;
+        let server = kizuna_taxii::start(ServerConfig::new(listen, tls), state).await?;
+        let url = server.url();
+        let discovery = format!("{url}/taxii2/");
+        tracing::info!(%discovery, "kizuna hub listening");
+        eprintln!("Kizuna hub listening: {discovery}");
+        if let Some(path) = server.certificate_path() {
+            let fp = server
+                .certificate_fingerprint()
+                .map(|f| f.to_string())
+                .unwrap_or_default();
+            eprintln!("  TLS certificate: {} (SHA-256 {fp})", path.display());
+        } else {
+            eprintln!("  WARNING: plain HTTP (--danger-plaintext-http): everything is sent in clear");
+        }
+        if let Some((root, id)) = &default_collection {
+            eprintln!("  collection: {url}/{root}/collections/{id}/objects/");
+        }
+        eprintln!(
+            "  try: curl --cacert {} -u admin:PASSWORD {discovery}",
+            server
+                .certificate_path()
+                .map_or_else(|| "-".to_owned(), |p| p.display().to_string())
+        );
+        if let Some(path) = &args.ready_file {
+            let ready = serde_json::json!({
+                "url": url,
+                "discovery": discovery,
+                "api_root": default_collection.as_ref().map(|c| &c.0),
+                "collection": default_collection.as_ref().map(|c| &c.1),
+                "cert": server.certificate_path().map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())),
+                "fingerprint": server.certificate_fingerprint().map(|f| f.to_string()),
+            });
+            // Written to a temporary name and renamed, so a reader never sees half a file.
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, serde_json::to_vec_pretty(&ready)?)
+                .with_context(|| format!("cannot write {}", tmp.display()))?;
+            std::fs::rename(&tmp, path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        shutdown_signal().await;
+        eprintln!("shutting down");
+        server.shutdown().await;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The first collection of the first API root, to show how to connect.
+fn default_collection(store: &dyn Store) -> anyhow::Result<Option<(String, String)>> {
+    for root in store.api_roots()? {
+        if let Some(c) = store.collections(&root.name)?.into_iter().next() {
+            return Ok(Some((root.name, c.id)));
+        }
+    }
+    Ok(None)
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
