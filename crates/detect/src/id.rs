@@ -47,27 +47,42 @@ fn contributing(kind: &str) -> &'static [&'static str] {
 /// `spec_version` members, if present, are ignored). Falls back to a UUIDv5 over all properties
 /// when none of the contributing ones is present, so that the result stays deterministic.
 pub fn sco_id(kind: &str, props: &Map<String, Value>) -> String {
-    let mut picked = Map::new();
-    for key in contributing(kind) {
-        if let Some(v) = props.get(*key) {
-            if *key == "hashes" {
-                if let Some(one) = choose_one_hash(v) {
-                    picked.insert((*key).to_owned(), one);
-                }
-            } else {
-                picked.insert((*key).to_owned(), v.clone());
-            }
-        }
-    }
-    if picked.is_empty() {
+    // The canonical form is written straight from `props`: no copy of the values. The
+    // contributing names are ASCII, so sorting them as strings is RFC 8785's UTF-16 order.
+    let mut keys: Vec<&str> = contributing(kind)
+        .iter()
+        .copied()
+        .filter(|k| props.contains_key(*k))
+        .collect();
+    let mut text = String::with_capacity(128);
+    if keys.is_empty() {
+        let mut all = Map::new();
         for (k, v) in props {
             if !matches!(k.as_str(), "type" | "id" | "spec_version") {
-                picked.insert(k.clone(), v.clone());
+                all.insert(k.clone(), v.clone());
             }
         }
+        canonical(&Value::Object(all), &mut text);
+    } else {
+        keys.sort_unstable();
+        text.push('{');
+        for (i, key) in keys.iter().enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            quote(key, &mut text);
+            text.push(':');
+            match props.get(*key) {
+                Some(v) if *key == "hashes" => match choose_one_hash(v) {
+                    Some(one) => canonical(&one, &mut text),
+                    None => canonical(v, &mut text),
+                },
+                Some(v) => canonical(v, &mut text),
+                None => text.push_str("null"),
+            }
+        }
+        text.push('}');
     }
-    let mut text = String::new();
-    canonical(&Value::Object(picked), &mut text);
     format!("{kind}--{}", Uuid::new_v5(&SCO_NAMESPACE, text.as_bytes()))
 }
 

@@ -80,6 +80,16 @@ impl Observation {
             .find(|o| o.get("type").and_then(Value::as_str) == Some("observed-data"))
     }
 
+    /// Writes [`Observation::to_json`] as one line, without copying the bundle.
+    pub fn write_json_line(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        let source = Value::String(self.source.clone());
+        write!(out, "{{\"source\":{source},\"bundle\":{}", self.bundle)?;
+        if !self.notes.is_empty() {
+            write!(out, ",\"notes\":{}", json!(self.notes))?;
+        }
+        writeln!(out, "}}")
+    }
+
     /// The `--observables` line: `{"source": ..., "bundle": ...}`, plus `notes` when there are.
     pub fn to_json(&self) -> Value {
         let mut v = json!({"source": self.source, "bundle": self.bundle});

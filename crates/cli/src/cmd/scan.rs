@@ -137,7 +137,7 @@ pub fn run(cmd: ScanCommand) -> anyhow::Result<ExitCode> {
             eprintln!("kizuna: {}: {note}", obs.source);
         }
         let written = match &matcher {
-            None => writeln!(out, "{}", obs.to_json()),
+            None => obs.write_json_line(&mut out),
             Some(set) => match set.matches(&obs) {
                 Ok(hits) => hits.iter().try_for_each(|hit| {
                     tally.hits += 1;

@@ -351,3 +351,15 @@ fn garbage_is_reported_not_a_crash() {
         }
     }
 }
+
+#[test]
+fn json_line_is_to_json() {
+    for obs in scan("truncated.eml") {
+        let mut line = Vec::new();
+        obs.write_json_line(&mut line).unwrap();
+        assert_eq!(line.last(), Some(&b'\n'));
+        let parsed: Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(parsed, obs.to_json());
+        assert!(parsed["notes"].is_array());
+    }
+}
