@@ -171,3 +171,16 @@ fn base64(data: &[u8]) -> String {
     }
     s
 }
+
+/// Found by `mutated_messages_never_panic`: mail-parser 0.11.9 reaches a `debug_assert!`
+/// ("Invalid part ID, could not find multipart.") on a message/rfc822 part holding only another
+/// message/rfc822 header inside an unterminated-looking multipart. The scan must survive it.
+#[test]
+fn regression_mail_parser_invalid_part_id_assertion() {
+    let raw = b"Content-Type:multipart/;boundary=L4\n\n--L4Content-Type:message/rfc822\n\n\
+                Content-Type:message/rfc822\n\n\n--L4--";
+    match scan_message(raw, "regression.eml", &options()) {
+        Ok(obs) => assert!(obs.observed_data().is_some()),
+        Err(e) => assert!(e.to_string().contains("regression.eml")),
+    }
+}
