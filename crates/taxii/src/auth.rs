@@ -354,7 +354,11 @@ impl Authenticator {
         result
     }
 
-    async fn basic(self: &Arc<Self>, name: String, password: String) -> Result<Principal, AuthFailure> {
+    async fn basic(
+        self: &Arc<Self>,
+        name: String,
+        password: String,
+    ) -> Result<Principal, AuthFailure> {
         let mac = self.cache_mac(&name, &password);
         let cached = {
             let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
@@ -527,9 +531,17 @@ fn address_key(ip: IpAddr) -> IpAddr {
 
 /// Middleware: authenticates the request, records the account on the request span, and inserts
 /// [`Principal`] as a request extension; answers 401 (or 429) otherwise, before the body is read.
-pub async fn require_auth(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+pub async fn require_auth(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let conn = request.extensions().get::<ConnectionInfo>().cloned();
-    match state.auth.authenticate(request.headers(), conn.as_ref()).await {
+    match state
+        .auth
+        .authenticate(request.headers(), conn.as_ref())
+        .await
+    {
         Ok(principal) => {
             tracing::Span::current().record("account", principal.account.name.as_str());
             request.extensions_mut().insert(principal);
@@ -554,7 +566,10 @@ mod tests {
 
     #[test]
     fn parses_credentials() {
-        assert_eq!(Credentials::from_headers(&HeaderMap::new()), Credentials::None);
+        assert_eq!(
+            Credentials::from_headers(&HeaderMap::new()),
+            Credentials::None
+        );
         // "alice:pa:ss" — the password may contain colons.
         assert_eq!(
             Credentials::from_headers(&headers("Basic YWxpY2U6cGE6c3M=")),
@@ -598,7 +613,10 @@ mod tests {
             .collect();
         assert_eq!(
             offered,
-            [r#"Basic realm="kizuna", charset="UTF-8""#, r#"Bearer realm="kizuna""#]
+            [
+                r#"Basic realm="kizuna", charset="UTF-8""#,
+                r#"Bearer realm="kizuna""#
+            ]
         );
     }
 

@@ -37,7 +37,11 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
     pub fn new(rate: f64, burst: f64, max_keys: usize) -> Self {
         Self {
             rate,
-            burst: if burst.is_finite() { burst.max(1.0) } else { 1.0 },
+            burst: if burst.is_finite() {
+                burst.max(1.0)
+            } else {
+                1.0
+            },
             max_keys: max_keys.max(1),
             buckets: Mutex::new(HashMap::new()),
         }

@@ -159,7 +159,12 @@ impl Metrics {
     /// The metrics in the Prometheus text exposition format (version 0.0.4).
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        header(&mut out, names::HTTP_REQUESTS, "counter", "HTTP requests answered.");
+        header(
+            &mut out,
+            names::HTTP_REQUESTS,
+            "counter",
+            "HTTP requests answered.",
+        );
         for ((route, method, status), n) in self
             .requests
             .lock()
@@ -173,8 +178,18 @@ impl Metrics {
                 escape(route)
             );
         }
-        header(&mut out, names::HTTP_LATENCY, "histogram", "HTTP request latency in seconds.");
-        for (route, h) in self.latency.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        header(
+            &mut out,
+            names::HTTP_LATENCY,
+            "histogram",
+            "HTTP request latency in seconds.",
+        );
+        for (route, h) in self
+            .latency
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
             let route = escape(route);
             for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
                 let _ = writeln!(
@@ -190,12 +205,40 @@ impl Metrics {
                 names::HTTP_LATENCY,
                 h.count
             );
-            let _ = writeln!(out, "{}_sum{{route=\"{route}\"}} {}", names::HTTP_LATENCY, h.sum);
-            let _ = writeln!(out, "{}_count{{route=\"{route}\"}} {}", names::HTTP_LATENCY, h.count);
+            let _ = writeln!(
+                out,
+                "{}_sum{{route=\"{route}\"}} {}",
+                names::HTTP_LATENCY,
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "{}_count{{route=\"{route}\"}} {}",
+                names::HTTP_LATENCY,
+                h.count
+            );
         }
-        scalar(&mut out, names::OBJECTS_STORED, "counter", "Object versions stored.", &self.objects_stored);
-        scalar(&mut out, names::OBJECTS_SERVED, "counter", "Object versions served.", &self.objects_served);
-        labelled(&mut out, names::AUTH_FAILURES, "Failed authentications.", "reason", &self.auth_failures);
+        scalar(
+            &mut out,
+            names::OBJECTS_STORED,
+            "counter",
+            "Object versions stored.",
+            &self.objects_stored,
+        );
+        scalar(
+            &mut out,
+            names::OBJECTS_SERVED,
+            "counter",
+            "Object versions served.",
+            &self.objects_served,
+        );
+        labelled(
+            &mut out,
+            names::AUTH_FAILURES,
+            "Failed authentications.",
+            "reason",
+            &self.auth_failures,
+        );
         scalar(
             &mut out,
             names::PASSWORD_VERIFICATIONS,
@@ -203,15 +246,32 @@ impl Metrics {
             "Argon2 password verifications run.",
             &self.password_verifications,
         );
-        labelled(&mut out, names::RATE_LIMITED, "Requests refused by a rate limit.", "limit", &self.rate_limited);
-        header(&mut out, names::CONNECTIONS_OPEN, "gauge", "Open client connections.");
+        labelled(
+            &mut out,
+            names::RATE_LIMITED,
+            "Requests refused by a rate limit.",
+            "limit",
+            &self.rate_limited,
+        );
+        header(
+            &mut out,
+            names::CONNECTIONS_OPEN,
+            "gauge",
+            "Open client connections.",
+        );
         let _ = writeln!(
             out,
             "{} {}",
             names::CONNECTIONS_OPEN,
             self.connections_open.load(Ordering::Relaxed)
         );
-        scalar(&mut out, names::CONNECTIONS, "counter", "Client connections accepted.", &self.connections);
+        scalar(
+            &mut out,
+            names::CONNECTIONS,
+            "counter",
+            "Client connections accepted.",
+            &self.connections,
+        );
         labelled(
             &mut out,
             names::CONNECTIONS_DROPPED,
@@ -261,8 +321,18 @@ mod tests {
     #[test]
     fn renders_every_family() {
         let m = Metrics::new();
-        m.request("/taxii2/", &http::Method::GET, 200, Duration::from_millis(3));
-        m.request("/taxii2/", &http::Method::GET, 200, Duration::from_millis(30));
+        m.request(
+            "/taxii2/",
+            &http::Method::GET,
+            200,
+            Duration::from_millis(3),
+        );
+        m.request(
+            "/taxii2/",
+            &http::Method::GET,
+            200,
+            Duration::from_millis(30),
+        );
         m.objects_stored(5);
         m.objects_served(7);
         m.auth_failure("bad_password");
@@ -284,7 +354,11 @@ mod tests {
         assert!(text.contains("kizuna_rate_limited_total{limit=\"account\"} 1"));
         assert!(text.contains("kizuna_connections_open 1"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
-            assert!(line.rsplit_once(' ').is_some_and(|(_, v)| v.parse::<f64>().is_ok()), "{line}");
+            assert!(
+                line.rsplit_once(' ')
+                    .is_some_and(|(_, v)| v.parse::<f64>().is_ok()),
+                "{line}"
+            );
         }
     }
 

@@ -237,15 +237,17 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     );
     let response = async move {
         let response = match timeout {
-            Some(RequestTimeout(limit)) => match tokio::time::timeout(limit, next.run(request)).await {
-                Ok(r) => r,
-                Err(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Request timed out")
-                    .describe(format!(
-                        "the request did not complete within {} seconds",
-                        limit.as_secs()
-                    ))
-                    .into_response(),
-            },
+            Some(RequestTimeout(limit)) => {
+                match tokio::time::timeout(limit, next.run(request)).await {
+                    Ok(r) => r,
+                    Err(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Request timed out")
+                        .describe(format!(
+                            "the request did not complete within {} seconds",
+                            limit.as_secs()
+                        ))
+                        .into_response(),
+                }
+            }
             None => next.run(request).await,
         };
         let status = response.status().as_u16();
@@ -258,9 +260,12 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     }
     .instrument(span)
     .await;
-    state
-        .metrics
-        .request(&route, &method, response.status().as_u16(), started.elapsed());
+    state.metrics.request(
+        &route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
     response
 }
 
@@ -289,7 +294,8 @@ async fn body_limit(State(state): State<AppState>, request: Request, next: Next)
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let empty = declared == Some(0) || axum::body::HttpBody::size_hint(request.body()).upper() == Some(0);
+    let empty =
+        declared == Some(0) || axum::body::HttpBody::size_hint(request.body()).upper() == Some(0);
     if empty {
         return next.run(request).await;
     }
@@ -333,7 +339,8 @@ async fn body_limit(State(state): State<AppState>, request: Request, next: Next)
     {
         return e.into_response();
     }
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 async fn metrics_handler(

@@ -216,7 +216,11 @@ pub struct ServerTls {
 /// client certificates verified against `client_ca` when given. Clients without a certificate
 /// are still admitted (they authenticate with a password or an API key instead); a client that
 /// presents a certificate not issued by the CA fails the handshake.
-pub fn server_tls(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result<ServerTls, TlsError> {
+pub fn server_tls(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<ServerTls, TlsError> {
     let chain = read_certs(cert)?;
     let fingerprint = Fingerprint::of(&chain[0]);
     let key = read_key(key)?;

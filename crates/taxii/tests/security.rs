@@ -1,0 +1,447 @@
+//! Authentication and limits over real HTTPS: each hostile or wrong request gets a clear error
+//! (TAXII error JSON), and the server keeps serving afterwards.
+
+// Helpers outside `#[test]` functions unwrap too: a test fails loudly on bad setup.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{API_KEY, COLLECTION, Hub, PASSWORD, ROOT, SMALL_LIMIT, SMALL_ROOT};
+use kizuna_store::{AuditAction, AuditQuery, Store};
+use kizuna_taxii::media::TAXII_JSON;
+use kizuna_taxii::server::TlsMode;
+use serde_json::Value;
+
+const ACCEPT: &str = "application/taxii+json;version=2.1";
+
+fn objects_path(root: &str) -> String {
+    format!("/{root}/collections/{COLLECTION}/objects/")
+}
+
+async fn discovery(hub: &Hub, request: reqwest::RequestBuilder) -> reqwest::Response {
+    let _ = hub;
+    request.header("Accept", ACCEPT).send().await.unwrap()
+}
+
+/// Checks a TAXII error answer and returns its body.
+async fn taxii_error(response: reqwest::Response, status: u16) -> Value {
+    assert_eq!(response.status(), status);
+    assert_eq!(
+        response.headers()["content-type"].to_str().unwrap(),
+        TAXII_JSON
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["http_status"], status.to_string());
+    assert!(body["title"].is_string());
+    body
+}
+
+fn login_failures(hub: &Hub) -> Vec<kizuna_store::AuditRecord> {
+    hub.store
+        .audit_events(&AuditQuery {
+            action: Some(AuditAction::LoginFailed),
+            limit: 100,
+            ..AuditQuery::default()
+        })
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_credentials_get_401_with_challenges() {
+    let hub = Hub::start().await;
+    let c = hub.client();
+    let r = discovery(&hub, c.get(hub.url("/taxii2/"))).await;
+    let challenges: Vec<String> = r
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        challenges.contains(&r#"Basic realm="kizuna", charset="UTF-8""#.to_owned()),
+        "{challenges:?}"
+    );
+    assert!(
+        challenges.iter().any(|c| c.starts_with("Bearer")),
+        "{challenges:?}"
+    );
+    taxii_error(r, 401).await;
+    // Every TAXII path is protected, the API root's too.
+    for path in [format!("/{ROOT}/"), objects_path(ROOT)] {
+        let r = discovery(&hub, c.get(hub.url(&path))).await;
+        taxii_error(r, 401).await;
+    }
+    // Missing credentials are not a failed login.
+    assert!(login_failures(&hub).is_empty());
+    hub.assert_serving().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password_and_unknown_user_get_the_same_401_and_are_audited() {
+    let hub = Hub::start().await;
+    let c = hub.client();
+    let wrong = discovery(
+        &hub,
+        c.get(hub.url("/taxii2/")).basic_auth("alice", Some("nope")),
+    )
+    .await;
+    let wrong = taxii_error(wrong, 401).await;
+    let unknown = discovery(
+        &hub,
+        c.get(hub.url("/taxii2/"))
+            .basic_auth("mallory", Some("nope")),
+    )
+    .await;
+    let unknown = taxii_error(unknown, 401).await;
+    assert_eq!(wrong, unknown, "answers must not tell which accounts exist");
+
+    let failures = login_failures(&hub);
+    let names: Vec<_> = failures.iter().map(|f| f.account.as_deref()).collect();
+    assert_eq!(names, [Some("alice"), Some("mallory")]);
+    assert!(failures[0].detail.as_deref().unwrap().contains("127.0.0.1"));
+    // Both cost one argon2 verification.
+    assert_eq!(hub.state.metrics.password_verifications(), 2);
+    hub.assert_serving().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verified_password_is_not_rehashed_on_every_request() {
+    let hub = Hub::start().await;
+    let c = hub.client();
+    for _ in 0..20 {
+        let r = discovery(
+            &hub,
+            c.get(hub.url("/taxii2/"))
+                .basic_auth("alice", Some(PASSWORD)),
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(hub.state.metrics.password_verifications(), 1);
+    // A wrong password for a cached account is still verified and refused.
+    let r = discovery(
+        &hub,
+        c.get(hub.url("/taxii2/")).basic_auth("alice", Some("x")),
+    )
+    .await;
+    taxii_error(r, 401).await;
+    assert_eq!(hub.state.metrics.password_verifications(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_account_is_refused_at_once() {
+    let hub = Hub::start().await;
+    let c = hub.client();
+    let r = discovery(
+        &hub,
+        c.get(hub.url("/taxii2/")).basic_auth("bob", Some(PASSWORD)),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    hub.store.revoke_account("bob").unwrap();
+    // Even though bob's password verification is cached.
+    let r = discovery(
+        &hub,
+        c.get(hub.url("/taxii2/")).basic_auth("bob", Some(PASSWORD)),
+    )
+    .await;
+    taxii_error(r, 401).await;
+    hub.store.revoke_account("robot").unwrap();
+    let r = discovery(&hub, c.get(hub.url("/taxii2/")).bearer_auth(API_KEY)).await;
+    taxii_error(r, 401).await;
+    let failures = login_failures(&hub);
+    assert!(failures.iter().any(|f| f.account.as_deref() == Some("bob")));
+    hub.assert_serving().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_api_key() {
+    let hub = Hub::start().await;
+    let c = hub.client();
+    let r = discovery(&hub, c.get(hub.url("/taxii2/")).bearer_auth(API_KEY)).await;
+    assert_eq!(r.status(), 200);
+    let r = discovery(&hub, c.get(hub.url("/taxii2/")).bearer_auth("kz_wrong")).await;
+    taxii_error(r, 401).await;
+    // A malformed Authorization header is a 401 too, not a 400 or a crash.
+    let r = discovery(
+        &hub,
+        c.get(hub.url("/taxii2/"))
+            .header("Authorization", "Basic %%%"),
+    )
+    .await;
+    taxii_error(r, 401).await;
+    assert_eq!(hub.state.metrics.password_verifications(), 0);
+    hub.assert_serving().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_certificate_maps_to_its_account() {
+    let pki_dir = tempfile::tempdir().unwrap();
+    let pki = common::test_pki(pki_dir.path(), "partners");
+    let stranger = common::test_pki(pki_dir.path(), "strangers");
+    let ca = pki.ca_path.clone();
+    let hub = Hub::start_with(
+        |_| {},
+        |c| {
+            if let TlsMode::SelfSigned { client_ca, .. } = &mut c.tls {
+                *client_ca = Some(ca);
+            }
+        },
+    )
+    .await;
+    let identity = || Some((vec![pki.client_cert.clone()], pki.client_key.clone_key()));
+
+    // Not yet mapped: the handshake succeeds, authentication does not.
+    let c = common::client(&hub.cert_path(), identity());
+    let r = discovery(&hub, c.get(hub.url("/taxii2/"))).await;
+    taxii_error(r, 401).await;
+
+    hub.store
+        .add_client_cert("partner", &kizuna_store::sha256(&pki.client_cert))
+        .unwrap();
+    let c = common::client(&hub.cert_path(), identity());
+    let r = discovery(&hub, c.get(hub.url("/taxii2/"))).await;
+    assert_eq!(r.status(), 200);
+    // It is `partner`: not an administrator, so no metrics.
+    let r = c.get(hub.url("/metrics")).send().await.unwrap();
+    taxii_error(r, 403).await;
+
+    // Without a certificate, passwords still work on the same server.
+    let r = discovery(
+        &hub,
+        hub.client()
+            .get(hub.url("/taxii2/"))
+            .basic_auth("alice", Some(PASSWORD)),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+
+    // A certificate from a CA the server does not trust fails the handshake.
+    let c = common::client(
+        &hub.cert_path(),
+        Some((
+            vec![stranger.client_cert.clone()],
+            stranger.client_key.clone_key(),
+        )),
+    );
+    assert!(c.get(hub.url("/healthz")).send().await.is_err());
+    hub.assert_serving().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_per_account_answers_429_with_retry_after() {
+    let hub = Hub::start_with(
+        |s| {
+            s.rate_per_second = 0.001;
+            s.rate_burst = 3.0;
+        },
+        |_| {},
+    )
+    .await;
+    let c = hub.client();
+    for _ in 0..3 {
+        let r = discovery(&hub, c.get(hub.url("/taxii2/")).bearer_auth(API_KEY)).await;
+        assert_eq!(r.status(), 200);
+    }
+    let r = discovery(&hub, c.get(hub.url("/taxii2/")).bearer_auth(API_KEY)).await;
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1);
+    let body = taxii_error(r, 429).await;
+    assert!(body["description"].as_str().unwrap().contains("rate limit"));
+    // Other accounts have their own budget.
+    let r = discovery(
+        &hub,
+        c.get(hub.url("/taxii2/"))
+            .basic_auth("alice", Some(PASSWORD)),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let r = c.get(hub.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_failed_logins_from_one_address_get_429() {
+    let hub = Hub::start_with(
+        |s| {
+            s.auth.failure_burst = 3.0;
+            s.auth.failure_rate = 0.001;
+        },
+        |_| {},
+    )
+    .await;
+    let c = hub.client();
+    for _ in 0..3 {
+        let r = discovery(
+            &hub,
+            c.get(hub.url("/taxii2/"))
+                .basic_auth("alice", Some("guess")),
+        )
+        .await;
+        taxii_error(r, 401).await;
+    }
+    // Now refused before any password is verified, even the right one.
+    let r = discovery(
+        &hub,
+        c.get(hub.url("/taxii2/"))
+            .basic_auth("alice", Some(PASSWORD)),
+    )
+    .await;
+    assert!(r.headers().contains_key("retry-after"));
+    taxii_error(r, 429).await;
+    assert_eq!(hub.state.metrics.password_verifications(), 3);
+    let r = c.get(hub.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_body_gets_413() {
+    let hub = Hub::start().await;
+    let c = hub.client();
+    let mut body = br#"{"objects":[{"type":"x-pad","pad":""#.to_vec();
+    body.extend(std::iter::repeat_n(
+        b'a',
+        usize::try_from(SMALL_LIMIT).unwrap() * 2,
+    ));
+    body.extend(br#""}]}"#);
+    let r = c
+        .post(hub.url(&objects_path(SMALL_ROOT)))
+        .basic_auth("alice", Some(PASSWORD))
+        .header("Accept", ACCEPT)
+        .header("Content-Type", TAXII_JSON)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let body = taxii_error(r, 413).await;
+    assert!(
+        body["description"]
+            .as_str()
+            .unwrap()
+            .contains(&SMALL_LIMIT.to_string())
+    );
+    // Over the global hard cap, whatever the API root allows.
+    let hub2 = Hub::start_with(|s| s.max_body_bytes = 4096, |_| {}).await;
+    let r = hub2
+        .client()
+        .post(hub2.url(&objects_path(ROOT)))
+        .basic_auth("alice", Some(PASSWORD))
+        .header("Accept", ACCEPT)
+        .header("Content-Type", TAXII_JSON)
+        .body(vec![b' '; 10_000])
+        .send()
+        .await
+        .unwrap();
+    taxii_error(r, 413).await;
+    hub.assert_serving().await;
+    hub2.assert_serving().await;
+}
+
+async fn post_envelope(hub: &Hub, body: Vec<u8>) -> reqwest::Response {
+    hub.client()
+        .post(hub.url(&objects_path(ROOT)))
+        .basic_auth("alice", Some(PASSWORD))
+        .header("Accept", ACCEPT)
+        .header("Content-Type", TAXII_JSON)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_nested_100000_deep_gets_a_clear_400() {
+    let hub = Hub::start().await;
+    let mut body = br#"{"objects":"#.to_vec();
+    body.extend(std::iter::repeat_n(b'[', 100_000));
+    body.extend(std::iter::repeat_n(b']', 100_000));
+    body.push(b'}');
+    let started = std::time::Instant::now();
+    let r = post_envelope(&hub, body).await;
+    let body = taxii_error(r, 400).await;
+    let description = body["description"].as_str().unwrap();
+    assert!(description.contains("nesting"), "{description}");
+    assert!(description.contains("byte offset"), "{description}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    hub.assert_serving().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_megabyte_string_gets_a_clear_error() {
+    let hub = Hub::start().await;
+    let mut body = br#"{"objects":[{"type":"indicator","name":""#.to_vec();
+    body.extend(std::iter::repeat_n(b'a', 10 << 20));
+    body.extend(br#""}]}"#);
+    let r = post_envelope(&hub, body).await;
+    let body = taxii_error(r, 413).await;
+    let description = body["description"].as_str().unwrap();
+    assert!(
+        description.contains("longer than the limit"),
+        "{description}"
+    );
+    assert!(description.contains("byte offset"), "{description}");
+    // Nothing was stored.
+    let page = hub
+        .store
+        .objects(
+            &kizuna_store::CollectionRef {
+                api_root: ROOT.to_owned(),
+                id: COLLECTION.to_owned(),
+            },
+            &kizuna_store::ObjectQuery {
+                limit: 10,
+                clearance: kizuna_stix::Tlp::Red,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert!(page.records.is_empty());
+    hub.assert_serving().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_for_administrators_and_count_requests() {
+    let hub = Hub::start().await;
+    let c = hub.client();
+    let _ = discovery(
+        &hub,
+        c.get(hub.url("/taxii2/")).basic_auth("alice", Some("bad")),
+    )
+    .await;
+    let r = c.get(hub.url("/metrics")).send().await.unwrap();
+    taxii_error(r, 401).await;
+    let r = c
+        .get(hub.url("/metrics"))
+        .basic_auth("alice", Some(PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    taxii_error(r, 403).await;
+    let r = c
+        .get(hub.url("/metrics"))
+        .basic_auth("admin", Some(PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains(
+            r#"kizuna_http_requests_total{route="/taxii2/",method="GET",status="401"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains(r#"kizuna_auth_failures_total{reason="bad_password"} 1"#));
+    assert!(text.contains("kizuna_http_request_duration_seconds_bucket"));
+    assert!(text.contains("kizuna_objects_stored_total"));
+}
