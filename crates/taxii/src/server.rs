@@ -25,8 +25,10 @@
 //! [`ServerConfig::max_connections_per_ip`] from one address; past the first the loop stops
 //! accepting (the kernel backlog queues), past the second the connection is closed at once. The
 //! TLS handshake has [`ServerConfig::handshake_timeout`], HTTP/1 request headers
-//! [`ServerConfig::header_read_timeout`] (also the idle keep-alive limit), and each request
-//! [`ServerConfig::request_timeout`], body upload included, so slow clients cannot hold slots.
+//! [`ServerConfig::header_read_timeout`] (also the idle keep-alive limit), each request
+//! [`ServerConfig::request_timeout`], body upload included, and a connection without a request in
+//! flight is closed after [`ServerConfig::idle_timeout`] (HTTP/2 too), so slow or silent clients
+//! cannot hold slots.
 //! HTTP/2 is chosen by ALPN (never guessed on TLS); on plain HTTP the client preface is sniffed
 //! under the handshake deadline.
 
@@ -34,6 +36,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -103,6 +106,10 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     /// Deadline for a whole request, body upload included.
     pub request_timeout: Duration,
+    /// A connection with no request in flight for this long is closed (gracefully). This is
+    /// what bounds an HTTP/2 connection that never sends a request: its keep-alive pings alone
+    /// would keep it open forever.
+    pub idle_timeout: Duration,
     /// How long [`RunningServer::shutdown`] lets requests in flight finish.
     pub shutdown_grace: Duration,
     /// Most concurrent HTTP/2 streams per connection.
@@ -120,6 +127,7 @@ impl ServerConfig {
             handshake_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(120),
+            idle_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(10),
             max_concurrent_streams: 64,
         }
@@ -611,13 +619,17 @@ impl Connection {
         };
         let router = self.router.clone();
         let timeout = RequestTimeout(self.config.request_timeout);
+        let activity = Arc::new(Activity::new());
+        let tracker = Arc::clone(&activity);
         let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(info.clone());
             request.extensions_mut().insert(timeout);
             let router = router.clone();
+            let in_flight = InFlight::enter(Arc::clone(&tracker));
             async move {
                 let response: Result<Response, Infallible> =
                     router.oneshot(request.map(Body::new)).await;
+                drop(in_flight);
                 response
             }
         });
@@ -633,10 +645,66 @@ impl Connection {
                     return;
                 }
                 _ = self.signal.changed() => {}
+                _ = activity.idle(self.config.idle_timeout) => {
+                    tracing::debug!("closing idle connection");
+                }
             }
         }
         conn.as_mut().graceful_shutdown();
         let _ = tokio::time::timeout(self.config.shutdown_grace, conn).await;
+    }
+}
+
+/// Requests in flight on a connection, and when the last one ended.
+struct Activity {
+    started: Instant,
+    in_flight: AtomicUsize,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Resolves once no request has been in flight for `limit`.
+    async fn idle(&self, limit: Duration) {
+        let tick = (limit / 4).max(Duration::from_millis(10));
+        let limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
+        loop {
+            tokio::time::sleep(tick).await;
+            let quiet = self
+                .now_ms()
+                .saturating_sub(self.last_ms.load(Ordering::Relaxed));
+            if self.in_flight.load(Ordering::Relaxed) == 0 && quiet >= limit_ms {
+                return;
+            }
+        }
+    }
+}
+
+/// One request in flight; leaving (also when the request is cancelled) marks the activity.
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn enter(activity: Arc<Activity>) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        Self(activity)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.last_ms.store(self.0.now_ms(), Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

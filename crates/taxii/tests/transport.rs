@@ -327,3 +327,35 @@ async fn per_address_connection_limit() {
     }
     assert!(ok);
 }
+
+/// An HTTP/2 connection that never sends a request (its pings would be answered forever) is
+/// closed after the idle timeout; so is an idle HTTP/1 keep-alive connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_closed() {
+    let hub = Hub::start_with(
+        |_| {},
+        |c| {
+            c.idle_timeout = Duration::from_millis(300);
+            c.shutdown_grace = Duration::from_secs(1);
+        },
+    )
+    .await;
+    for alpn in [&b"h2"[..], &b"http/1.1"[..]] {
+        let mut tls = handshake(&hub, common::client_tls(&hub.cert_path(), None, &[alpn]))
+            .await
+            .unwrap();
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(alpn));
+        let closed = tokio::time::timeout(Duration::from_secs(15), async {
+            let mut buf = [0u8; 1024];
+            loop {
+                match tls.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {} // HTTP/2 SETTINGS, GOAWAY
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "idle {alpn:?} connection still open");
+    }
+    hub.assert_serving().await;
+}
