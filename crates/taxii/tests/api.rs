@@ -1227,4 +1227,36 @@ async fn method_not_allowed_and_unknown_paths() {
         )
         .await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.header("content-type"), Some(TAXII_JSON));
+    assert_eq!(r.json()["http_status"], "405");
+    let r = hub.get("writer", "/api1/collections/x/y/z/").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.json()["http_status"], "404");
+}
+
+/// Envelopes large enough to be validated on several threads keep their order and verdicts.
+#[tokio::test]
+async fn large_envelope_is_judged_in_order() {
+    let hub = hub();
+    let mut objects: Vec<Value> = (0..600).map(|n| indicator(n, 0, None)).collect();
+    for n in [7usize, 300, 599] {
+        objects[n]["pattern"] = json!("[broken");
+    }
+    let body = serde_json::to_vec(&json!({ "objects": objects })).unwrap();
+    let status = hub.post("writer", &objects_url(MAIN), body).await.json();
+    assert_eq!(status["success_count"], 597);
+    assert_eq!(status["failure_count"], 3);
+    let failed: Vec<&str> = status["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        failed,
+        vec![indicator_id(7), indicator_id(300), indicator_id(599)]
+    );
+    let successes = status["successes"].as_array().unwrap();
+    assert_eq!(successes[0]["id"], indicator_id(0));
+    assert_eq!(successes[596]["id"], indicator_id(598));
 }

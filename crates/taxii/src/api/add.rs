@@ -163,6 +163,106 @@ fn pattern_problem(object: &Value) -> Option<String> {
         .map(|e| format!("pattern: {e}"))
 }
 
+/// What becomes of one object of an envelope.
+enum Verdict {
+    /// Valid: to be stored.
+    Accept {
+        object: NewObject,
+        id: String,
+        version: Option<String>,
+    },
+    /// Invalid: a failure of the status resource.
+    Reject(StatusDetail),
+}
+
+/// Judges one object: STIX validation, indexing properties, pattern grammar.
+fn judge(index: usize, raw: &RawValue, fallback_version: &str) -> Verdict {
+    let value: Value = match serde_json::from_str(raw.get()) {
+        Ok(v) => v,
+        Err(e) => {
+            return Verdict::Reject(StatusDetail {
+                id: format!("objects[{index}]"),
+                version: fallback_version.to_owned(),
+                message: Some(format!("not a JSON value: {e}")),
+            });
+        }
+    };
+    let id = value
+        .get("id")
+        .and_then(Value::as_str)
+        .map_or_else(|| format!("objects[{index}]"), str::to_owned);
+    let version = value
+        .get("modified")
+        .or_else(|| value.get("created"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let problems = validate_object(&value);
+    let meta = if problems.is_empty() {
+        ObjectMeta::from_value(&value)
+            .map_err(|p| p.to_string())
+            .and_then(|meta| match pattern_problem(&value) {
+                Some(why) => Err(why),
+                None => Ok(meta),
+            })
+    } else {
+        Err(problems_message(&problems))
+    };
+    match meta {
+        Ok(meta) => Verdict::Accept {
+            object: NewObject {
+                meta,
+                json: raw.get().to_owned(),
+            },
+            id,
+            version,
+        },
+        Err(message) => Verdict::Reject(StatusDetail {
+            id,
+            version: version.unwrap_or_else(|| fallback_version.to_owned()),
+            message: Some(message),
+        }),
+    }
+}
+
+/// Envelopes with at least this many objects are judged on several threads.
+const PARALLEL_FROM: usize = 256;
+
+/// Judges every object, in input order. Validation (pattern parsing above all) is CPU-bound and
+/// independent per object, so large envelopes are split across the available cores.
+fn judge_all(raws: &[&RawValue], fallback_version: &str) -> Result<Vec<Verdict>, ApiError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    if raws.len() < PARALLEL_FROM || threads < 2 {
+        return Ok(raws
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| judge(i, raw, fallback_version))
+            .collect());
+    }
+    let chunk = raws.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = raws
+            .chunks(chunk)
+            .enumerate()
+            .map(|(c, part)| {
+                scope.spawn(move || {
+                    part.iter()
+                        .enumerate()
+                        .map(|(i, raw)| judge(c * chunk + i, raw, fallback_version))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut verdicts = Vec::with_capacity(raws.len());
+        for worker in workers {
+            let part = worker
+                .join()
+                .map_err(|_| ApiError::internal(&"an object validation thread panicked"))?;
+            verdicts.extend(part);
+        }
+        Ok(verdicts)
+    })
+}
+
 /// Validates the envelope's objects, stores the valid ones in one call, audits, and keeps the
 /// status resource. Blocking.
 fn ingest(
@@ -186,51 +286,17 @@ fn ingest(
     let mut failures = Vec::new();
     let mut accepted: Vec<(String, Option<String>)> = Vec::with_capacity(raws.len());
     let mut new_objects = Vec::with_capacity(raws.len());
-    for (index, raw) in raws.iter().enumerate() {
-        let value: Value = match serde_json::from_str(raw.get()) {
-            Ok(v) => v,
-            Err(e) => {
-                failures.push(StatusDetail {
-                    id: format!("objects[{index}]"),
-                    version: fallback_version.clone(),
-                    message: Some(format!("not a JSON value: {e}")),
-                });
-                continue;
-            }
-        };
-        let id = value
-            .get("id")
-            .and_then(Value::as_str)
-            .map_or_else(|| format!("objects[{index}]"), str::to_owned);
-        let version = value
-            .get("modified")
-            .or_else(|| value.get("created"))
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let problems = validate_object(&value);
-        let verdict = if problems.is_empty() {
-            ObjectMeta::from_value(&value)
-                .map_err(|p| p.to_string())
-                .and_then(|meta| match pattern_problem(&value) {
-                    Some(why) => Err(why),
-                    None => Ok(meta),
-                })
-        } else {
-            Err(problems_message(&problems))
-        };
+    for verdict in judge_all(&raws, &fallback_version)? {
         match verdict {
-            Ok(meta) => {
-                new_objects.push(NewObject {
-                    meta,
-                    json: raw.get().to_owned(),
-                });
+            Verdict::Accept {
+                object,
+                id,
+                version,
+            } => {
+                new_objects.push(object);
                 accepted.push((id, version));
             }
-            Err(message) => failures.push(StatusDetail {
-                id,
-                version: version.unwrap_or_else(|| fallback_version.clone()),
-                message: Some(message),
-            }),
+            Verdict::Reject(detail) => failures.push(detail),
         }
     }
     let mut successes = Vec::with_capacity(accepted.len());

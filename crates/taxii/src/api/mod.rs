@@ -95,7 +95,21 @@ pub fn routes() -> Router<AppState> {
             .route(path, method_router.clone())
             .route(path.trim_end_matches('/'), method_router);
     }
-    router.route_layer(middleware::from_fn(media::negotiate))
+    router
+        .route_layer(middleware::from_fn(media::negotiate))
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(unknown_path)
+}
+
+/// Paths that are no TAXII endpoint: 404 with a TAXII error body.
+async fn unknown_path() -> ApiError {
+    ApiError::not_found("no TAXII endpoint at this path")
+}
+
+/// Methods an endpoint does not define: 405 with a TAXII error body.
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
+        .describe("this endpoint does not support this HTTP method")
 }
 
 /// The authenticated caller, taken from the request extension the authentication middleware
