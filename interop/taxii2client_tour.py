@@ -19,6 +19,7 @@ failed otherwise.
 import argparse
 import datetime
 import json
+import os
 import sys
 import time
 import urllib.parse
@@ -137,6 +138,10 @@ def main(argv=None):
     if args.insecure:
         requests.packages.urllib3.disable_warnings()
     verify = args.cacert if args.cacert else (not args.insecure)
+    if args.cacert:
+        # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override the verify= that taxii2-client
+        # sets on its session; point them at the certificate to trust as well.
+        os.environ["REQUESTS_CA_BUNDLE"] = os.environ["CURL_CA_BUNDLE"] = args.cacert
     cred = dict(user=args.user, password=args.password, verify=verify)
     validate = Validator()
     tag = uuid.uuid4().hex[:10]

@@ -90,6 +90,8 @@ class Client:
             s = requests.Session()
             s.auth = self.auth
             s.verify = self.verify
+            # REQUESTS_CA_BUNDLE would override a session-level verify: ignore the environment.
+            s.trust_env = False
             s.headers.update({"Accept": TAXII})
             self._local.s = s
         return s
