@@ -1,8 +1,10 @@
 //! The syntax tree and its canonical printer.
 //!
-//! The tree keeps what the pattern means and nothing of how it was spelled: no parentheses
-//! (precedence and left associativity are encoded in the shape), no comments, no `==`/`<>`
-//! aliases. [`fmt::Display`] prints the canonical form: keywords upper case, one space around
+//! The tree keeps what the pattern means and nothing of how it was spelled: no comments, no
+//! `==`/`<>` aliases. `AND`, `OR` and `FOLLOWEDBY` are n-ary: a chain `a OR b OR c` is one node
+//! with three operands (all three operators are associative, `FOLLOWEDBY` read left to right),
+//! so the long `OR` lists of indicator feeds stay one level deep; explicit parentheses around a
+//! chain of the same operator are kept as a nested node. [`fmt::Display`] prints the canonical form: keywords upper case, one space around
 //! operators, parentheses only where precedence requires them, strings re-escaped, timestamps in
 //! UTC with the shortest exact fraction. Parsing the printed form gives back an equal tree.
 
@@ -15,12 +17,13 @@ use crate::timestamp::Timestamp;
 pub enum ObservationExpr {
     /// `[ comparison ]`: one observation whose objects satisfy the comparison expression.
     Comparison(ComparisonExpr),
-    /// `a AND b`: both, bound to different observations.
-    And(Box<ObservationExpr>, Box<ObservationExpr>),
-    /// `a OR b`: either.
-    Or(Box<ObservationExpr>, Box<ObservationExpr>),
-    /// `a FOLLOWEDBY b`: both, every observation of `b` not earlier than those of `a`.
-    FollowedBy(Box<ObservationExpr>, Box<ObservationExpr>),
+    /// `a AND b AND ...` (two or more): all, bound to different observations.
+    And(Vec<ObservationExpr>),
+    /// `a OR b OR ...` (two or more): one of them.
+    Or(Vec<ObservationExpr>),
+    /// `a FOLLOWEDBY b FOLLOWEDBY ...` (two or more): all, each operand's observations not
+    /// earlier than those of every operand before it.
+    FollowedBy(Vec<ObservationExpr>),
     /// A qualified expression.
     Qualified(Box<ObservationExpr>, Qualifier),
 }
@@ -47,10 +50,10 @@ pub enum Qualifier {
 /// A comparison expression: the level inside square brackets.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ComparisonExpr {
-    /// Both sides hold for the same object.
-    And(Box<ComparisonExpr>, Box<ComparisonExpr>),
-    /// Either side holds.
-    Or(Box<ComparisonExpr>, Box<ComparisonExpr>),
+    /// All operands (two or more) hold for the same object.
+    And(Vec<ComparisonExpr>),
+    /// One of the operands (two or more) holds.
+    Or(Vec<ComparisonExpr>),
     /// One property test.
     Test(Comparison),
 }
@@ -333,20 +336,19 @@ impl ComparisonExpr {
 
 impl fmt::Display for ComparisonExpr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Left associative: the right operand needs parentheses at equal precedence.
-        match self {
-            ComparisonExpr::Or(a, b) => {
-                a.write_operand(f, 1)?;
-                f.write_str(" OR ")?;
-                b.write_operand(f, 2)
+        // An operand of the same operator was parenthesised (else the chain would be flat).
+        let (items, sep, min) = match self {
+            ComparisonExpr::Or(items) => (items, " OR ", 2),
+            ComparisonExpr::And(items) => (items, " AND ", 3),
+            ComparisonExpr::Test(c) => return write!(f, "{c}"),
+        };
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                f.write_str(sep)?;
             }
-            ComparisonExpr::And(a, b) => {
-                a.write_operand(f, 2)?;
-                f.write_str(" AND ")?;
-                b.write_operand(f, 3)
-            }
-            ComparisonExpr::Test(c) => write!(f, "{c}"),
+            item.write_operand(f, min)?;
         }
+        Ok(())
     }
 }
 
@@ -396,27 +398,22 @@ impl fmt::Display for Qualifier {
 
 impl fmt::Display for ObservationExpr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ObservationExpr::Comparison(c) => write!(f, "[{c}]"),
-            ObservationExpr::FollowedBy(a, b) => {
-                a.write_operand(f, 1)?;
-                f.write_str(" FOLLOWEDBY ")?;
-                b.write_operand(f, 2)
-            }
-            ObservationExpr::Or(a, b) => {
-                a.write_operand(f, 2)?;
-                f.write_str(" OR ")?;
-                b.write_operand(f, 3)
-            }
-            ObservationExpr::And(a, b) => {
-                a.write_operand(f, 3)?;
-                f.write_str(" AND ")?;
-                b.write_operand(f, 4)
-            }
+        let (items, sep, min) = match self {
+            ObservationExpr::Comparison(c) => return write!(f, "[{c}]"),
             ObservationExpr::Qualified(inner, q) => {
                 inner.write_operand(f, 4)?;
-                write!(f, " {q}")
+                return write!(f, " {q}");
             }
+            ObservationExpr::FollowedBy(items) => (items, " FOLLOWEDBY ", 2),
+            ObservationExpr::Or(items) => (items, " OR ", 3),
+            ObservationExpr::And(items) => (items, " AND ", 4),
+        };
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                f.write_str(sep)?;
+            }
+            item.write_operand(f, min)?;
         }
+        Ok(())
     }
 }

@@ -35,9 +35,9 @@ use crate::timestamp::Timestamp;
 #[derive(Debug, Clone)]
 pub(crate) enum Node {
     Leaf(usize),
-    And(Box<Node>, Box<Node>),
-    Or(Box<Node>, Box<Node>),
-    FollowedBy(Box<Node>, Box<Node>),
+    And(Vec<Node>),
+    Or(Vec<Node>),
+    FollowedBy(Vec<Node>),
     Within(Box<Node>, u128),
     Repeats(Box<Node>, u32),
     StartStop(Box<Node>, Timestamp, Timestamp),
@@ -46,8 +46,8 @@ pub(crate) enum Node {
 /// A compiled comparison expression (the inside of one pair of brackets).
 #[derive(Debug, Clone)]
 pub(crate) enum Expr {
-    And(Box<Expr>, Box<Expr>),
-    Or(Box<Expr>, Box<Expr>),
+    And(Vec<Expr>),
+    Or(Vec<Expr>),
     Test(Test),
 }
 
@@ -287,8 +287,22 @@ fn walk<'a>(
 impl Expr {
     fn holds(&self, obs: &Observation, root: &Value, root_type: &str) -> Result<bool, EvalError> {
         match self {
-            Expr::And(a, b) => Ok(a.holds(obs, root, root_type)? && b.holds(obs, root, root_type)?),
-            Expr::Or(a, b) => Ok(a.holds(obs, root, root_type)? || b.holds(obs, root, root_type)?),
+            Expr::And(items) => {
+                for item in items {
+                    if !item.holds(obs, root, root_type)? {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
+            Expr::Or(items) => {
+                for item in items {
+                    if item.holds(obs, root, root_type)? {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            }
             Expr::Test(t) => {
                 if t.object_type != root_type {
                     return Ok(false);
@@ -411,10 +425,14 @@ impl State {
 
     /// Runs `k` with the innermost constraint lifted (it belongs to a finished scope).
     fn outside(&mut self, span: Span, k: &mut Cont<'_>) -> bool {
+        self.outside_then(|st| k(st, span))
+    }
+
+    fn outside_then(&mut self, f: impl FnOnce(&mut State) -> bool) -> bool {
         let Some(c) = self.constraints.pop() else {
-            return k(self, span);
+            return f(self);
         };
-        let r = k(self, span);
+        let r = f(self);
         self.constraints.push(c);
         r
     }
@@ -452,16 +470,19 @@ fn solve(ctx: &Ctx<'_>, st: &mut State, node: &Node, k: &mut Cont<'_>) -> bool {
             }
             false
         }
-        Node::And(a, b) => solve(ctx, st, a, &mut |st, sa| {
-            solve(ctx, st, b, &mut |st, sb| k(st, sa.merge(sb)))
-        }),
-        Node::Or(a, b) => solve(ctx, st, a, k) || (!st.aborted && solve(ctx, st, b, k)),
-        Node::FollowedBy(a, b) => solve(ctx, st, a, &mut |st, sa| {
-            st.constraints.push(Constraint::NotBefore(sa.max_first));
-            let r = solve(ctx, st, b, &mut |st, sb| st.outside(sa.merge(sb), k));
-            st.constraints.pop();
-            r
-        }),
+        Node::And(items) => solve_all(ctx, st, items, None, false, k),
+        Node::FollowedBy(items) => solve_all(ctx, st, items, None, true, k),
+        Node::Or(items) => {
+            for item in items {
+                if solve(ctx, st, item, k) {
+                    return true;
+                }
+                if st.aborted {
+                    return false;
+                }
+            }
+            false
+        }
         Node::Within(a, nanos) => {
             st.constraints.push(Constraint::Window {
                 nanos: *nanos,
@@ -485,6 +506,43 @@ fn solve(ctx: &Ctx<'_>, st: &mut State, node: &Node, k: &mut Cont<'_>) -> bool {
             _ => repeat(ctx, st, a, *n, None, None, k),
         },
     }
+}
+
+/// Binds every operand in turn (`AND`), or in temporal order (`FOLLOWEDBY`: each operand's
+/// observations end no earlier than the latest start among the operands before it).
+fn solve_all(
+    ctx: &Ctx<'_>,
+    st: &mut State,
+    items: &[Node],
+    acc: Option<Span>,
+    ordered: bool,
+    k: &mut Cont<'_>,
+) -> bool {
+    let Some((first, rest)) = items.split_first() else {
+        return match acc {
+            Some(span) => k(st, span),
+            None => false,
+        };
+    };
+    let bound = match acc {
+        Some(a) if ordered => Some(a.max_first),
+        _ => None,
+    };
+    if let Some(t) = bound {
+        st.constraints.push(Constraint::NotBefore(t));
+    }
+    let r = solve(ctx, st, first, &mut |st, s| {
+        let acc = Some(acc.map_or(s, |a| a.merge(s)));
+        if bound.is_some() {
+            st.outside_then(|st| solve_all(ctx, st, rest, acc, ordered, k))
+        } else {
+            solve_all(ctx, st, rest, acc, ordered, k)
+        }
+    });
+    if bound.is_some() {
+        st.constraints.pop();
+    }
+    r
 }
 
 /// `REPEATS n` of a general expression: repetitions built in non-decreasing order of the

@@ -192,8 +192,16 @@ fn test_keys(c: &Comparison) -> Keys {
 
 pub(crate) fn comparison_keys(e: &ComparisonExpr) -> Keys {
     match e {
-        ComparisonExpr::And(a, b) => better(comparison_keys(a), comparison_keys(b)),
-        ComparisonExpr::Or(a, b) => union(comparison_keys(a), comparison_keys(b)),
+        ComparisonExpr::And(items) => items
+            .iter()
+            .map(comparison_keys)
+            .reduce(better)
+            .unwrap_or_default(),
+        ComparisonExpr::Or(items) => items
+            .iter()
+            .map(comparison_keys)
+            .reduce(union)
+            .unwrap_or_default(),
         ComparisonExpr::Test(t) => test_keys(t),
     }
 }
@@ -201,10 +209,16 @@ pub(crate) fn comparison_keys(e: &ComparisonExpr) -> Keys {
 pub(crate) fn observation_keys(e: &ObservationExpr) -> Keys {
     match e {
         ObservationExpr::Comparison(c) => comparison_keys(c),
-        ObservationExpr::And(a, b) | ObservationExpr::FollowedBy(a, b) => {
-            better(observation_keys(a), observation_keys(b))
-        }
-        ObservationExpr::Or(a, b) => union(observation_keys(a), observation_keys(b)),
+        ObservationExpr::And(items) | ObservationExpr::FollowedBy(items) => items
+            .iter()
+            .map(observation_keys)
+            .reduce(better)
+            .unwrap_or_default(),
+        ObservationExpr::Or(items) => items
+            .iter()
+            .map(observation_keys)
+            .reduce(union)
+            .unwrap_or_default(),
         ObservationExpr::Qualified(a, _) => observation_keys(a),
     }
 }

@@ -33,7 +33,9 @@ mod tests {
 
     #[test]
     fn parses_stix_and_passes_other_types() {
-        assert!(check_indicator_pattern("[ipv4-addr:value = '198.51.100.1']", "stix", None).is_ok());
+        assert!(
+            check_indicator_pattern("[ipv4-addr:value = '198.51.100.1']", "stix", None).is_ok()
+        );
         assert!(check_indicator_pattern("[ipv4-addr:value = ", "stix", Some("2.1")).is_err());
         assert!(check_indicator_pattern("rule x { condition: true }", "yara", None).is_ok());
         assert!(check_indicator_pattern("[x:y = 1]", "stix", Some("9.9")).is_err());

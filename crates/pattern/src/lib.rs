@@ -61,6 +61,7 @@ pub mod ast;
 mod error;
 mod eval;
 mod index;
+mod indicator;
 mod lexer;
 mod net;
 mod observations;
@@ -72,6 +73,7 @@ use std::fmt;
 
 pub use error::{EvalError, ObservationError, ParseError, ParseErrorKind, Position};
 pub use index::IndexKey;
+pub use indicator::check_indicator_pattern;
 pub use observations::{Observations, SpecVersion};
 pub use timestamp::Timestamp;
 
@@ -248,8 +250,10 @@ fn compile_observation(
     leaves: &mut Vec<Expr>,
     regexes: &mut impl Iterator<Item = regex::Rx>,
 ) -> Result<Node, ParseError> {
-    let mut sub = |x: &ObservationExpr, leaves: &mut Vec<Expr>| {
-        compile_observation(x, leaves, regexes).map(Box::new)
+    let mut all = |xs: &[ObservationExpr], leaves: &mut Vec<Expr>| {
+        xs.iter()
+            .map(|x| compile_observation(x, leaves, regexes))
+            .collect::<Result<Vec<Node>, ParseError>>()
     };
     Ok(match e {
         ObservationExpr::Comparison(c) => {
@@ -257,20 +261,11 @@ fn compile_observation(
             leaves.push(expr);
             Node::Leaf(leaves.len() - 1)
         }
-        ObservationExpr::And(a, b) => {
-            let a = sub(a, leaves)?;
-            Node::And(a, sub(b, leaves)?)
-        }
-        ObservationExpr::Or(a, b) => {
-            let a = sub(a, leaves)?;
-            Node::Or(a, sub(b, leaves)?)
-        }
-        ObservationExpr::FollowedBy(a, b) => {
-            let a = sub(a, leaves)?;
-            Node::FollowedBy(a, sub(b, leaves)?)
-        }
+        ObservationExpr::And(xs) => Node::And(all(xs, leaves)?),
+        ObservationExpr::Or(xs) => Node::Or(all(xs, leaves)?),
+        ObservationExpr::FollowedBy(xs) => Node::FollowedBy(all(xs, leaves)?),
         ObservationExpr::Qualified(a, q) => {
-            let a = sub(a, leaves)?;
+            let a = Box::new(compile_observation(a, leaves, regexes)?);
             match *q {
                 Qualifier::Within { nanos } => Node::Within(a, nanos),
                 Qualifier::Repeats(n) => Node::Repeats(a, n),
@@ -292,14 +287,16 @@ fn compile_comparison(
     regexes: &mut impl Iterator<Item = regex::Rx>,
 ) -> Result<Expr, ParseError> {
     Ok(match e {
-        ComparisonExpr::And(a, b) => {
-            let a = compile_comparison(a, regexes)?;
-            Expr::And(Box::new(a), Box::new(compile_comparison(b, regexes)?))
-        }
-        ComparisonExpr::Or(a, b) => {
-            let a = compile_comparison(a, regexes)?;
-            Expr::Or(Box::new(a), Box::new(compile_comparison(b, regexes)?))
-        }
+        ComparisonExpr::And(xs) => Expr::And(
+            xs.iter()
+                .map(|x| compile_comparison(x, regexes))
+                .collect::<Result<_, _>>()?,
+        ),
+        ComparisonExpr::Or(xs) => Expr::Or(
+            xs.iter()
+                .map(|x| compile_comparison(x, regexes))
+                .collect::<Result<_, _>>()?,
+        ),
         ComparisonExpr::Test(t) => {
             // The parser compiled every regular expression in this order; compiling again from
             // the text is only a fallback, so that a bug there cannot become a panic.
@@ -351,17 +348,18 @@ fn render_observation(e: &ObservationExpr, depth: usize, out: &mut String) {
             out.push_str(&format!("{pad}observation [ ]\n"));
             render_comparison(c, depth + 1, out);
         }
-        ObservationExpr::And(a, b)
-        | ObservationExpr::Or(a, b)
-        | ObservationExpr::FollowedBy(a, b) => {
+        ObservationExpr::And(items)
+        | ObservationExpr::Or(items)
+        | ObservationExpr::FollowedBy(items) => {
             let name = match e {
                 ObservationExpr::And(..) => "AND",
                 ObservationExpr::Or(..) => "OR",
                 _ => "FOLLOWEDBY",
             };
             out.push_str(&format!("{pad}{name}\n"));
-            render_observation(a, depth + 1, out);
-            render_observation(b, depth + 1, out);
+            for item in items {
+                render_observation(item, depth + 1, out);
+            }
         }
         ObservationExpr::Qualified(a, q) => {
             out.push_str(&format!("{pad}{q}\n"));
@@ -373,15 +371,16 @@ fn render_observation(e: &ObservationExpr, depth: usize, out: &mut String) {
 fn render_comparison(e: &ComparisonExpr, depth: usize, out: &mut String) {
     let pad = "  ".repeat(depth);
     match e {
-        ComparisonExpr::And(a, b) | ComparisonExpr::Or(a, b) => {
+        ComparisonExpr::And(items) | ComparisonExpr::Or(items) => {
             let name = if matches!(e, ComparisonExpr::And(..)) {
                 "AND"
             } else {
                 "OR"
             };
             out.push_str(&format!("{pad}{name}\n"));
-            render_comparison(a, depth + 1, out);
-            render_comparison(b, depth + 1, out);
+            for item in items {
+                render_comparison(item, depth + 1, out);
+            }
         }
         ComparisonExpr::Test(t) => out.push_str(&format!("{pad}{t}\n")),
     }

@@ -69,10 +69,10 @@ pub(crate) fn parse(src: &str, limits: &Limits) -> Result<Parsed, ParseError> {
 pub(crate) fn binding_size(e: &ObservationExpr) -> u128 {
     match e {
         ObservationExpr::Comparison(_) => 1,
-        ObservationExpr::And(a, b) | ObservationExpr::FollowedBy(a, b) => {
-            binding_size(a).saturating_add(binding_size(b))
-        }
-        ObservationExpr::Or(a, b) => binding_size(a).max(binding_size(b)),
+        ObservationExpr::And(items) | ObservationExpr::FollowedBy(items) => items
+            .iter()
+            .fold(0u128, |acc, e| acc.saturating_add(binding_size(e))),
+        ObservationExpr::Or(items) => items.iter().map(binding_size).max().unwrap_or(0),
         ObservationExpr::Qualified(a, Qualifier::Repeats(n)) => {
             binding_size(a).saturating_mul(u128::from(*n))
         }
@@ -165,31 +165,28 @@ impl Parser<'_> {
 
     fn observation_fb(&mut self) -> Result<ObservationExpr, ParseError> {
         self.enter()?;
-        let mut lhs = self.observation_or()?;
+        let mut items = vec![self.observation_or()?];
         while self.eat_kw(Kw::FollowedBy) {
-            let rhs = self.observation_or()?;
-            lhs = ObservationExpr::FollowedBy(Box::new(lhs), Box::new(rhs));
+            items.push(self.observation_or()?);
         }
         self.leave();
-        Ok(lhs)
+        Ok(chain(items, ObservationExpr::FollowedBy))
     }
 
     fn observation_or(&mut self) -> Result<ObservationExpr, ParseError> {
-        let mut lhs = self.observation_and()?;
+        let mut items = vec![self.observation_and()?];
         while self.eat_kw(Kw::Or) {
-            let rhs = self.observation_and()?;
-            lhs = ObservationExpr::Or(Box::new(lhs), Box::new(rhs));
+            items.push(self.observation_and()?);
         }
-        Ok(lhs)
+        Ok(chain(items, ObservationExpr::Or))
     }
 
     fn observation_and(&mut self) -> Result<ObservationExpr, ParseError> {
-        let mut lhs = self.observation_qualified()?;
+        let mut items = vec![self.observation_qualified()?];
         while self.eat_kw(Kw::And) {
-            let rhs = self.observation_qualified()?;
-            lhs = ObservationExpr::And(Box::new(lhs), Box::new(rhs));
+            items.push(self.observation_qualified()?);
         }
-        Ok(lhs)
+        Ok(chain(items, ObservationExpr::And))
     }
 
     fn observation_qualified(&mut self) -> Result<ObservationExpr, ParseError> {
@@ -327,22 +324,20 @@ impl Parser<'_> {
 
     fn comparison_or(&mut self) -> Result<ComparisonExpr, ParseError> {
         self.enter()?;
-        let mut lhs = self.comparison_and()?;
+        let mut items = vec![self.comparison_and()?];
         while self.eat_kw(Kw::Or) {
-            let rhs = self.comparison_and()?;
-            lhs = ComparisonExpr::Or(Box::new(lhs), Box::new(rhs));
+            items.push(self.comparison_and()?);
         }
         self.leave();
-        Ok(lhs)
+        Ok(chain(items, ComparisonExpr::Or))
     }
 
     fn comparison_and(&mut self) -> Result<ComparisonExpr, ParseError> {
-        let mut lhs = self.comparison_atom()?;
+        let mut items = vec![self.comparison_atom()?];
         while self.eat_kw(Kw::And) {
-            let rhs = self.comparison_atom()?;
-            lhs = ComparisonExpr::And(Box::new(lhs), Box::new(rhs));
+            items.push(self.comparison_atom()?);
         }
-        Ok(lhs)
+        Ok(chain(items, ComparisonExpr::And))
     }
 
     fn comparison_atom(&mut self) -> Result<ComparisonExpr, ParseError> {
@@ -619,6 +614,16 @@ impl Parser<'_> {
         };
         Ok(c)
     }
+}
+
+/// One operand stands for itself; two or more make an n-ary node.
+fn chain<T>(mut items: Vec<T>, make: impl FnOnce(Vec<T>) -> T) -> T {
+    if items.len() == 1 {
+        if let Some(only) = items.pop() {
+            return only;
+        }
+    }
+    make(items)
 }
 
 fn same_set_type(a: &Constant, b: &Constant) -> bool {
