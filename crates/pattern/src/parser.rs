@@ -618,10 +618,10 @@ impl Parser<'_> {
 
 /// One operand stands for itself; two or more make an n-ary node.
 fn chain<T>(mut items: Vec<T>, make: impl FnOnce(Vec<T>) -> T) -> T {
-    if items.len() == 1 {
-        if let Some(only) = items.pop() {
-            return only;
-        }
+    if items.len() == 1
+        && let Some(only) = items.pop()
+    {
+        return only;
     }
     make(items)
 }
