@@ -33,6 +33,8 @@ def main():
         else:
             srv = servers.Kizuna(tmp, servers.kizuna_binary(build=not args.no_build))
         with srv:
+            if args.server == "kizuna":
+                srv.add_limited_account()
             cmd = [sys.executable, SUITE] + srv.suite_args() + ["--json-report", report] + args.suite_args
             proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         sys.stdout.write(proc.stdout)

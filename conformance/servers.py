@@ -231,6 +231,25 @@ class Kizuna:
     def verify(self):
         return self.cert or True
 
+    def cli(self, *args, stdin=None):
+        """Runs `kizuna <args> --data DIR` against the running hub's data directory."""
+        return subprocess.run([self.binary] + list(args) + ["--data", self.data_dir], input=stdin, text=True,
+                              capture_output=True, check=True, cwd=self.workdir).stdout
+
+    def add_limited_account(self, name="conformance"):
+        """Adds a read-only and a write-only collection and an account that can read and write the
+        default collection, only read the first and only write the second; the suite then runs as
+        that account, so that the can_read/can_write MUSTs of section 5 are tested too."""
+        self.cli("collection", "add", "--title", "conformance read-only", "--alias", "conformance-ro")
+        self.cli("collection", "add", "--title", "conformance write-only", "--alias", "conformance-wo")
+        by_alias = {c.get("alias"): c["id"] for c in json.loads(self.cli("collection", "list", "--json"))}
+        self.ro_collection, self.wo_collection = by_alias["conformance-ro"], by_alias["conformance-wo"]
+        password = uuid.uuid4().hex
+        self.cli("account", "add", name, "--password-stdin", "--read", self.collection, "--write", self.collection,
+                 "--read", self.ro_collection, "--write", self.wo_collection, "--tlp-clearance", "red",
+                 stdin=password + "\n")
+        self.user, self.password = name, password
+
     def stop(self):
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
@@ -243,6 +262,8 @@ class Kizuna:
     def suite_args(self):
         a = ["--discovery", self.discovery_url, "--user", self.user, "--password", self.password,
              "--collection", self.collection]
+        if getattr(self, "ro_collection", None):
+            a += ["--read-only-collection", self.ro_collection, "--write-only-collection", self.wo_collection]
         if self.api_root:
             a += ["--api-root", self.api_root]
         if self.cert:
