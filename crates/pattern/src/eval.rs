@@ -562,6 +562,11 @@ fn repeat(
             None => false,
         };
     }
+    // Capacity test: the remaining repetitions need at least `left × min_size` instances of
+    // observations that satisfy some bracketed expression of `node`.
+    if u128::from(left) * u128::from(min_size(node)) > u128::from(free_capacity(ctx, st, node)) {
+        return false;
+    }
     let start = st.trail.len();
     solve(ctx, st, node, &mut |st, s| {
         let end = st.trail.len();
@@ -573,6 +578,47 @@ fn repeat(
         let acc = Some(acc.map_or(s, |a| a.merge(s)));
         repeat(ctx, st, node, left - 1, Some((start, end)), acc, k)
     })
+}
+
+/// The fewest observation instances one binding of `node` uses.
+fn min_size(node: &Node) -> u64 {
+    match node {
+        Node::Leaf(_) => 1,
+        Node::And(items) | Node::FollowedBy(items) => {
+            items.iter().map(min_size).fold(0, u64::saturating_add)
+        }
+        Node::Or(items) => items.iter().map(min_size).min().unwrap_or(0),
+        Node::Repeats(a, n) => min_size(a).saturating_mul(u64::from(*n)),
+        Node::Within(a, _) | Node::StartStop(a, ..) => min_size(a),
+    }
+}
+
+fn collect_leaves(node: &Node, out: &mut Vec<usize>) {
+    match node {
+        Node::Leaf(i) => out.push(*i),
+        Node::And(items) | Node::FollowedBy(items) | Node::Or(items) => {
+            items.iter().for_each(|n| collect_leaves(n, out));
+        }
+        Node::Repeats(a, _) | Node::Within(a, _) | Node::StartStop(a, ..) => collect_leaves(a, out),
+    }
+}
+
+/// Unused instances of the observations that satisfy one of `node`'s bracketed expressions.
+fn free_capacity(ctx: &Ctx<'_>, st: &State, node: &Node) -> u64 {
+    let mut leaves = Vec::new();
+    collect_leaves(node, &mut leaves);
+    let mut seen = vec![false; ctx.obs.len()];
+    let mut total = 0u64;
+    for leaf in leaves {
+        for &o in &ctx.cands[leaf] {
+            let o = o as usize;
+            if !seen[o] {
+                seen[o] = true;
+                total = total.saturating_add(ctx.obs[o].count - st.used[o]);
+            }
+        }
+    }
+    total
 }
 
 /// `REPEATS n` of one bracketed expression: choose how many instances to take from each

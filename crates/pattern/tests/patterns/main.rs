@@ -3,5 +3,6 @@
 
 mod cases;
 mod differential;
+mod engine;
 mod generator;
 mod reference;
