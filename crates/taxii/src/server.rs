@@ -188,9 +188,8 @@ impl RunningServer {
         let _ = self.task.await;
     }
 
-    /// Waits until the server stops (it only stops through [`RunningServer::shutdown`], so this is
-    /// for a caller that shuts it down from elsewhere by dropping nothing; mostly useful in
-    /// `select!` with a signal).
+    /// Resolves if the accept loop ends on its own, which only a panic in it can cause: a caller
+    /// that waits for a signal can `select!` on this too, to notice a dead server.
     pub async fn stopped(&mut self) {
         let _ = (&mut self.task).await;
     }
