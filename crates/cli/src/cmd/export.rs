@@ -81,8 +81,10 @@ pub fn run(config: &Config, args: ExportArgs) -> anyhow::Result<ExitCode> {
             if args.bundle && count > 0 {
                 out.write_all(b",")?;
             }
-            out.write_all(rec.json.as_bytes())?;
-            if !args.bundle {
+            if args.bundle {
+                out.write_all(rec.json.as_bytes())?;
+            } else {
+                out.write_all(single_line(&rec.json).as_bytes())?;
                 out.write_all(b"\n")?;
             }
             count += 1;
@@ -101,4 +103,45 @@ pub fn run(config: &Config, args: ExportArgs) -> anyhow::Result<ExitCode> {
         collection.id, args.max_tlp
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The object on one line, for JSON lines. Objects are stored as received, possibly
+/// pretty-printed; whitespace outside strings is dropped, and nothing else changes (property order,
+/// number spelling and string escapes stay as they were).
+fn single_line(json: &str) -> std::borrow::Cow<'_, str> {
+    if !json.contains(['\n', '\r']) {
+        return std::borrow::Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in json.chars() {
+        if in_string {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::single_line;
+
+    #[test]
+    fn single_line_keeps_strings_and_order() {
+        let pretty = "{\n  \"b\": \"a \\\" \\n x\",\n  \"a\": 1.50\n}";
+        assert_eq!(single_line(pretty), "{\"b\":\"a \\\" \\n x\",\"a\":1.50}");
+        assert_eq!(single_line("{\"a\": 1}"), "{\"a\": 1}");
+    }
 }

@@ -1,0 +1,144 @@
+//! Starting `kizuna serve` as a real process for end-to-end tests.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// The admin password the tests start hubs with.
+pub const ADMIN_PASSWORD: &str = "test-admin-password-0123456789";
+
+/// A `kizuna serve` child process.
+pub struct Hub {
+    pub child: Child,
+    pub url: String,
+    pub cert: PathBuf,
+    pub data: PathBuf,
+    pub stderr_lines: Vec<String>,
+}
+
+/// Runs `kizuna ARGS --data DATA` to completion and returns (status, stdout, stderr).
+pub fn kizuna(data: &Path, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+    use std::io::Write;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kizuna"));
+    cmd.arg("--data")
+        .arg(data)
+        .args(args)
+        .env("KIZUNA_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("KIZUNA_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn kizuna");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+    } else {
+        drop(child.stdin.take());
+    }
+    let out = child.wait_with_output().expect("wait kizuna");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+impl Hub {
+    /// Starts `kizuna serve` on 127.0.0.1:0 over TLS with `data` as data directory and waits for
+    /// the line that says where it listens (read from its stderr: no polling, no sleeps).
+    pub fn start(data: &Path, admin_password: Option<&str>) -> Hub {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kizuna"));
+        cmd.arg("--data")
+            .arg(data)
+            .args(["--log", "warn", "serve", "--listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        match admin_password {
+            Some(p) => cmd.env("KIZUNA_ADMIN_PASSWORD", p),
+            None => cmd.env_remove("KIZUNA_ADMIN_PASSWORD"),
+        };
+        let mut child = cmd.spawn().expect("spawn kizuna serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut reader = BufReader::new(stderr);
+        let mut lines = Vec::new();
+        let url = loop {
+            let mut line = String::new();
+            let n = reader.read_line(&mut line).expect("read kizuna stderr");
+            assert!(
+                n > 0,
+                "kizuna serve exited before listening:\n{}",
+                lines.join("")
+            );
+            if let Some(rest) = line.strip_prefix("Kizuna hub listening: ") {
+                let discovery = rest.trim().to_owned();
+                lines.push(line);
+                break discovery.trim_end_matches("/taxii2/").to_owned();
+            }
+            lines.push(line);
+        };
+        // Keep draining stderr so the child never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+                sink.clear();
+            }
+        });
+        Hub {
+            child,
+            url,
+            cert: data.join("tls").join("cert.pem"),
+            data: data.to_path_buf(),
+            stderr_lines: lines,
+        }
+    }
+
+    /// An HTTPS client trusting this hub's self-signed certificate.
+    pub fn client(&self) -> reqwest::Client {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let pem = std::fs::read(&self.cert).expect("read hub certificate");
+        let cert = reqwest::Certificate::from_pem(&pem).expect("parse hub certificate");
+        reqwest::Client::builder()
+            .add_root_certificate(cert)
+            .build()
+            .expect("build client")
+    }
+
+    /// Kills the process with SIGKILL and reaps it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A valid indicator with a unique id derived from `n`.
+pub fn indicator(run: u32, n: u32) -> serde_json::Value {
+    serde_json::json!({
+        "type": "indicator",
+        "spec_version": "2.1",
+        "id": format!("indicator--{run:08x}-0000-4000-8000-{n:012x}"),
+        "created": "2026-11-26T00:00:00.000Z",
+        "modified": "2026-11-26T00:00:00.000Z",
+        "name": format!("test indicator {n}"),
+        "pattern": format!("[ipv4-addr:value = '198.51.{}.{}']", (n >> 8) & 255, n & 255),
+        "pattern_type": "stix",
+        "valid_from": "2026-11-26T00:00:00Z",
+        "object_marking_refs": ["marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"]
+    })
+}
+
+/// The TAXII 2.1 media type.
+pub const TAXII: &str = "application/taxii+json;version=2.1";

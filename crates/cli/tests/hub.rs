@@ -1,0 +1,230 @@
+//! End-to-end tests of the `kizuna` binary as an operator runs it: first run, accounts,
+//! import/export, and crash safety of acknowledged writes.
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::{ADMIN_PASSWORD, Hub, TAXII, indicator, kizuna};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    user: &str,
+    password: &str,
+    objects: Vec<serde_json::Value>,
+) -> reqwest::Result<reqwest::Response> {
+    client
+        .post(url)
+        .basic_auth(user, Some(password))
+        .header("Accept", TAXII)
+        .header("Content-Type", TAXII)
+        .body(serde_json::json!({ "objects": objects }).to_string())
+        .send()
+        .await
+}
+
+/// Reads every object id of the default collection, following `next` tokens.
+async fn all_ids(hub: &Hub, client: &reqwest::Client) -> HashSet<String> {
+    let base = format!("{}/hub/collections/shared/objects/", hub.url);
+    let mut ids = HashSet::new();
+    let mut next: Option<String> = None;
+    loop {
+        let mut req = client
+            .get(&base)
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .header("Accept", TAXII)
+            .query(&[("limit", "1000")]);
+        if let Some(n) = &next {
+            req = req.query(&[("next", n.as_str())]);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let body: serde_json::Value = resp.json().await.unwrap();
+        for o in body["objects"].as_array().into_iter().flatten() {
+            assert!(
+                ids.insert(o["id"].as_str().unwrap().to_owned()),
+                "repeated object"
+            );
+        }
+        match body["next"].as_str() {
+            Some(n) if body["more"] == true => next = Some(n.to_owned()),
+            _ => break,
+        }
+    }
+    ids
+}
+
+#[test]
+fn first_run_prints_a_generated_admin_password_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let hub = Hub::start(&data, None);
+    let said = hub.stderr_lines.join("");
+    assert!(said.contains("admin password (shown once"), "{said}");
+    assert!(data.join("tls/cert.pem").exists());
+    hub.kill();
+    let again = Hub::start(&data, None);
+    let said = again.stderr_lines.join("");
+    assert!(!said.contains("admin password"), "{said}");
+}
+
+#[test]
+fn acknowledged_posts_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let rt = runtime();
+    let hub = Hub::start(&data, Some(ADMIN_PASSWORD));
+    let client = hub.client();
+    let url = format!("{}/hub/collections/shared/objects/", hub.url);
+    // A writer POSTs envelopes back to back; the test kills the server with SIGKILL once 30 have
+    // been acknowledged, while the writer keeps sending.
+    let (acked_tx, mut acked_rx) = tokio::sync::mpsc::unbounded_channel::<Vec<String>>();
+    let writer = {
+        let client = client.clone();
+        let url = url.clone();
+        rt.spawn(async move {
+            for batch in 0u32..400 {
+                let objects: Vec<_> = (0..50).map(|i| indicator(7, batch * 50 + i)).collect();
+                let ids = objects
+                    .iter()
+                    .map(|o| o["id"].as_str().unwrap().to_owned())
+                    .collect();
+                match post(&client, &url, "admin", ADMIN_PASSWORD, objects).await {
+                    Ok(resp) if resp.status() == 202 => {
+                        let status: serde_json::Value = match resp.json().await {
+                            Ok(s) => s,
+                            Err(_) => return,
+                        };
+                        assert_eq!(status["success_count"], 50, "{status}");
+                        if acked_tx.send(ids).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(resp) => panic!("unexpected status {}", resp.status()),
+                    Err(_) => return, // the server is gone
+                }
+            }
+        })
+    };
+    let mut acked: Vec<String> = Vec::new();
+    rt.block_on(async {
+        for _ in 0..30 {
+            acked.extend(acked_rx.recv().await.expect("writer stopped early"));
+        }
+    });
+    hub.kill();
+    rt.block_on(writer).unwrap();
+    // Whatever the writer saw acknowledged after the 30th answer counts too.
+    while let Ok(ids) = acked_rx.try_recv() {
+        acked.extend(ids);
+    }
+    let hub = Hub::start(&data, Some(ADMIN_PASSWORD));
+    let client = hub.client();
+    let stored = rt.block_on(all_ids(&hub, &client));
+    let missing: Vec<_> = acked.iter().filter(|id| !stored.contains(*id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged objects lost after SIGKILL, e.g. {:?}",
+        missing.len(),
+        acked.len(),
+        missing.first()
+    );
+}
+
+#[test]
+fn accounts_import_export_and_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // An account needs a credential.
+    let (code, _, err) = kizuna(&data, &["account", "add", "nobody"], None);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("needs a credential"), "{err}");
+    let (code, out, err) = kizuna(
+        &data,
+        &[
+            "account",
+            "add",
+            "mod-jp",
+            "--password-stdin",
+            "--read",
+            "shared",
+            "--write",
+            "shared",
+            "--tlp-clearance",
+            "amber",
+        ],
+        Some("partner-password-1234\n"),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, _) = kizuna(
+        &data,
+        &["account", "add", "feed", "--api-key", "--read", "shared"],
+        None,
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("API key"), "{out}");
+    let (_, list, _) = kizuna(&data, &["account", "list"], None);
+    assert!(
+        list.contains("mod-jp") && list.contains("amber") && list.contains("feed"),
+        "{list}"
+    );
+
+    // Import: two valid objects and one invalid one; the valid ones are stored, the invalid one is
+    // reported with its location, and the exit status says something was wrong.
+    let file = dir.path().join("bundle.json");
+    let mut bad = indicator(9, 3);
+    bad["pattern"] = serde_json::json!("[ipv4-addr:value = ");
+    let bundle = serde_json::json!({
+        "type": "bundle",
+        "id": "bundle--5d0092c5-5f74-4287-9642-33f4c354e56d",
+        "objects": [indicator(9, 1), indicator(9, 2), bad],
+    });
+    std::fs::write(&file, serde_json::to_string_pretty(&bundle).unwrap()).unwrap();
+    let (code, _, err) = kizuna(
+        &data,
+        &["import", file.to_str().unwrap(), "--collection", "shared"],
+        None,
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("2 added") && err.contains("1 invalid"),
+        "{err}"
+    );
+    assert!(
+        err.contains("pattern"),
+        "the problem names the property: {err}"
+    );
+    // Importing again stores nothing new and is not an error for the valid objects.
+    let (_, _, err) = kizuna(
+        &data,
+        &["import", file.to_str().unwrap(), "--collection", "shared"],
+        None,
+    );
+    assert!(err.contains("0 added, 2 already present"), "{err}");
+
+    let (code, out, err) = kizuna(&data, &["export", "--collection", "shared"], None);
+    assert_eq!(code, 0, "{err}");
+    let exported: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(exported.len(), 2);
+    assert_eq!(
+        exported[0],
+        indicator(9, 1),
+        "objects come back as they went in"
+    );
+
+    let (code, out, _) = kizuna(&data, &["audit", "--action", "admin"], None);
+    assert_eq!(code, 0);
+    assert!(out.contains("mod-jp"), "{out}");
+}
