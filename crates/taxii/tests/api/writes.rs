@@ -236,6 +236,13 @@ async fn exact_duplicates_are_not_errors() {
     let again = hub.post_objects(MAIN, &objects).await.json();
     assert_eq!(again["success_count"], 3);
     assert_eq!(again["failure_count"], 0);
+    // The same object twice in one envelope.
+    let twice = hub
+        .post_objects(MAIN, &[indicator(5, 0, None), indicator(5, 0, None)])
+        .await
+        .json();
+    assert_eq!(twice["success_count"], 2);
+    assert_eq!(twice["failure_count"], 0);
     // Same id and version, different content: a failure, not a silent overwrite.
     let mut changed = indicator(0, 0, None);
     changed["name"] = json!("changed");
@@ -255,7 +262,7 @@ async fn exact_duplicates_are_not_errors() {
             &format!("{}?match[version]=all", objects_url(MAIN)),
         )
         .await;
-    assert_eq!(all.ids().len(), 4);
+    assert_eq!(all.ids().len(), 5);
 }
 
 #[tokio::test]
