@@ -39,6 +39,13 @@ const LATENCY_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// What is counted per route template: answers by method and status, and latency.
+#[derive(Debug, Default)]
+struct RouteStats {
+    answers: BTreeMap<(&'static str, u16), u64>,
+    latency: Histogram,
+}
+
 #[derive(Debug, Default, Clone)]
 struct Histogram {
     counts: [u64; LATENCY_BUCKETS.len()],
@@ -50,8 +57,7 @@ struct Histogram {
 /// thread-safe.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, &'static str, u16), u64>>,
-    latency: Mutex<BTreeMap<String, Histogram>>,
+    routes: Mutex<BTreeMap<String, RouteStats>>,
     objects_stored: AtomicU64,
     objects_served: AtomicU64,
     auth_failures: Mutex<BTreeMap<&'static str, u64>>,
@@ -92,15 +98,15 @@ impl Metrics {
     /// Records one answered request: `route` is the matched route template (or `unmatched`).
     pub fn request(&self, route: &str, method: &http::Method, status: u16, latency: Duration) {
         let method = method_label(method);
-        *self
-            .requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry((route.to_owned(), method, status))
-            .or_default() += 1;
         let secs = latency.as_secs_f64();
-        let mut latency = self.latency.lock().unwrap_or_else(|p| p.into_inner());
-        let h = latency.entry(route.to_owned()).or_default();
+        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        // Allocates only the first time a route is seen.
+        let stats = match routes.get_mut(route) {
+            Some(stats) => stats,
+            None => routes.entry(route.to_owned()).or_default(),
+        };
+        *stats.answers.entry((method, status)).or_default() += 1;
+        let h = &mut stats.latency;
         for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
             if secs <= *bound {
                 h.counts[i] += 1;
@@ -159,24 +165,22 @@ impl Metrics {
     /// The metrics in the Prometheus text exposition format (version 0.0.4).
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
+        let routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
         header(
             &mut out,
             names::HTTP_REQUESTS,
             "counter",
             "HTTP requests answered.",
         );
-        for ((route, method, status), n) in self
-            .requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            let _ = writeln!(
-                out,
-                "{}{{route=\"{}\",method=\"{method}\",status=\"{status}\"}} {n}",
-                names::HTTP_REQUESTS,
-                escape(route)
-            );
+        for (route, stats) in routes.iter() {
+            let route = escape(route);
+            for ((method, status), n) in &stats.answers {
+                let _ = writeln!(
+                    out,
+                    "{}{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}} {n}",
+                    names::HTTP_REQUESTS,
+                );
+            }
         }
         header(
             &mut out,
@@ -184,13 +188,9 @@ impl Metrics {
             "histogram",
             "HTTP request latency in seconds.",
         );
-        for (route, h) in self
-            .latency
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
+        for (route, stats) in routes.iter() {
             let route = escape(route);
+            let h = &stats.latency;
             for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
                 let _ = writeln!(
                     out,
@@ -218,6 +218,7 @@ impl Metrics {
                 h.count
             );
         }
+        drop(routes);
         scalar(
             &mut out,
             names::OBJECTS_STORED,
