@@ -3,7 +3,7 @@
 //! A `next` token is the paging position (the collection sequence number of the last record
 //! served) authenticated with HMAC-SHA256 over everything the position is only meaningful for:
 //! the account it was issued to, the API root, the collection, the endpoint (with its object id),
-//! and a canonical form of the query's filters ([`crate::query::Filters::canonical`]). The server
+//! and a canonical form of the query's filters (`Filters::canonical` in the query module). The server
 //! keeps no paging state at all, so tokens survive restarts and work on every server process that
 //! shares the store (the key comes from `Store::secret("next-token")`).
 //!
