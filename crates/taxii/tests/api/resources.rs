@@ -150,3 +150,49 @@ async fn method_not_allowed_and_unknown_paths() {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(r.json()["http_status"], "404");
 }
+
+/// The whole stack of `kizuna_taxii::router`: authentication puts the `Principal` these handlers
+/// read, and a paged read and a write work through it.
+#[tokio::test]
+async fn through_the_full_router_with_an_api_key() {
+    use sha2::{Digest, Sha256};
+    let hub = hub();
+    let key = "kizuna-test-key-0123456789";
+    let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+    hub.store.add_api_key("writer", &digest).unwrap();
+    let state = AppState::new(hub.store.clone(), ServiceConfig::default()).unwrap();
+    let app = kizuna_taxii::router(state);
+    let send = |request: Request<Body>| {
+        let app = app.clone();
+        async move {
+            let response = app.oneshot(request).await.unwrap();
+            let status = response.status();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            (status, body)
+        }
+    };
+    let body = serde_json::to_vec(&json!({"objects": [indicator(1, 0, None)]})).unwrap();
+    let (status, _) = send(
+        Request::post(objects_url(MAIN))
+            .header(header::AUTHORIZATION, format!("Bearer {key}"))
+            .header(header::CONTENT_TYPE, TAXII_JSON)
+            .header(header::CONTENT_LENGTH, body.len())
+            .body(Body::from(body))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, body) = send(
+        Request::get(objects_url(MAIN))
+            .header(header::AUTHORIZATION, format!("Bearer {key}"))
+            .header(header::ACCEPT, TAXII_JSON)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let envelope: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(envelope["objects"][0]["id"], indicator_id(1));
+    let (status, _) = send(Request::get(objects_url(MAIN)).body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
