@@ -212,6 +212,38 @@ impl SyncEngine {
             .collect()
     }
 
+    /// Syncs every partner every `interval` until `shutdown` completes (what `kizuna serve` runs).
+    /// A round starts only after the previous one ended, so a slow partner delays the next round
+    /// instead of piling runs up; failures are logged and recorded in each partner's status.
+    pub async fn run_periodically(
+        self: Arc<Self>,
+        partners: Vec<PartnerConfig>,
+        interval: Duration,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(100)));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => return,
+                _ = ticker.tick() => {}
+            }
+            let round = self.sync_all(&partners);
+            tokio::select! {
+                () = &mut shutdown => return,
+                results = round => {
+                    for (name, result) in results {
+                        match result {
+                            Ok(report) => tracing::debug!(partner = %name, ?report, "sync round done"),
+                            Err(e) => tracing::warn!(partner = %name, error = %e, "sync failed"),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Resolves the partner's URL (discovery or API root) to an API root and its limits.
     pub async fn connect(&self, partner: &PartnerConfig) -> Result<Connection> {
         let client = TaxiiClient::new(&partner.client_config()?)?;
@@ -294,25 +326,44 @@ impl SyncEngine {
         let mut query = base(&checkpoint)?;
         let mut restarts = 0;
         loop {
-            let page = match self
-                .options
-                .retry
-                .run("objects", || {
-                    conn.client.objects(&conn.api_root, &mapping.remote, &query)
-                })
-                .await
-            {
-                Ok(p) => p,
-                // A `next` token can expire or be forgotten by a restarted partner: start again
-                // from the checkpoint, which is never past anything unstored.
-                Err(Error::Status { status, .. })
-                    if query.next.is_some() && (400..500).contains(&status) && restarts < 3 =>
+            let page = if query.next.is_none() {
+                // A query by added_after alone is idempotent: retry it as it is.
+                self.options
+                    .retry
+                    .run("objects", || {
+                        conn.client.objects(&conn.api_root, &mapping.remote, &query)
+                    })
+                    .await?
+            } else {
+                // A `next` token may be consumed by the server as it answers (medallion pops the
+                // page it serves), so retrying it after a cut response could skip a page; and it
+                // may expire or be forgotten by a restarted partner. Either way, start again from
+                // the checkpoint, which is never past anything unstored.
+                match conn
+                    .client
+                    .objects(&conn.api_root, &mapping.remote, &query)
+                    .await
                 {
-                    restarts += 1;
-                    query = base(&checkpoint)?;
-                    continue;
+                    Ok(p) => p,
+                    Err(e)
+                        if (e.is_retryable()
+                            || matches!(
+                                e,
+                                Error::Status {
+                                    status: 400..=499,
+                                    ..
+                                }
+                            ))
+                            && restarts < self.options.retry.attempts =>
+                    {
+                        restarts += 1;
+                        tracing::warn!(partner = %partner.name, error = %e, restarts, "page failed; restarting from the checkpoint");
+                        tokio::time::sleep(self.options.retry.delay(restarts)).await;
+                        query = base(&checkpoint)?;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e) => return Err(e),
             };
             report.pages += 1;
             let mut valid = Vec::new();
@@ -374,6 +425,9 @@ impl SyncEngine {
                 quarantined: &quarantined,
             })?;
             let advanced = new_checkpoint != checkpoint;
+            if advanced {
+                restarts = 0;
+            }
             checkpoint = new_checkpoint;
             match (page.more, page.next) {
                 (true, Some(next)) => query.next = Some(next),
@@ -561,9 +615,15 @@ impl SyncEngine {
                 )));
             };
             let wanted = Timestamp::parse(&ours.version).ok();
-            let versions = conn
-                .client
-                .versions(&conn.api_root, remote, &ours.id, &ObjectsQuery::default())
+            // Retried on its own: one cut connection here must not send the whole batch again.
+            let any_version = ObjectsQuery::default();
+            let versions = self
+                .options
+                .retry
+                .run("versions", || {
+                    conn.client
+                        .versions(&conn.api_root, remote, &ours.id, &any_version)
+                })
                 .await;
             let present = match versions {
                 Ok(v) => v.versions.iter().any(|s| {

@@ -30,18 +30,25 @@ pub struct EgressPolicy {
     /// The level unmarked objects are treated as.
     pub unmarked_as: Tlp,
     /// Only these object types (empty: any).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub allow_types: Vec<String>,
     /// Never these object types.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub deny_types: Vec<String>,
     /// Only objects carrying one of these labels (empty: any).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub allow_labels: Vec<String>,
     /// Never objects carrying one of these labels.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub deny_labels: Vec<String>,
     /// Only objects from these local collections, by id or alias (empty: any).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub allow_collections: Vec<String>,
     /// Never objects from these local collections, by id or alias.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub deny_collections: Vec<String>,
     /// How allowed objects are rewritten before they leave.
+    #[serde(skip_serializing_if = "Redaction::is_default")]
     pub redaction: Redaction,
 }
 
@@ -73,10 +80,15 @@ pub struct Redaction {
     pub hash_email_addresses: bool,
     /// Prefixed to each address before hashing, so that a partner cannot confirm a guess without
     /// it. Empty: plain SHA-256 of the lower-cased address.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub email_hash_salt: String,
 }
 
 impl Redaction {
+    fn is_default(&self) -> bool {
+        *self == Redaction::default()
+    }
+
     /// Whether this redaction changes anything at all.
     pub fn is_active(&self) -> bool {
         self.drop_custom_properties || self.hash_email_addresses

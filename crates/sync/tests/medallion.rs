@@ -620,3 +620,193 @@ async fn engine_pulls_from_and_pushes_to_medallion() {
     let status = db.status("medallion").unwrap();
     assert!(status.last_error.is_none() && status.last_success.is_some());
 }
+
+/// A TCP proxy in front of `upstream` that cuts every `cut_every`-th connection in the middle of
+/// the response (after forwarding `keep` bytes of it). Returns its port and the connection count.
+async fn cutting_proxy(
+    upstream: u16,
+    cut_every: u32,
+    keep: usize,
+) -> (u16, Arc<std::sync::atomic::AtomicU32>) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = Arc::new(AtomicU32::new(0));
+    let counter = count.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else {
+                return;
+            };
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let Ok(mut server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                else {
+                    return;
+                };
+                if n % cut_every != cut_every - 1 {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    return;
+                }
+                let (mut cr, mut cw) = client.split();
+                let (mut sr, mut sw) = server.split();
+                let upload = async {
+                    let _ = tokio::io::copy(&mut cr, &mut sw).await;
+                };
+                let download = async {
+                    let mut buf = vec![0u8; keep];
+                    let mut sent = 0;
+                    while sent < keep {
+                        match sr.read(&mut buf[sent..]).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(k) => {
+                                if cw.write_all(&buf[sent..sent + k]).await.is_err() {
+                                    break;
+                                }
+                                sent += k;
+                            }
+                        }
+                    }
+                };
+                // The download side ends first (after `keep` bytes); dropping both halves cuts
+                // the connection mid-response.
+                tokio::select! {
+                    () = upload => {}
+                    () = download => {}
+                }
+            });
+        }
+    });
+    (port, count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_recovers_from_connections_cut_mid_response() {
+    let m = Medallion::start(2000, 5);
+    let c = client();
+    let root = base_url(&m.url("/api1/")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = local_store(dir.path());
+    let db = Arc::new(SyncDb::open(dir.path()).unwrap());
+    let options = SyncOptions {
+        retry: kizuna_sync::retry::RetryPolicy {
+            attempts: 10,
+            base: Duration::from_millis(10),
+            max: Duration::from_millis(100),
+        },
+        status_poll_interval: Duration::from_millis(20),
+        ..Default::default()
+    };
+    let engine = SyncEngine::new(store.clone(), db.clone(), options);
+
+    let remote: Vec<String> = (300..317)
+        .map(|n| indicator(n, "2026-01-01T00:00:00.000Z", Some(Tlp::Green)).to_string())
+        .collect();
+    for chunk in remote.chunks(5) {
+        let texts: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        c.add_objects(&root, COLL_PULL, &texts).await.unwrap();
+    }
+    let mut local: Vec<Value> = (400..412)
+        .map(|n| indicator(n, "2026-01-01T00:00:00.000Z", Some(Tlp::Green)))
+        .collect();
+    local.push(indicator(412, "2026-01-01T00:00:00.000Z", Some(Tlp::Red)));
+    local.push(indicator(
+        413,
+        "2026-01-01T00:00:00.000Z",
+        Some(Tlp::AmberStrict),
+    ));
+    add_local(&store, "shared", &local);
+
+    // Every third connection is cut 100 bytes into the response.
+    let (proxy, connections) = cutting_proxy(m.port, 3, 100).await;
+    let mut p = partner(&m, "flaky", dir.path());
+    // The API root directly: the discovery would name medallion's own origin, which is refused.
+    p.url = format!("http://127.0.0.1:{proxy}/api1/");
+    let report = engine.sync_partner(&p).await.unwrap();
+    assert!(
+        connections.load(std::sync::atomic::Ordering::SeqCst) >= 3,
+        "the proxy cut at least one connection"
+    );
+
+    // Pull: every remote version stored exactly once.
+    let inbox = store.collection("hub", "inbox").unwrap().unwrap().as_ref();
+    let all = ObjectQuery {
+        limit: 1000,
+        versions: VersionFilter::All,
+        clearance: Tlp::Red,
+        unmarked_as: Tlp::Red,
+        ..Default::default()
+    };
+    let got = store.objects(&inbox, &all).unwrap().records;
+    assert_eq!(got.len(), 17, "{report:?}");
+    let mut ids: Vec<&str> = got.iter().map(|r| r.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 17);
+
+    // Push: every allowed version at the partner exactly once, nothing forbidden.
+    let (at_partner, _) = read_all(&c, &root, COLL_RW, 5).await;
+    assert_eq!(at_partner.len(), 12, "{report:?}");
+    let mut ids: Vec<&str> = at_partner.iter().filter_map(|o| o["id"].as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 12);
+    for o in &at_partner {
+        assert_eq!(kizuna_stix::effective_tlp(o), Some(Tlp::Green), "{o}");
+    }
+    let v = verify(db.as_ref(), None).unwrap();
+    assert!(v.is_intact());
+    assert!(v.records >= 12, "every send recorded, re-sends included");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partner_down_fails_the_run_and_commits_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = local_store(dir.path());
+    let db = Arc::new(SyncDb::open(dir.path()).unwrap());
+    add_local(
+        &store,
+        "shared",
+        &[indicator(500, "2026-01-01T00:00:00.000Z", Some(Tlp::Green))],
+    );
+    let options = SyncOptions {
+        retry: kizuna_sync::retry::RetryPolicy {
+            attempts: 3,
+            base: Duration::from_millis(10),
+            max: Duration::from_millis(20),
+        },
+        ..Default::default()
+    };
+    let engine = SyncEngine::new(store.clone(), db.clone(), options);
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, PASSWORD).unwrap();
+    let mut p = PartnerConfig::new("down", format!("http://127.0.0.1:{port}/taxii2/"));
+    p.danger_plaintext_http = true;
+    p.auth = AuthConfig {
+        username: Some(USER.into()),
+        password_file: Some(pw),
+        ..Default::default()
+    };
+    p.push.push(PushMapping {
+        local: "shared".into(),
+        remote: COLL_RW.into(),
+        local_api_root: None,
+    });
+    let e = engine.sync_partner(&p).await.unwrap_err();
+    assert!(matches!(e, Error::Transport(_)), "{e}");
+    let status = db.status("down").unwrap();
+    assert!(status.last_error.unwrap().contains("transport"));
+    assert!(status.last_success.is_none());
+    assert_eq!(
+        db.watermark("down", "6d1e3f57-8c3a-4b37-9b8e-0e5f0b2f7a02", COLL_RW)
+            .unwrap(),
+        None
+    );
+    assert!(verify(db.as_ref(), None).unwrap().head.is_none());
+}
