@@ -359,3 +359,79 @@ async fn idle_connections_are_closed() {
     }
     hub.assert_serving().await;
 }
+
+/// Sends raw HTTP/1.1 bytes over TLS and returns everything the server answers until it closes
+/// or `wait` passes.
+async fn raw_exchange(hub: &Hub, parts: &[&[u8]], wait: Duration) -> String {
+    let mut tls = handshake(
+        &hub,
+        common::client_tls(&hub.cert_path(), None, &[b"http/1.1"]),
+    )
+    .await
+    .unwrap();
+    for part in parts {
+        tls.write_all(part).await.unwrap();
+        tls.flush().await.unwrap();
+    }
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(wait, tls.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+fn basic_alice() -> String {
+    use base64::Engine as _;
+    let token =
+        base64::engine::general_purpose::STANDARD.encode(format!("alice:{}", common::PASSWORD));
+    format!("Authorization: Basic {token}\r\n")
+}
+
+/// A client that declares a body and then stalls gets an error at the request deadline instead
+/// of holding its connection and a handler forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_body_upload_times_out() {
+    let hub = Hub::start_with(|_| {}, |c| c.request_timeout = Duration::from_millis(500)).await;
+    let head = format!(
+        "POST /{}/collections/{}/objects/ HTTP/1.1\r\nHost: localhost\r\n{}\
+         Content-Type: application/taxii+json;version=2.1\r\n\
+         Accept: application/taxii+json;version=2.1\r\nContent-Length: 1000\r\n\r\n{{\"obj",
+        common::ROOT,
+        common::COLLECTION,
+        basic_alice()
+    );
+    let started = std::time::Instant::now();
+    let answer = raw_exchange(&hub, &[head.as_bytes()], Duration::from_secs(20)).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("did not complete"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    hub.assert_serving().await;
+}
+
+/// A chunked body (no Content-Length) is cut off as soon as it crosses the API root's limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_body_over_the_limit_gets_413() {
+    let hub = Hub::start().await;
+    let head = format!(
+        "POST /{}/collections/{}/objects/ HTTP/1.1\r\nHost: localhost\r\n{}\
+         Content-Type: application/taxii+json;version=2.1\r\n\
+         Accept: application/taxii+json;version=2.1\r\nTransfer-Encoding: chunked\r\n\
+         Connection: close\r\n\r\n",
+        common::SMALL_ROOT,
+        common::COLLECTION,
+        basic_alice()
+    );
+    let chunk = format!("{:x}\r\n{}\r\n", 800, " ".repeat(800));
+    let answer = raw_exchange(
+        &hub,
+        &[
+            head.as_bytes(),
+            chunk.as_bytes(),
+            chunk.as_bytes(),
+            b"0\r\n\r\n",
+        ],
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("max_content_length"), "{answer}");
+    hub.assert_serving().await;
+}
