@@ -364,7 +364,7 @@ async fn idle_connections_are_closed() {
 /// or `wait` passes.
 async fn raw_exchange(hub: &Hub, parts: &[&[u8]], wait: Duration) -> String {
     let mut tls = handshake(
-        &hub,
+        hub,
         common::client_tls(&hub.cert_path(), None, &[b"http/1.1"]),
     )
     .await
