@@ -276,8 +276,8 @@ pub async fn get_versions(
     Ok(response)
 }
 
-/// Most versions of one object a single DELETE considers.
-const DELETE_SCAN_LIMIT: usize = 100_000;
+/// Versions read per store call while a DELETE checks what it would touch.
+const DELETE_SCAN_PAGE: usize = 1000;
 
 /// `DELETE /{api-root}/collections/{id}/objects/{object-id}/`: 200 with an empty body when
 /// versions were deleted, 404 when none matched.
@@ -293,18 +293,34 @@ pub async fn delete_object(
         let collection =
             super::collection(&state, &caller, &api_root, &collection, Need::ReadWrite)?;
         let coll = collection.as_ref();
-        let mut query =
-            filters.object_query(Tlp::Red, state.config.unmarked_as, None, DELETE_SCAN_LIMIT);
+        // Every matching version, whatever its marking, page by page: the caller must be cleared
+        // for all of them.
+        let clearance = caller.0.account.tlp_clearance;
+        let unmarked_as = state.config.unmarked_as;
+        let mut query = filters.object_query(Tlp::Red, unmarked_as, None, DELETE_SCAN_PAGE);
         query.ids = vec![object_id.clone()];
-        let every = state.store.objects(&coll, &query)?.records.len();
-        query.clearance = caller.0.account.tlp_clearance;
-        let visible = state.store.objects(&coll, &query)?.records.len();
+        let (mut visible, mut hidden) = (0usize, 0usize);
+        loop {
+            let page = state.store.objects(&coll, &query)?;
+            for record in &page.records {
+                if record.tlp.unwrap_or(unmarked_as) <= clearance {
+                    visible += 1;
+                } else {
+                    hidden += 1;
+                }
+            }
+            match page.records.last() {
+                Some(last) if page.more => query.after_seq = Some(last.seq),
+                _ => break,
+            }
+        }
+        query.after_seq = None;
         if visible == 0 {
             return Err(ApiError::not_found(
                 "no version of this object matches in this collection",
             ));
         }
-        if visible < every {
+        if hidden > 0 {
             return Err(ApiError::forbidden(
                 "some matching versions are above this account's TLP clearance",
             ));

@@ -335,6 +335,26 @@ async fn delete_cannot_touch_what_the_writer_may_not_read() {
         StatusCode::NOT_FOUND
     );
     assert_eq!(hub.get("admin", &url).await.status, StatusCode::OK);
+
+    // An object with one version the writer may read and one it may not.
+    hub.post_objects(
+        MAIN,
+        &[
+            indicator(2, 0, Some(Tlp::Green)),
+            indicator(2, 1, Some(Tlp::Red)),
+        ],
+    )
+    .await;
+    let url = format!("{}{}/", objects_url(MAIN), indicator_id(2));
+    assert_eq!(
+        hub.delete("reader", &url).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let green = format!("{url}?match[version]=2024-01-01T00:00:00.000Z");
+    assert_eq!(hub.delete("reader", &green).await.status, StatusCode::OK);
+    let left = hub.get("admin", &format!("{url}?match[version]=all")).await;
+    assert_eq!(left.objects().len(), 1);
+    assert_eq!(left.objects()[0]["modified"], "2024-01-01T00:00:01.000Z");
 }
 
 /// Envelopes large enough to be validated on several threads keep their order and verdicts.
