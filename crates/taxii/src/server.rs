@@ -259,10 +259,12 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         };
         let status = response.status().as_u16();
         tracing::Span::current().record("status", status);
-        tracing::debug!(
-            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "request finished"
-        );
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        if status >= 500 {
+            tracing::warn!(elapsed_ms, "request failed");
+        } else {
+            tracing::debug!(elapsed_ms, "request finished");
+        }
         response
     }
     .instrument(span)
