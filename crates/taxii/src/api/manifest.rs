@@ -66,6 +66,6 @@ pub async fn get_manifest(
             .collect(),
     };
     let mut response = json_response(StatusCode::OK, &resource);
-    date_added_headers(&mut response, &page.records);
+    date_added_headers(&mut response, &page.records, page.empty_mark);
     Ok(response)
 }

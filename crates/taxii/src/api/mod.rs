@@ -228,16 +228,23 @@ pub const DATE_ADDED_FIRST: &str = "x-taxii-date-added-first";
 /// Name of the header with the `date_added` of the last record of a response (§3.2).
 pub const DATE_ADDED_LAST: &str = "x-taxii-date-added-last";
 
-/// Adds `X-TAXII-Date-Added-First/Last` for a page of records. An empty page has no first or
-/// last record, and then the headers are left out (a timestamp is the only value they may take).
-pub(crate) fn date_added_headers(response: &mut Response, records: &[ObjectRecord]) {
-    let (Some(first), Some(last)) = (records.first(), records.last()) else {
-        return;
+/// Adds `X-TAXII-Date-Added-First/Last` for a page of records (§3.2: every 200 of objects,
+/// object, versions and manifest carries them).
+///
+/// A page without records has no first or last `date_added`; both headers then carry
+/// `empty_mark`: the request's `added_after` when it had one, else the earliest timestamp. A client
+/// that pages by `added_after` from `X-TAXII-Date-Added-Last` thus stays where it was and misses
+/// nothing.
+pub(crate) fn date_added_headers(
+    response: &mut Response,
+    records: &[ObjectRecord],
+    empty_mark: Timestamp,
+) {
+    let (first, last) = match (records.first(), records.last()) {
+        (Some(first), Some(last)) => (first.date_added, last.date_added),
+        _ => (empty_mark, empty_mark),
     };
-    for (name, t) in [
-        (DATE_ADDED_FIRST, first.date_added),
-        (DATE_ADDED_LAST, last.date_added),
-    ] {
+    for (name, t) in [(DATE_ADDED_FIRST, first), (DATE_ADDED_LAST, last)] {
         if let Ok(value) = HeaderValue::from_str(&taxii_timestamp(t)) {
             response
                 .headers_mut()

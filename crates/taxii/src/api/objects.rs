@@ -15,8 +15,9 @@
 //!   deleted in between (§3.5).
 //! - Get an Object takes `match[version]` and `match[spec_version]` (§5.6); `match[id]` and
 //!   `match[type]` are ignored there. Versions takes `match[spec_version]` only.
-//! - The `X-TAXII-Date-Added-First/Last` headers are left out of a response without records:
-//!   there is no first or last record whose `date_added` they could carry.
+//! - A response without records still carries `X-TAXII-Date-Added-First/Last` (§3.2 says every
+//!   200 does): both are the request's `added_after`, or the earliest timestamp without one, so
+//!   that paging by `added_after` neither skips nor restarts.
 //! - Delete without `match[version]` deletes every version of the object. A delete that would
 //!   touch a version above the caller's clearance is refused (403) unless no matching version is
 //!   visible at all (404): a writer can neither delete nor learn of what it may not read.
@@ -56,6 +57,8 @@ pub(crate) struct Page {
     pub records: Vec<ObjectRecord>,
     pub more: bool,
     pub next: Option<String>,
+    /// What the date-added headers say when there are no records.
+    pub empty_mark: Timestamp,
 }
 
 fn endpoint_label(endpoint: Endpoint, object_id: Option<&str>) -> String {
@@ -148,6 +151,7 @@ pub(crate) fn load_page(
             records: page.records,
             more: page.more,
             next,
+            empty_mark: request.filters.added_after.unwrap_or(Timestamp::MIN),
         },
     ))
 }
@@ -184,7 +188,7 @@ pub(crate) fn envelope(page: &Page) -> Vec<u8> {
 
 fn envelope_response(page: &Page) -> Response {
     let mut response = taxii_response(StatusCode::OK, envelope(page));
-    date_added_headers(&mut response, &page.records);
+    date_added_headers(&mut response, &page.records, page.empty_mark);
     response
 }
 
@@ -272,7 +276,7 @@ pub async fn get_versions(
         versions: page.records.iter().map(|r| r.version.to_string()).collect(),
     };
     let mut response = super::json_response(StatusCode::OK, &resource);
-    date_added_headers(&mut response, &page.records);
+    date_added_headers(&mut response, &page.records, page.empty_mark);
     Ok(response)
 }
 

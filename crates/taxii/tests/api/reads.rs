@@ -92,6 +92,25 @@ async fn filters_on_objects() {
     let spec20 = hub.get("reader", &q("match[spec_version]=2.0")).await;
     assert!(spec20.ids().is_empty());
     assert_eq!(spec20.json()["more"], false);
+    // An empty page still carries the date-added headers.
+    assert_eq!(
+        spec20.header("x-taxii-date-added-first"),
+        Some("0001-01-01T00:00:00.000000Z")
+    );
+    assert_eq!(
+        spec20.header("x-taxii-date-added-last"),
+        Some("0001-01-01T00:00:00.000000Z")
+    );
+    let none_after = hub
+        .get(
+            "reader",
+            &q("match[spec_version]=2.0&added_after=2030-01-01T00:00:00Z"),
+        )
+        .await;
+    assert_eq!(
+        none_after.header("x-taxii-date-added-last"),
+        Some("2030-01-01T00:00:00.000000Z")
+    );
 
     // added_after: strictly after the first POST's date_added.
     let first_added = r.header("x-taxii-date-added-first").unwrap().to_owned();
