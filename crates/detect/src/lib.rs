@@ -53,7 +53,7 @@ mod objects;
 mod zip;
 
 pub use error::Error;
-pub use logs::{LogFormat, LogSource};
+pub use logs::{LogFormat, LogSource, map_json_line};
 pub use mail::{MailLimits, MailOptions, MailSource, scan_message};
 pub use matcher::{Hit, IndicatorSet, LoadReport};
 

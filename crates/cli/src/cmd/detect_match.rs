@@ -278,10 +278,11 @@ fn write_in_order(done: Receiver<Done>, bar: &ProgressBar) -> anyhow::Result<Tot
             ));
         }
     }
-    if !closed && let Err(e) = out.flush() {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            return Err(e.into());
-        }
+    if !closed
+        && let Err(e) = out.flush()
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        return Err(e.into());
     }
     Ok(totals)
 }

@@ -119,39 +119,60 @@ impl LogSource {
         self.line_no = 0;
         Ok(())
     }
+}
 
-    fn map_line(&self, text: &str, source: &str, input: &Input) -> Result<Observation, String> {
-        let obj = if self.format == LogFormat::Zeek && !text.starts_with('{') {
-            let fields = input
-                .zeek_fields
-                .as_deref()
-                .ok_or("not JSON, and no #fields header came before it for Zeek TSV")?;
-            zeek::tsv_record(fields, text)
-        } else {
-            let value: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
-            let Value::Object(obj) = value else {
-                return Err("not a JSON object".into());
-            };
-            obj
+/// Maps one JSON log line of `format` named `source` (`PATH:LINE`) on its own: the stateless
+/// half of [`LogSource`], for callers that read lines themselves and map them on several
+/// threads. `now` is the observed-data's `created` time and the observation time of lines
+/// without one. Zeek TSV needs its `#fields` header and is read through [`LogSource`] only.
+pub fn map_json_line(
+    format: LogFormat,
+    text: &str,
+    source: &str,
+    now: Timestamp,
+) -> Result<Observation, Error> {
+    map_line(format, now, text, source, None, None).map_err(|reason| Error::BadLine {
+        source_name: source.to_owned(),
+        reason,
+    })
+}
+
+fn map_line(
+    format: LogFormat,
+    now: Timestamp,
+    text: &str,
+    source: &str,
+    zeek_path: Option<&str>,
+    zeek_fields: Option<&[String]>,
+) -> Result<Observation, String> {
+    let obj = if format == LogFormat::Zeek && !text.starts_with('{') {
+        let fields =
+            zeek_fields.ok_or("not JSON, and no #fields header came before it for Zeek TSV")?;
+        zeek::tsv_record(fields, text)
+    } else {
+        let value: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+        let Value::Object(obj) = value else {
+            return Err("not a JSON object".into());
         };
-        if self.format == LogFormat::Stix {
-            return stix_line(obj, source);
-        }
-        let mapped = match self.format {
-            LogFormat::Zeek => zeek::map(&obj, input.zeek_path.as_deref())?,
-            _ => suricata::map(&obj)?,
-        };
-        if mapped.set.is_empty() {
-            return Err("no observables in this line".into());
-        }
-        let first = mapped.first.unwrap_or(self.now);
-        let last = mapped.last.unwrap_or(first);
-        Ok(Observation {
-            source: source.to_owned(),
-            bundle: mapped.set.into_bundle(source, first, last, self.now),
-            notes: Vec::new(),
-        })
+        obj
+    };
+    if format == LogFormat::Stix {
+        return stix_line(obj, source);
     }
+    let mapped = match format {
+        LogFormat::Zeek => zeek::map(&obj, zeek_path)?,
+        _ => suricata::map(&obj)?,
+    };
+    if mapped.set.is_empty() {
+        return Err("no observables in this line".into());
+    }
+    let first = mapped.first.unwrap_or(now);
+    let last = mapped.last.unwrap_or(first);
+    Ok(Observation {
+        source: source.to_owned(),
+        bundle: mapped.set.into_bundle(source, first, last, now),
+        notes: Vec::new(),
+    })
 }
 
 /// The Zeek log type a file name implies: `conn.log`, `dns.2024-01-01.00:00:00.log` → `dns`.
@@ -253,11 +274,18 @@ impl Iterator for LogSource {
                 continue;
             };
             return Some(
-                self.map_line(text, &source, input)
-                    .map_err(|reason| Error::BadLine {
-                        source_name: source,
-                        reason,
-                    }),
+                map_line(
+                    self.format,
+                    self.now,
+                    text,
+                    &source,
+                    input.zeek_path.as_deref(),
+                    input.zeek_fields.as_deref(),
+                )
+                .map_err(|reason| Error::BadLine {
+                    source_name: source,
+                    reason,
+                }),
             );
         }
     }

@@ -218,3 +218,32 @@ fn overlong_and_garbage_lines_are_skipped_not_fatal() {
     );
     assert_eq!(got[2].as_ref().unwrap().source, "big:3");
 }
+
+#[test]
+fn map_json_line_is_log_source_line_by_line() {
+    let path = dir().join("suricata/eve.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let name = path.display().to_string();
+    let from_source: Vec<_> = LogSource::new(LogFormat::Suricata, [path], now()).collect();
+    let by_line: Vec<_> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            kizuna_detect::map_json_line(
+                LogFormat::Suricata,
+                l,
+                &format!("{name}:{}", i + 1),
+                now(),
+            )
+        })
+        .collect();
+    assert_eq!(from_source.len(), by_line.len());
+    for (a, b) in from_source.iter().zip(&by_line) {
+        match (a, b) {
+            (Ok(a), Ok(b)) => assert_eq!((&a.source, &a.bundle), (&b.source, &b.bundle)),
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+            _ => panic!("{a:?} vs {b:?}"),
+        }
+    }
+}
