@@ -380,6 +380,41 @@ impl SyncDb {
         })
     }
 
+    /// Where each pull and push mapping of a partner stands.
+    pub fn positions(&self, partner: &str) -> Result<Positions> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT remote_collection, local_collection, date_added_last, updated
+                 FROM pull_checkpoint WHERE partner = ?1 ORDER BY remote_collection, local_collection",
+            )?;
+            let pulls = st
+                .query_map(params![partner], |r| {
+                    Ok(PullPosition {
+                        remote: r.get(0)?,
+                        local: r.get(1)?,
+                        date_added_last: r.get(2)?,
+                        updated: r.get(3)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut st = c.prepare(
+                "SELECT local_collection, remote_collection, seq, updated
+                 FROM push_watermark WHERE partner = ?1 ORDER BY local_collection, remote_collection",
+            )?;
+            let pushes = st
+                .query_map(params![partner], |r| {
+                    Ok(PushPosition {
+                        local: r.get(0)?,
+                        remote: r.get(1)?,
+                        seq: r.get(2)?,
+                        updated: r.get(3)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Positions { pulls, pushes })
+        })
+    }
+
     /// Ledger records sent to one partner, after `after`, at most `limit`.
     pub fn ledger_for(&self, partner: &str, after: u64, limit: usize) -> Result<Vec<LedgerRecord>> {
         self.with(|c| {
@@ -391,6 +426,41 @@ impl SyncDb {
             rows.collect()
         })
     }
+}
+
+/// Where a partner's mappings stand ([`SyncDb::positions`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Positions {
+    /// Pull checkpoints.
+    pub pulls: Vec<PullPosition>,
+    /// Push watermarks.
+    pub pushes: Vec<PushPosition>,
+}
+
+/// A pull checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PullPosition {
+    /// Remote collection id.
+    pub remote: String,
+    /// Local collection id.
+    pub local: String,
+    /// `X-TAXII-Date-Added-Last` of the last page stored.
+    pub date_added_last: String,
+    /// When it was stored.
+    pub updated: String,
+}
+
+/// A push watermark.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PushPosition {
+    /// Local collection id.
+    pub local: String,
+    /// Remote collection id.
+    pub remote: String,
+    /// Position in the local collection's sequence pushed up to.
+    pub seq: i64,
+    /// When it advanced.
+    pub updated: String,
 }
 
 /// What one stored pull page changes in the sync database.
@@ -618,6 +688,9 @@ mod tests {
         }
         let db = SyncDb::open(dir.path()).unwrap();
         assert_eq!(db.watermark("dod", "l", "r").unwrap(), Some(9));
+        let pos = db.positions("dod").unwrap();
+        assert_eq!((pos.pushes.len(), pos.pushes[0].seq), (1, 9));
+        assert!(pos.pulls.is_empty());
         assert_eq!(db.status("dod").unwrap().pushed, 2);
         assert!(verify(&db, None).unwrap().is_intact());
         assert_eq!(db.ledger_for("dod", 0, 10).unwrap().len(), 2);

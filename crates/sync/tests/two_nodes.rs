@@ -213,25 +213,50 @@ async fn two_hubs_share_what_policy_allows_and_nothing_else() {
         "AMBER (not a client), AMBER+STRICT, RED, unmarked"
     );
 
-    // An update arrives as a new version.
+    // An update arrives as a new version, and so does a revocation.
+    let mut revoked = object("indicator", 7, "2026-03-01T00:00:00.000Z", Some(Tlp::Green));
+    revoked["revoked"] = json!(true);
     add(
         &modh.store,
         "shared",
-        &[object(
-            "indicator",
-            2,
-            "2026-02-01T00:00:00.000Z",
-            Some(Tlp::Green),
-        )],
+        &[
+            object("indicator", 2, "2026-02-01T00:00:00.000Z", Some(Tlp::Green)),
+            revoked,
+        ],
     );
     let r = mod_engine.sync_partner(&mod_to_dod).await.unwrap();
-    assert_eq!(r.pushes[0].1.sent, 1);
+    assert_eq!(r.pushes[0].1.sent, 2);
 
     let at_dod = everything(&dod.store, "inbox");
     assert_eq!(
         at_dod.len(),
-        4,
-        "three objects, one of them in two versions"
+        5,
+        "three objects, two of them in two versions"
+    );
+    let inbox = dod
+        .store
+        .collection("hub", "inbox")
+        .unwrap()
+        .unwrap()
+        .as_ref();
+    let latest_7 = dod
+        .store
+        .objects(
+            &inbox,
+            &ObjectQuery {
+                ids: vec![objects[6]["id"].as_str().unwrap().to_owned()],
+                limit: 10,
+                clearance: Tlp::Red,
+                unmarked_as: Tlp::Red,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .records;
+    assert_eq!(latest_7.len(), 1);
+    assert!(
+        latest_7[0].json.contains("\"revoked\":true"),
+        "the revocation is the newest version"
     );
     for o in &at_dod {
         let tlp = effective_tlp(o);
@@ -265,7 +290,7 @@ async fn two_hubs_share_what_policy_allows_and_nothing_else() {
     // Every object mod sent is in its ledger, and the ledger is intact.
     let v = verify(mod_db.as_ref(), None).unwrap();
     assert!(v.is_intact(), "{:?}", v.problems);
-    assert_eq!(v.records, 4);
+    assert_eq!(v.records, 5);
 
     // Nothing new: a further run sends and stores nothing.
     let r = mod_engine.sync_partner(&mod_to_dod).await.unwrap();

@@ -173,8 +173,9 @@ pub fn run(config: &Config, config_path: Option<&Path>, cmd: PartnerCommand) -> 
             let db = SyncDb::open(&config.data)?;
             let status = db.status(&p.name)?;
             let quarantined = db.quarantined(&p.name, quarantine)?;
+            let positions = db.positions(&p.name)?;
             if json {
-                let v = serde_json::json!({"partner": p, "status": status, "quarantined": quarantined});
+                let v = serde_json::json!({"partner": p, "status": status, "positions": positions, "quarantined": quarantined});
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 println!("{}", toml::to_string(&p)?.trim_end());
@@ -186,6 +187,18 @@ pub fn run(config: &Config, config_path: Option<&Path>, cmd: PartnerCommand) -> 
                     "pulled {} / pushed {} / quarantined {} object versions",
                     status.pulled, status.pushed, status.quarantined
                 );
+                for c in &positions.pulls {
+                    println!(
+                        "pull {} -> {}: up to date_added {} (as of {})",
+                        c.remote, c.local, c.date_added_last, c.updated
+                    );
+                }
+                for w in &positions.pushes {
+                    println!(
+                        "push {} -> {}: up to local position {} (as of {})",
+                        w.local, w.remote, w.seq, w.updated
+                    );
+                }
                 for q in quarantined {
                     println!(
                         "quarantined {} {} from {}: {}",
