@@ -110,6 +110,7 @@ def plain_utf8():
         "Date: Mon, 1 Apr 2024 18:30:00 +0900\r\n"
         "Message-ID: <minutes-42@example.org>\r\n"
         "X-Mailer: Kizuna Test 1.0\r\n"
+        "X-Originating-IP: [203.0.113.77]\r\n"
         "MIME-Version: 1.0\r\n"
         "Content-Type: text/plain; charset=UTF-8\r\n"
         "Content-Transfer-Encoding: 8bit\r\n\r\n"

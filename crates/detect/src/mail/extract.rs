@@ -170,6 +170,17 @@ impl<'l> Extractor<'l> {
     }
 
     fn url(&mut self, url: String) {
+        if self.urls_seen.len() >= self.limits.max_urls {
+            if self.urls_seen.len() == self.limits.max_urls {
+                // Noted once; the sentinel keeps the count past the limit.
+                self.notes.push(format!(
+                    "more than {} distinct URLs: the rest are left out",
+                    self.limits.max_urls
+                ));
+                self.urls_seen.insert(String::new());
+            }
+            return;
+        }
         if self.urls_seen.insert(url.clone()) {
             if let Some(h) = urls::host(&url) {
                 self.set.add_host(h);
@@ -253,6 +264,11 @@ impl<'l> Extractor<'l> {
                     received.push(Value::String(line));
                 }
                 _ => {
+                    if is_client_ip_header(&name) {
+                        for ip in super::received_ips(&unfold(raw_value)) {
+                            self.set.add_ip(ip);
+                        }
+                    }
                     if h.name == HeaderName::ReplyTo {
                         self.addresses(&h.value, raw_value, charset, label);
                     }
@@ -609,6 +625,18 @@ fn decode_base64(raw: &[u8]) -> (Cow<'static, [u8]>, bool) {
         _ => {}
     }
     (Cow::Owned(out), n != 0 && !padded)
+}
+
+/// Headers in which webmail and relays record the sending client's address.
+fn is_client_ip_header(name: &str) -> bool {
+    [
+        "X-Originating-IP",
+        "X-Sender-IP",
+        "X-Forwarded-For",
+        "X-Real-IP",
+    ]
+    .iter()
+    .any(|h| name.eq_ignore_ascii_case(h))
 }
 
 /// STIX dictionary keys: ASCII letters, digits, `-` and `_`, at most 250 characters.

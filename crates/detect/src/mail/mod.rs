@@ -33,8 +33,10 @@ pub struct MailLimits {
     pub max_member_bytes: u64,
     /// Expanded ZIP bytes per message, all archives together.
     pub max_expanded_bytes: u64,
-    /// Text kept per body (the rest is still scanned for nothing; bodies are cut).
+    /// Text kept per body in the email-message (URLs are still looked for in all of it).
     pub max_body_bytes: usize,
+    /// Distinct URLs taken from one message: a message stuffed with links stops adding them.
+    pub max_urls: usize,
 }
 
 impl Default for MailLimits {
@@ -46,6 +48,7 @@ impl Default for MailLimits {
             max_member_bytes: 32 << 20,
             max_expanded_bytes: 128 << 20,
             max_body_bytes: 1 << 20,
+            max_urls: 10_000,
         }
     }
 }

@@ -363,3 +363,18 @@ fn json_line_is_to_json() {
         assert!(parsed["notes"].is_array());
     }
 }
+
+#[test]
+fn a_message_stuffed_with_links_stops_at_the_url_limit() {
+    let mut raw = b"From: a@example.org\r\nSubject: links\r\n\r\n".to_vec();
+    for i in 0..50 {
+        raw.extend_from_slice(format!("http://l{i}.example.com/\r\n").as_bytes());
+    }
+    let mut opts = options();
+    opts.limits.max_urls = 10;
+    let obs = scan_message(&raw, "links.eml", &opts).unwrap();
+    let urls = objects(&obs).iter().filter(|o| o["type"] == "url").count();
+    assert_eq!(urls, 10);
+    assert_eq!(obs.notes.len(), 1, "{:?}", obs.notes);
+    assert!(obs.notes[0].contains("more than 10 distinct URLs"));
+}
