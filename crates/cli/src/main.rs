@@ -61,6 +61,8 @@ enum Command {
     /// Sensors: extract STIX observables from mail and network logs and match indicators.
     #[command(subcommand)]
     Scan(cmd::scan::ScanCommand),
+    /// Bulk matching: indicators against a stream of observations, hits as STIX sightings.
+    Match(cmd::detect_match::MatchArgs),
 }
 
 fn main() -> ExitCode {
@@ -90,6 +92,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(args) => cmd::audit::run(&config, args),
         Command::Pattern(c) => cmd::pattern::run(c),
         Command::Scan(c) => cmd::scan::run(c),
+        Command::Match(args) => cmd::detect_match::run(args),
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod account;
 pub mod audit;
 pub mod collection;
+pub mod detect_match;
 pub mod export;
 pub mod import;
 pub mod pattern;
