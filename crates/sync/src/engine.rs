@@ -315,25 +315,38 @@ impl SyncEngine {
         let mut checkpoint = self
             .db
             .checkpoint(&partner.name, &mapping.remote, &local.id)?;
-        let base = |checkpoint: &Option<String>| -> Result<ObjectsQuery> {
+        let mut page_size = partner.page_size;
+        let base = |checkpoint: &Option<String>, page_size: usize| -> Result<ObjectsQuery> {
             Ok(ObjectsQuery {
                 added_after: checkpoint.as_deref().map(reread_from).transpose()?,
-                limit: Some(partner.page_size),
+                limit: Some(page_size),
                 versions: vec!["all".to_owned()],
                 ..Default::default()
             })
         };
-        let mut query = base(&checkpoint)?;
+        let mut query = base(&checkpoint, page_size)?;
         let mut restarts = 0;
         loop {
             let page = if query.next.is_none() {
                 // A query by added_after alone is idempotent: retry it as it is.
-                self.options
+                match self
+                    .options
                     .retry
                     .run("objects", || {
                         conn.client.objects(&conn.api_root, &mapping.remote, &query)
                     })
-                    .await?
+                    .await
+                {
+                    Ok(p) => p,
+                    // A page over the response cap: ask for smaller ones, down to one object.
+                    Err(Error::TooLarge { .. }) if page_size > 1 => {
+                        page_size /= 2;
+                        tracing::warn!(partner = %partner.name, page_size, "page too large; asking for smaller pages");
+                        query = base(&checkpoint, page_size)?;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
             } else {
                 // A `next` token may be consumed by the server as it answers (medallion pops the
                 // page it serves), so retrying it after a cut response could skip a page; and it
@@ -345,6 +358,12 @@ impl SyncEngine {
                     .await
                 {
                     Ok(p) => p,
+                    Err(Error::TooLarge { .. }) if page_size > 1 => {
+                        page_size /= 2;
+                        tracing::warn!(partner = %partner.name, page_size, "page too large; asking for smaller pages");
+                        query = base(&checkpoint, page_size)?;
+                        continue;
+                    }
                     Err(e)
                         if (e.is_retryable()
                             || matches!(
@@ -359,7 +378,7 @@ impl SyncEngine {
                         restarts += 1;
                         tracing::warn!(partner = %partner.name, error = %e, restarts, "page failed; restarting from the checkpoint");
                         tokio::time::sleep(self.options.retry.delay(restarts)).await;
-                        query = base(&checkpoint)?;
+                        query = base(&checkpoint, page_size)?;
                         continue;
                     }
                     Err(e) => return Err(e),
@@ -427,7 +446,9 @@ impl SyncEngine {
                 (true, Some(next)) => query.next = Some(next),
                 // A server that says "more" without a token: continue by added_after, as long as
                 // that makes progress.
-                (true, None) if advanced && !page.objects.is_empty() => query = base(&checkpoint)?,
+                (true, None) if advanced && !page.objects.is_empty() => {
+                    query = base(&checkpoint, page_size)?
+                }
                 _ => break,
             }
         }

@@ -88,13 +88,14 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether trying again later may succeed: transport failures, 5xx, 429 and 408, and
-    /// incomplete pushes. Authentication, authorization, validation and configuration errors are
+    /// Whether trying again later may succeed: transport failures, 5xx, 429 and 408, malformed
+    /// responses and incomplete pushes. Authentication, authorization, validation and configuration errors are
     /// not retried: repeating them only fills the partner's logs.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Transport(_) | Error::Push(_) | Error::TooLarge { .. } => true,
-            Error::Malformed { .. } => true,
+            // A body over the cap would be just as large again; the pull engine asks for smaller
+            // pages instead.
+            Error::Transport(_) | Error::Push(_) | Error::Malformed { .. } => true,
             Error::Status { status, .. } => *status >= 500 || *status == 429 || *status == 408,
             _ => false,
         }

@@ -810,3 +810,28 @@ async fn partner_down_fails_the_run_and_commits_nothing() {
     );
     assert!(verify(db.as_ref(), None).unwrap().head.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_pages_are_refused_and_asked_for_smaller() {
+    let m = Medallion::start(100_000, 50);
+    let c = client();
+    let root = base_url(&m.url("/api1/")).unwrap();
+    let remote: Vec<String> = (600..620)
+        .map(|n| indicator(n, "2026-01-01T00:00:00.000Z", Some(Tlp::Green)).to_string())
+        .collect();
+    let texts: Vec<&str> = remote.iter().map(String::as_str).collect();
+    c.add_objects(&root, COLL_PULL, &texts).await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = local_store(dir.path());
+    let db = Arc::new(SyncDb::open(dir.path()).unwrap());
+    let engine = SyncEngine::new(store.clone(), db, SyncOptions::default());
+    let mut p = partner(&m, "small-pages", dir.path());
+    p.push.clear();
+    p.page_size = 20;
+    // One object is about 450 bytes: a page of 20 is far over the cap, a page of 2 fits.
+    p.max_response_bytes = 1500;
+    let report = engine.sync_partner(&p).await.unwrap();
+    assert_eq!(report.pulls[0].1.added, 20, "{report:?}");
+    assert!(report.pulls[0].1.pages >= 10, "{report:?}");
+}
