@@ -9,9 +9,10 @@
 //! 3. **rate limit**: a token bucket per account; 429 with `Retry-After`.
 //! 4. **body limit**: the API root's `max_content_length`, capped by
 //!    [`ServiceConfig::max_body_bytes`](crate::ServiceConfig::max_body_bytes); 413 on
-//!    `Content-Length` alone or as soon as the streamed body crosses it. JSON bodies are then
-//!    checked for nesting depth and string length ([`crate::limits::check_json_limits`]) before
-//!    any handler parses them.
+//!    `Content-Length` alone or as soon as the streamed body crosses it. The body is reserved in
+//!    a global memory budget ([`ServiceConfig::max_buffered_bytes`](crate::ServiceConfig::max_buffered_bytes))
+//!    before it is read. JSON bodies are then checked for nesting depth and string length
+//!    ([`crate::limits::check_json_limits`]) before any handler parses them.
 //! 5. the TAXII handlers (`api::routes()`), and `/metrics`.
 //!
 //! `/healthz` sits outside authentication (it answers `ok` and reveals nothing). `/metrics` needs
@@ -327,6 +328,16 @@ async fn body_limit(State(state): State<AppState>, request: Request, next: Next)
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().contains("json"));
+    // Reserve room in the global body budget for as long as the bytes live (through the handler).
+    let want_kib = declared.unwrap_or(limit).min(limit).div_ceil(1024).max(1);
+    // A body larger than the whole budget takes all of it (it then runs alone) instead of
+    // waiting forever.
+    let total =
+        u32::try_from(state.config.max_buffered_bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+    let want = u32::try_from(want_kib).unwrap_or(u32::MAX).min(total);
+    let Ok(_budget) = state.body_budget.acquire_many(want).await else {
+        return ApiError::internal(&"request body budget closed").into_response();
+    };
     let (parts, body) = request.into_parts();
     let limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
     let bytes = match limited.collect().await {

@@ -42,6 +42,11 @@ pub struct ServiceConfig {
     /// `max_content_length` says: the effective limit is the smaller of the two (see
     /// [`ServiceConfig::max_content_length`]), and that is also what an API root advertises.
     pub max_body_bytes: u64,
+    /// Most bytes of request bodies held in memory at once, across all requests: a request
+    /// reserves its body's size (or its limit, when chunked) before reading it, and waits for room
+    /// (within the request deadline) when the budget is spent. Bounds memory against many
+    /// concurrent large uploads, which per-request limits alone do not.
+    pub max_buffered_bytes: u64,
     /// Password verification cache, failed-login limits.
     pub auth: AuthConfig,
 }
@@ -71,6 +76,7 @@ impl Default for ServiceConfig {
             unmarked_as: Tlp::Amber,
             audit_reads: true,
             max_body_bytes: 32 << 20,
+            max_buffered_bytes: 256 << 20,
             auth: AuthConfig::default(),
         }
     }
@@ -91,6 +97,8 @@ pub struct AppState {
     pub rate: Arc<RateLimiter>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// The request body memory budget, in KiB permits (see [`ServiceConfig::max_buffered_bytes`]).
+    pub body_budget: Arc<tokio::sync::Semaphore>,
 }
 
 /// Name of the store secret that keys sealed `next` tokens; every process on one store shares it.
@@ -120,6 +128,9 @@ impl AppState {
         let metrics = Arc::new(Metrics::new());
         let auth = Authenticator::new(store.clone(), config.auth.clone(), metrics.clone())?;
         let rate = RateLimiter::new(config.rate_per_second, config.rate_burst, RATE_TABLE_SIZE);
+        let budget_kib = usize::try_from(config.max_buffered_bytes.div_ceil(1024))
+            .unwrap_or(usize::MAX)
+            .clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
         Ok(Self {
             store,
             config: Arc::new(config),
@@ -127,6 +138,7 @@ impl AppState {
             tokens: Arc::new(TokenSealer::new(key)),
             rate: Arc::new(rate),
             metrics,
+            body_budget: Arc::new(tokio::sync::Semaphore::new(budget_kib)),
         })
     }
 }

@@ -445,3 +445,56 @@ async fn metrics_are_for_administrators_and_count_requests() {
     assert!(text.contains("kizuna_http_request_duration_seconds_bucket"));
     assert!(text.contains("kizuna_objects_stored_total"));
 }
+
+/// A request body that never arrives.
+struct Stalled;
+
+impl axum::body::HttpBody for Stalled {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::task::Poll::Pending
+    }
+}
+
+/// Bodies being read are reserved in a global memory budget: while a stalled upload holds all of
+/// it, another upload waits; when the first goes away, the second proceeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn body_memory_budget_is_shared() {
+    use tower::ServiceExt as _;
+    let hub = Hub::start_with(|s| s.max_buffered_bytes = 4096, |_| {}).await;
+    let app = kizuna_taxii::router(hub.state.clone());
+    let post = |body: axum::body::Body| {
+        http::Request::post(objects_path(ROOT))
+            .header("Authorization", format!("Bearer {API_KEY}"))
+            .header("Accept", ACCEPT)
+            .header("Content-Type", TAXII_JSON)
+            .body(body)
+            .unwrap()
+    };
+    let stalled = tokio::spawn(app.clone().oneshot(post(axum::body::Body::new(Stalled))));
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let small = || post(axum::body::Body::from(r#"{"objects":[]}"#));
+    let waited = tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        app.clone().oneshot(small()),
+    )
+    .await;
+    assert!(waited.is_err(), "the second upload should wait for budget");
+    stalled.abort();
+    let _ = stalled.await;
+    let r = tokio::time::timeout(std::time::Duration::from_secs(10), app.oneshot(small()))
+        .await
+        .expect("budget released")
+        .unwrap();
+    assert_ne!(r.status(), 413);
+    assert!(
+        r.status().is_client_error() || r.status().is_success(),
+        "{}",
+        r.status()
+    );
+}
