@@ -435,3 +435,32 @@ async fn chunked_body_over_the_limit_gets_413() {
     assert!(answer.contains("max_content_length"), "{answer}");
     hub.assert_serving().await;
 }
+
+/// Shutdown lets requests in flight finish, but a client that never finishes its request cannot
+/// hold the server up beyond the grace period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_is_bounded_by_the_grace_period() {
+    let hub = Hub::start_with(|_| {}, |c| c.shutdown_grace = Duration::from_millis(500)).await;
+    let mut tls = handshake(
+        &hub,
+        common::client_tls(&hub.cert_path(), None, &[b"http/1.1"]),
+    )
+    .await
+    .unwrap();
+    let head = format!(
+        "POST /{}/collections/{}/objects/ HTTP/1.1\r\nHost: localhost\r\n{}\
+         Content-Type: application/taxii+json;version=2.1\r\nContent-Length: 1000\r\n\r\n{{",
+        common::ROOT,
+        common::COLLECTION,
+        basic_alice()
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    hub.server.shutdown().await;
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the stalled connection should be closed");
+}
