@@ -8,11 +8,13 @@
 //!
 //! Decisions where the specification leaves room:
 //!
-//! - Get an Object and Get Object Versions answer **404 when nothing matches** on a first page
-//!   (no `next`): the object does not exist, is above the caller's clearance, or no version
-//!   matches the filters (§5.7 requires 404 for a deleted object/version). A continuation page
-//!   that comes back empty is an empty resource, since `more` may be true when objects were
-//!   deleted in between (§3.5).
+//! - Get an Object answers **404 when nothing matches** on a first page (no `next`): the object
+//!   does not exist, is above the caller's clearance, or no version matches the filters (§5.7
+//!   requires 404 when fetching a deleted object/version). Get Object Versions answers 404 only
+//!   when the object has no version the caller may see; filters (`match[spec_version]`,
+//!   `added_after`) that leave none of its versions give an empty versions resource. A
+//!   continuation page that comes back empty is an empty resource, since `more` may be true when
+//!   objects were deleted in between (§3.5).
 //! - Get an Object takes `match[version]` and `match[spec_version]` (§5.6); `match[id]` and
 //!   `match[type]` are ignored there. Versions takes `match[spec_version]` only.
 //! - A response without records still carries `X-TAXII-Date-Added-First/Last` (§3.2 says every
@@ -30,7 +32,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 use http::StatusCode;
 use kizuna_stix::{StixId, Timestamp, Tlp};
-use kizuna_store::{AuditAction, AuditEvent, Collection, ObjectRecord};
+use kizuna_store::{AuditAction, AuditEvent, Collection, ObjectRecord, VersionFilter};
 use serde::Serialize;
 
 use super::{Caller, Need, audit_event, blocking, date_added_headers, taxii_response};
@@ -265,11 +267,31 @@ pub async fn get_versions(
         filters: Filters::parse(raw.as_deref(), Endpoint::Versions)?,
         audit: false,
     };
-    let first_page = request.filters.next.is_none();
-    let (_, page) = blocking(move || load_page(&state, &caller, &request)).await?;
-    if first_page && page.records.is_empty() {
-        return Err(ApiError::not_found("no such object in this collection"));
-    }
+    let page = blocking(move || {
+        let (collection, page) = load_page(&state, &caller, &request)?;
+        if page.records.is_empty() && request.filters.next.is_none() {
+            // Filters that leave no version of an existing object give an empty list; 404 is for
+            // an object that is not there (or not visible to the caller).
+            let mut any = Filters::default().object_query(
+                caller.0.account.tlp_clearance,
+                state.config.unmarked_as,
+                None,
+                1,
+            );
+            any.ids = request.object_id.iter().cloned().collect();
+            any.versions = VersionFilter::All;
+            if state
+                .store
+                .objects(&collection.as_ref(), &any)?
+                .records
+                .is_empty()
+            {
+                return Err(ApiError::not_found("no such object in this collection"));
+            }
+        }
+        Ok(page)
+    })
+    .await?;
     let resource = VersionsResource {
         more: page.more,
         next: page.next.clone(),

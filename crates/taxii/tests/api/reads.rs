@@ -356,6 +356,12 @@ async fn get_an_object_and_its_versions() {
         versions.header("x-taxii-date-added-first"),
         versions.header("x-taxii-date-added-last")
     );
+    // Filters that leave no version of an existing object: an empty list, not 404.
+    let none = hub
+        .get("reader", &format!("{url}versions/?match[spec_version]=2.0"))
+        .await;
+    assert_eq!(none.status, StatusCode::OK);
+    assert!(none.json().get("versions").is_none());
     let paged = hub
         .get("reader", &format!("{url}versions/?limit=2"))
         .await
