@@ -46,6 +46,7 @@
 
 mod error;
 pub mod id;
+mod index;
 mod logs;
 mod mail;
 mod matcher;

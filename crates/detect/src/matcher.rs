@@ -1,20 +1,26 @@
 //! Indicators compiled once, matched against every observation, hits written as sightings.
 //!
-//! This first matcher evaluates every pattern against every observation: it is the reference
-//! the prefilter index (issue 4, item 1) must agree with, and it is already far cheaper than
-//! re-parsing patterns per observation, since each pattern is parsed and compiled once.
+//! [`IndicatorSet::matches`] asks the prefilter index (`crate::index`) for the few indicators
+//! an observation could match and confirms each with the exact evaluator;
+//! [`IndicatorSet::matches_exhaustive`] evaluates every pattern and is the reference the index
+//! is tested against. Both give the same hits in the same order (load order).
+
+use std::collections::HashMap;
 
 use kizuna_pattern::{Observations, Pattern, SpecVersion};
 use kizuna_stix::Timestamp;
 use serde_json::{Value, json};
 
 use crate::id::derived_id;
+use crate::index::{Index, Slot};
 use crate::{Error, Observation};
 
 /// One compiled indicator.
 #[derive(Debug)]
 struct Compiled {
     id: String,
+    /// `modified`, to keep the newest version of an id.
+    modified: Option<Timestamp>,
     pattern: Pattern,
     valid_from: Option<Timestamp>,
     valid_until: Option<Timestamp>,
@@ -23,7 +29,10 @@ struct Compiled {
 /// A set of indicators ready to match observations.
 #[derive(Debug)]
 pub struct IndicatorSet {
-    indicators: Vec<Compiled>,
+    /// In load order; a removed indicator leaves an empty slot (order is what hits follow).
+    slots: Vec<Option<Compiled>>,
+    by_id: HashMap<String, Slot>,
+    index: Index,
     identity: String,
     now: Timestamp,
 }
@@ -101,86 +110,204 @@ fn timestamp(v: &Value, key: &str) -> Result<Option<Timestamp>, String> {
     }
 }
 
+/// The observed-data of a bundle with the times a sighting needs.
+type Od<'a> = (&'a Value, &'a str, Option<Timestamp>, Option<Timestamp>);
+
+/// What the pattern engine's loader requires of a bundle, checked without loading it, so that
+/// an observation no indicator can match is still refused exactly when the evaluator would
+/// refuse it.
+fn check_loadable(bundle: &Value) -> Result<(), String> {
+    let objects = bundle
+        .get("objects")
+        .and_then(Value::as_array)
+        .ok_or("invalid input: bundle without objects")?;
+    for (n, o) in objects.iter().enumerate() {
+        let ty = o
+            .get("type")
+            .and_then(Value::as_str)
+            .ok_or("invalid input: an input object has no string \"type\"")?;
+        if ty != "observed-data" {
+            continue;
+        }
+        let label = o
+            .get("id")
+            .and_then(Value::as_str)
+            .map_or_else(|| format!("#{n}"), str::to_owned);
+        let bad = |d: String| format!("observed-data {label}: {d}");
+        let ts = |key: &str| {
+            let s = o
+                .get(key)
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad(format!("missing or non-string {key}")))?;
+            kizuna_pattern::Timestamp::parse_rfc3339(s).map_err(|e| bad(format!("{key}: {e}")))
+        };
+        let (first, last) = (ts("first_observed")?, ts("last_observed")?);
+        if o.get("number_observed")
+            .and_then(Value::as_u64)
+            .is_none_or(|n| n == 0)
+        {
+            return Err(bad("number_observed must be an integer >= 1".into()));
+        }
+        if first > last {
+            return Err(bad("first_observed is later than last_observed".into()));
+        }
+        if o.get("object_refs").and_then(Value::as_array).is_none() {
+            return Err(bad("missing object_refs".into()));
+        }
+    }
+    Ok(())
+}
+
 impl IndicatorSet {
+    /// An empty set: sightings name `identity` in `where_sighted_refs` and are created at `now`.
+    pub fn new(identity: &str, now: Timestamp) -> Self {
+        Self {
+            slots: Vec::new(),
+            by_id: HashMap::new(),
+            index: Index::default(),
+            identity: identity.to_owned(),
+            now,
+        }
+    }
+
     /// Compiles the STIX indicators in `text` (bundle, array or JSON lines). Objects other than
     /// indicators are ignored; revoked indicators, other pattern types and invalid patterns are
-    /// skipped and reported. Sightings name `identity` in `where_sighted_refs` and are created
-    /// at `now`.
+    /// skipped and reported. Of several versions of one id, the latest `modified` is kept.
+    /// Sightings name `identity` in `where_sighted_refs` and are created at `now`.
     pub fn from_json(
         text: &str,
         identity: &str,
         now: Timestamp,
     ) -> Result<(Self, LoadReport), Error> {
         let mut report = LoadReport::default();
-        let mut indicators = Vec::new();
+        let mut set = Self::new(identity, now);
         for obj in objects_of(text)? {
             if obj.get("type").and_then(Value::as_str) != Some("indicator") {
                 continue;
             }
-            let id = obj
-                .get("id")
-                .and_then(Value::as_str)
-                .unwrap_or("(no id)")
-                .to_owned();
-            let compiled = (|| -> Result<Compiled, String> {
-                if obj.get("revoked").and_then(Value::as_bool) == Some(true) {
-                    return Err("revoked".into());
-                }
-                let kind = obj
-                    .get("pattern_type")
-                    .and_then(Value::as_str)
-                    .unwrap_or("stix");
-                if kind != "stix" {
-                    return Err(format!("pattern_type {kind} is not evaluated"));
-                }
-                let text = obj
-                    .get("pattern")
-                    .and_then(Value::as_str)
-                    .ok_or("no pattern")?;
-                let pattern = Pattern::parse(text).map_err(|e| e.to_string())?;
-                Ok(Compiled {
-                    id: id.clone(),
-                    pattern,
-                    valid_from: timestamp(&obj, "valid_from")?,
-                    valid_until: timestamp(&obj, "valid_until")?,
-                })
-            })();
-            match compiled {
-                Ok(c) => indicators.push(c),
-                Err(why) => report.skipped.push(format!("{id}: {why}")),
+            if let Err(why) = set.insert(&obj) {
+                let id = obj.get("id").and_then(Value::as_str).unwrap_or("(no id)");
+                report.skipped.push(format!("{id}: {why}"));
             }
         }
-        report.loaded = indicators.len();
-        Ok((
-            Self {
-                indicators,
-                identity: identity.to_owned(),
-                now,
-            },
-            report,
-        ))
+        set.index.compact();
+        report.loaded = set.len();
+        Ok((set, report))
+    }
+
+    /// Adds one indicator, or updates it: a newer version (by `modified`) of a loaded id
+    /// replaces it, a revoked one removes it. Only the index entries of that indicator change.
+    /// Returns why the object was not added (revoked, older than the loaded version, not a
+    /// STIX pattern, invalid).
+    pub fn insert(&mut self, obj: &Value) -> Result<(), String> {
+        if obj.get("type").and_then(Value::as_str) != Some("indicator") {
+            return Err("not an indicator".into());
+        }
+        let id = obj
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or("(no id)")
+            .to_owned();
+        let modified = timestamp(obj, "modified")?;
+        if let Some(&slot) = self.by_id.get(&id)
+            && let Some(Some(old)) = self.slots.get(slot as usize)
+            && old.modified.is_some_and(|o| modified.is_none_or(|m| m < o))
+        {
+            return Err("older than the version loaded".into());
+        }
+        if obj.get("revoked").and_then(Value::as_bool) == Some(true) {
+            self.remove(&id);
+            return Err("revoked".into());
+        }
+        let kind = obj
+            .get("pattern_type")
+            .and_then(Value::as_str)
+            .unwrap_or("stix");
+        if kind != "stix" {
+            return Err(format!("pattern_type {kind} is not evaluated"));
+        }
+        let text = obj
+            .get("pattern")
+            .and_then(Value::as_str)
+            .ok_or("no pattern")?;
+        let pattern = Pattern::parse(text).map_err(|e| e.to_string())?;
+        let compiled = Compiled {
+            id: id.clone(),
+            modified,
+            pattern,
+            valid_from: timestamp(obj, "valid_from")?,
+            valid_until: timestamp(obj, "valid_until")?,
+        };
+        self.remove(&id);
+        let slot = Slot::try_from(self.slots.len()).map_err(|_| "too many indicators")?;
+        self.index.insert(slot, compiled.pattern.ast());
+        self.slots.push(Some(compiled));
+        self.by_id.insert(id, slot);
+        Ok(())
+    }
+
+    /// Removes the indicator `id` (revoked or deleted); whether it was loaded.
+    pub fn remove(&mut self, id: &str) -> bool {
+        let Some(slot) = self.by_id.remove(id) else {
+            return false;
+        };
+        self.index.remove(slot);
+        if let Some(s) = self.slots.get_mut(slot as usize) {
+            *s = None;
+        }
+        true
     }
 
     /// Number of compiled indicators.
     pub fn len(&self) -> usize {
-        self.indicators.len()
+        self.by_id.len()
     }
 
     /// Whether no indicator was compiled.
     pub fn is_empty(&self) -> bool {
-        self.indicators.is_empty()
+        self.by_id.is_empty()
     }
 
-    /// The indicators `obs` satisfies (valid at the observation's time), as sightings. An
-    /// observation the pattern engine cannot load gives an error naming its source.
+    /// The indicators `obs` satisfies (valid at the observation's time), as sightings, in load
+    /// order. Only the indicators the index finds are evaluated. An observation the pattern
+    /// engine cannot load gives an error naming its source.
     pub fn matches(&self, obs: &Observation) -> Result<Vec<Hit>, Error> {
+        let mut candidates = Vec::new();
+        self.index.candidates(&obs.bundle, &mut candidates);
+        if candidates.is_empty() {
+            return check_loadable(&obs.bundle)
+                .map(|()| Vec::new())
+                .map_err(|reason| Error::BadLine {
+                    source_name: obs.source.clone(),
+                    reason,
+                });
+        }
+        self.evaluate(
+            obs,
+            candidates
+                .iter()
+                .filter_map(|&s| self.slots.get(s as usize)?.as_ref()),
+        )
+    }
+
+    /// What [`IndicatorSet::matches`] gives, by evaluating every indicator: the reference the
+    /// index is tested against, and a way to measure what the index saves.
+    pub fn matches_exhaustive(&self, obs: &Observation) -> Result<Vec<Hit>, Error> {
+        self.evaluate(obs, self.slots.iter().flatten())
+    }
+
+    fn evaluate<'s>(
+        &self,
+        obs: &Observation,
+        indicators: impl Iterator<Item = &'s Compiled>,
+    ) -> Result<Vec<Hit>, Error> {
         let bad = |reason: String| Error::BadLine {
             source_name: obs.source.clone(),
             reason,
         };
         let loaded = Observations::from_json(&obs.bundle, SpecVersion::V21)
             .map_err(|e| bad(e.to_string()))?;
-        let ods: Vec<(&Value, &str, Option<Timestamp>, Option<Timestamp>)> = obs
+        let ods: Vec<Od<'_>> = obs
             .bundle
             .get("objects")
             .and_then(Value::as_array)
@@ -206,7 +333,7 @@ impl IndicatorSet {
             })
         };
         let mut hits = Vec::new();
-        for ind in &self.indicators {
+        for ind in indicators {
             // One observed-data (every sensor's case): check validity before evaluating.
             if ods.len() == 1 && !valid_at(ind, ods[0].2) {
                 continue;
