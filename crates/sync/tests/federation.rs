@@ -1,7 +1,9 @@
-//! Two Kizuna hubs on loopback, `mod` and `dod`, each a real TAXII 2.1 server over TLS
-//! (self-signed, pinned by the other side): what one adds appears at the other, updates arrive as
-//! new versions, what the other sights flows back, and TLP:RED and AMBER+STRICT never leave
-//! (checked by reading everything the receiving hub holds, straight from its store).
+//! Kizuna hubs on loopback, each a real TAXII 2.1 server over TLS (self-signed, pinned by the
+//! other side). Two hubs, `mod` and `dod`: what one adds appears at the other, updates and
+//! revocations arrive as new versions, what the other sights flows back, and TLP:RED and
+//! AMBER+STRICT never leave (checked by reading everything the receiving hub holds, straight from
+//! its store). Three hubs in a chain: relayed objects reach the far end, nothing is echoed back to
+//! where it came from, and the far end's sighting reaches the first hub.
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on bad test data
 
@@ -29,8 +31,8 @@ struct Hub {
     _dir: tempfile::TempDir,
 }
 
-/// A hub with a `shared` and an `inbox` collection and an account for its partner.
-async fn hub(partner_account: &str, password: &str) -> Hub {
+/// A hub with a `shared` and an `inbox` collection and an account for each partner.
+async fn hub(partner_accounts: &[&str], password: &str) -> Hub {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
     store
@@ -53,27 +55,29 @@ async fn hub(partner_account: &str, password: &str) -> Hub {
             })
             .unwrap();
     }
-    store
-        .create_account(&NewAccount {
-            name: partner_account.into(),
-            password_hash: Some(hash_password(password).unwrap()),
-            // The partner's own clearance at this hub: what it may read here.
-            tlp_clearance: Tlp::Amber,
-            admin: false,
-        })
-        .unwrap();
-    for (coll, read, write) in [(SHARED, true, false), (INBOX, true, true)] {
+    for partner_account in partner_accounts {
         store
-            .set_permission(
-                partner_account,
-                &Permission {
-                    api_root: "hub".into(),
-                    collection: coll.into(),
-                    read,
-                    write,
-                },
-            )
+            .create_account(&NewAccount {
+                name: (*partner_account).into(),
+                password_hash: Some(hash_password(password).unwrap()),
+                // The partner's own clearance at this hub: what it may read here.
+                tlp_clearance: Tlp::Amber,
+                admin: false,
+            })
             .unwrap();
+        for (coll, read, write) in [(SHARED, true, false), (INBOX, true, true)] {
+            store
+                .set_permission(
+                    partner_account,
+                    &Permission {
+                        api_root: "hub".into(),
+                        collection: coll.into(),
+                        read,
+                        write,
+                    },
+                )
+                .unwrap();
+        }
     }
     let state = AppState::new(store.clone(), ServiceConfig::default()).unwrap();
     let config = ServerConfig::new(
@@ -91,8 +95,8 @@ async fn hub(partner_account: &str, password: &str) -> Hub {
     }
 }
 
-fn partner_of(other: &Hub, account: &str, password_file: &Path) -> PartnerConfig {
-    let mut p = PartnerConfig::new("peer", format!("{}/taxii2/", other.server.url()));
+fn partner_of(name: &str, other: &Hub, account: &str, password_file: &Path) -> PartnerConfig {
+    let mut p = PartnerConfig::new(name, format!("{}/taxii2/", other.server.url()));
     p.pinned_sha256 = Some(hex::encode(
         other.server.certificate_fingerprint().unwrap().0,
     ));
@@ -178,16 +182,16 @@ async fn two_hubs_share_what_policy_allows_and_nothing_else() {
     let pw_file = secrets.path().join("pw");
     std::fs::write(&pw_file, "correct horse battery staple\n").unwrap();
     // `mod` holds an account for dod and vice versa.
-    let modh = hub("dod", "correct horse battery staple").await;
-    let dod = hub("mod", "correct horse battery staple").await;
+    let modh = hub(&["dod"], "correct horse battery staple").await;
+    let dod = hub(&["mod"], "correct horse battery staple").await;
 
     let mod_db = Arc::new(SyncDb::open(secrets.path()).unwrap());
     let mod_engine = SyncEngine::new(modh.store.clone(), mod_db.clone(), SyncOptions::default());
     let dod_dir = tempfile::tempdir().unwrap();
     let dod_db = Arc::new(SyncDb::open(dod_dir.path()).unwrap());
     let dod_engine = SyncEngine::new(dod.store.clone(), dod_db.clone(), SyncOptions::default());
-    let mod_to_dod = partner_of(&dod, "mod", &pw_file);
-    let dod_to_mod = partner_of(&modh, "dod", &pw_file);
+    let mod_to_dod = partner_of("dod", &dod, "mod", &pw_file);
+    let dod_to_mod = partner_of("mod", &modh, "dod", &pw_file);
 
     // mod's shared intelligence, every marking.
     let levels = [
@@ -298,4 +302,88 @@ async fn two_hubs_share_what_policy_allows_and_nothing_else() {
 
     dod.server.shutdown().await;
     modh.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_hubs_relay_without_echo_or_leaks() {
+    const PW: &str = "three hubs share a password in this test";
+    let secrets = tempfile::tempdir().unwrap();
+    let pw_file = secrets.path().join("pw");
+    std::fs::write(&pw_file, PW).unwrap();
+    let a = hub(&["b"], PW).await;
+    let b = hub(&["a", "c"], PW).await;
+    let c = hub(&["b"], PW).await;
+    let engine = |h: &Hub, name: &str| {
+        let dir = secrets.path().join(name);
+        SyncEngine::new(
+            h.store.clone(),
+            Arc::new(SyncDb::open(&dir).unwrap()),
+            SyncOptions::default(),
+        )
+    };
+    let (a_engine, b_engine) = (engine(&a, "a"), engine(&b, "b"));
+
+    // a pushes its shared collection to b's inbox and pulls b's inbox.
+    let mut a_to_b = partner_of("b", &b, "a", &pw_file);
+    a_to_b.pull[0].remote = INBOX.into();
+    // b relays its inbox to c's inbox and pulls c's shared collection into its inbox.
+    let mut b_to_c = partner_of("c", &c, "b", &pw_file);
+    b_to_c.push[0].local = "inbox".into();
+
+    let v1 = "2026-01-01T00:00:00.000Z";
+    add(
+        &a.store,
+        "shared",
+        &[
+            object("indicator", 1, v1, Some(Tlp::Green)),
+            object("indicator", 2, v1, Some(Tlp::Red)),
+            object("indicator", 3, v1, Some(Tlp::AmberStrict)),
+        ],
+    );
+    let r = a_engine.sync_partner(&a_to_b).await.unwrap();
+    assert_eq!(r.pushes[0].1.sent, 1, "{r:?}");
+
+    add(
+        &c.store,
+        "shared",
+        &[object("sighting", 10, v1, Some(Tlp::Green))],
+    );
+    let r = b_engine.sync_partner(&b_to_c).await.unwrap();
+    assert_eq!(r.pulls[0].1.added, 1, "c's sighting reaches b: {r:?}");
+    assert_eq!(
+        r.pushes[0].1.sent, 1,
+        "a's indicator is relayed to c: {r:?}"
+    );
+    assert_eq!(
+        r.pushes[0].1.echoes, 1,
+        "c's sighting is not sent back to c: {r:?}"
+    );
+
+    let at_c = everything(&c.store, "inbox");
+    assert_eq!(at_c.len(), 1);
+    assert_eq!(
+        at_c[0]["id"],
+        "indicator--7a1c0000-0000-4000-8000-000000000001"
+    );
+    for h in [&b, &c] {
+        for alias in ["shared", "inbox"] {
+            for o in everything(&h.store, alias) {
+                let tlp = effective_tlp(&o);
+                assert!(matches!(tlp, Some(Tlp::Clear | Tlp::Green)), "leaked: {o}");
+            }
+        }
+    }
+
+    // The far end's sighting reaches the first hub through the middle one.
+    let r = a_engine.sync_partner(&a_to_b).await.unwrap();
+    assert!(r.pulls[0].1.added >= 1, "{r:?}");
+    assert!(
+        everything(&a.store, "inbox")
+            .iter()
+            .any(|o| o["type"] == "sighting"),
+        "c's sighting at a"
+    );
+    for h in [a, b, c] {
+        h.server.shutdown().await;
+    }
 }
