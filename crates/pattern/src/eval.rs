@@ -26,7 +26,7 @@ use serde_json::Value;
 use crate::ast::{Constant, PathStep};
 use crate::error::EvalError;
 use crate::net::Net;
-use crate::observations::{Observation, Observations};
+use crate::observations::{Observation, Observations, Scope};
 use crate::parser::{decode_base64, decode_hex};
 use crate::regex::{Like, Rx};
 use crate::timestamp::Timestamp;
@@ -176,7 +176,7 @@ impl Test {
     }
 
     /// Whether the test holds for the object `root` of observation `obs`.
-    fn holds(&self, obs: &Observation, root: &Value) -> Result<bool, EvalError> {
+    fn holds(&self, obs: Scope<'_>, root: &Value) -> Result<bool, EvalError> {
         if let Op::Exists = self.op {
             let mut found = false;
             walk(obs, Val::Json(root), &self.steps, &mut |_| {
@@ -204,7 +204,7 @@ pub(crate) fn lookup<'a>(map: &'a serde_json::Map<String, Value>, key: &str) -> 
 
 /// Calls `f` on every value the path selects from `v`, stopping at the first `true`.
 fn walk<'a>(
-    obs: &'a Observation,
+    obs: Scope<'a>,
     v: Val<'a>,
     steps: &[PathStep],
     f: &mut dyn FnMut(Val<'a>) -> Result<bool, EvalError>,
@@ -285,7 +285,7 @@ fn walk<'a>(
 }
 
 impl Expr {
-    fn holds(&self, obs: &Observation, root: &Value, root_type: &str) -> Result<bool, EvalError> {
+    fn holds(&self, obs: Scope<'_>, root: &Value, root_type: &str) -> Result<bool, EvalError> {
         match self {
             Expr::And(items) => {
                 for item in items {
@@ -313,9 +313,14 @@ impl Expr {
     }
 
     /// Whether some root object of `obs` satisfies the whole expression.
-    pub(crate) fn matches(&self, obs: &Observation) -> Result<bool, EvalError> {
-        for (r, ty) in &obs.roots {
-            if self.holds(obs, &obs.objects[*r].1, ty)? {
+    pub(crate) fn matches(&self, all: &Observations, obs: &Observation) -> Result<bool, EvalError> {
+        let scope = Scope { all, obs };
+        for &(r, ty) in &obs.roots {
+            let (Some(root), Some(ty)) = (all.objects.get(r as usize), all.types.get(ty as usize))
+            else {
+                continue;
+            };
+            if self.holds(scope, root, ty)? {
                 return Ok(true);
             }
         }
@@ -702,7 +707,7 @@ pub(crate) fn exists_binding(
 ) -> Result<bool, EvalError> {
     if let (Node::Leaf(0), [leaf]) = (root, leaves) {
         for o in &observations.items {
-            if leaf.matches(o)? {
+            if leaf.matches(observations, o)? {
                 return Ok(true);
             }
         }
@@ -722,7 +727,7 @@ pub(crate) fn find_binding(
     if let (Node::Leaf(0), [leaf]) = (root, leaves) {
         // One bracketed expression: the first observation that satisfies it is the binding.
         for (i, o) in obs.iter().enumerate() {
-            if leaf.matches(o)? {
+            if leaf.matches(observations, o)? {
                 return Ok(Some(vec![i]));
             }
         }
@@ -732,7 +737,7 @@ pub(crate) fn find_binding(
     for leaf in leaves {
         let mut c = Vec::new();
         for (i, o) in obs.iter().enumerate() {
-            if leaf.matches(o)? {
+            if leaf.matches(observations, o)? {
                 c.push(i as u32);
             }
         }

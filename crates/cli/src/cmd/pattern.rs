@@ -147,7 +147,7 @@ fn run_match(args: &MatchArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let input: serde_json::Value = serde_json::from_str(&text)
         .with_context(|| format!("{} is not JSON", args.file.display()))?;
-    let observations = Observations::from_json(&input, version)
+    let observations = Observations::from_json_owned(input, version)
         .with_context(|| format!("cannot use the observations in {}", args.file.display()))?;
     let patterns = std::fs::read_to_string(&args.patterns)
         .with_context(|| format!("cannot read {}", args.patterns.display()))?;
