@@ -1,6 +1,7 @@
 //! The crate's one integration test binary: the mail corpus, the log samples and the matcher,
 //! each driven by `testdata/` with expectations written by hand.
 
+mod equivalence;
 mod logs;
 mod mail;
 mod matcher;
