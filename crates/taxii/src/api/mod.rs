@@ -33,8 +33,10 @@
 //!
 //! # Performance
 //!
-//! Store calls run on the blocking pool, one `spawn_blocking` per request that does all of the
-//! request's store work (lookup, permission check, query, audit). Objects are served as the
+//! Store calls run on the blocking pool: a read does all of its store work (collection lookup,
+//! permission check, query, audit) in one `spawn_blocking`; a POST uses one for the lookup
+//! before it reads the body and one for validation and storage (large envelopes are validated
+//! on several threads). Objects are served as the
 //! exact bytes they were stored as: an envelope is built by concatenating them, never by
 //! re-serialising.
 
