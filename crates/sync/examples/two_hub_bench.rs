@@ -182,6 +182,7 @@ async fn main() {
         remote: OUTBOX.into(),
         local: "pulled".into(),
         local_api_root: None,
+        mirror_deletions: false,
     });
     let t = Instant::now();
     let r = engine2.sync_partner(&pull).await.unwrap();

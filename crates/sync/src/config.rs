@@ -190,6 +190,10 @@ pub struct PullMapping {
     /// Local API root (default: the only one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_api_root: Option<String>,
+    /// After each pull, delete local versions received from this partner that its collection no
+    /// longer holds (reads the partner's whole manifest: costs one paged read per run).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub mirror_deletions: bool,
 }
 
 /// A local collection pushed to a remote one.
@@ -610,6 +614,7 @@ danger_plaintext_http = true
             remote: "r".into(),
             local: "l".into(),
             local_api_root: None,
+            mirror_deletions: true,
         });
         p.policy.deny_labels.push("internal".into());
         add_partner(&path, &p).unwrap();

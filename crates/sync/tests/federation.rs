@@ -111,6 +111,7 @@ fn partner_of(name: &str, other: &Hub, account: &str, password_file: &Path) -> P
         remote: SHARED.into(),
         local: "inbox".into(),
         local_api_root: None,
+        mirror_deletions: false,
     });
     p.push.push(PushMapping {
         local: "shared".into(),
@@ -190,7 +191,7 @@ async fn two_hubs_share_what_policy_allows_and_nothing_else() {
     let dod_dir = tempfile::tempdir().unwrap();
     let dod_db = Arc::new(SyncDb::open(dod_dir.path()).unwrap());
     let dod_engine = SyncEngine::new(dod.store.clone(), dod_db.clone(), SyncOptions::default());
-    let mod_to_dod = partner_of("dod", &dod, "mod", &pw_file);
+    let mut mod_to_dod = partner_of("dod", &dod, "mod", &pw_file);
     let dod_to_mod = partner_of("mod", &modh, "dod", &pw_file);
 
     // mod's shared intelligence, every marking.
@@ -299,6 +300,40 @@ async fn two_hubs_share_what_policy_allows_and_nothing_else() {
     // Nothing new: a further run sends and stores nothing.
     let r = mod_engine.sync_partner(&mod_to_dod).await.unwrap();
     assert_eq!((r.pulls[0].1.added, r.pushes[0].1.sent), (0, 0));
+
+    // dod sights again and deletes its first sighting; with mirror_deletions, mod's copy goes
+    // too. (An empty manifest is taken for lost access, never for "delete everything".)
+    add(
+        &dod.store,
+        "shared",
+        &[object("sighting", 2, v1, Some(Tlp::Green))],
+    );
+    let sighting = "sighting--7a1c0000-0000-4000-8000-000000000001";
+    let dod_shared = dod
+        .store
+        .collection("hub", "shared")
+        .unwrap()
+        .unwrap()
+        .as_ref();
+    let all = ObjectQuery {
+        versions: VersionFilter::All,
+        ..Default::default()
+    };
+    assert_eq!(
+        dod.store
+            .delete_object(&dod_shared, sighting, &all)
+            .unwrap(),
+        1
+    );
+    mod_to_dod.pull[0].mirror_deletions = true;
+    let r = mod_engine.sync_partner(&mod_to_dod).await.unwrap();
+    assert_eq!((r.pulls[0].1.added, r.pulls[0].1.deleted), (1, 1), "{r:?}");
+    let left = everything(&modh.store, "inbox");
+    assert_eq!(left.len(), 1);
+    assert_eq!(
+        left[0]["id"],
+        "sighting--7a1c0000-0000-4000-8000-000000000002"
+    );
 
     dod.server.shutdown().await;
     modh.server.shutdown().await;

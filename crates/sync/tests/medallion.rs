@@ -474,6 +474,7 @@ fn partner(m: &Medallion, name: &str, dir: &std::path::Path) -> PartnerConfig {
         remote: COLL_PULL.into(),
         local: "inbox".into(),
         local_api_root: None,
+        mirror_deletions: true,
     });
     p.push.push(PushMapping {
         local: "shared".into(),
@@ -606,6 +607,22 @@ async fn engine_pulls_from_and_pushes_to_medallion() {
     let third = engine.sync_partner(&p).await.unwrap();
     assert_eq!(third.pulls[0].1.added, 1);
     assert_eq!(third.pushes[0].1.sent, 1);
+    assert_eq!(third.pulls[0].1.deleted, 0);
+
+    // A deletion at the partner propagates (mirror_deletions), and only that one.
+    let gone = "indicator--5f8d1b4e-0000-4000-8000-000000000102";
+    let every = ObjectsQuery {
+        versions: vec!["all".into()],
+        ..Default::default()
+    };
+    c.delete_object(&root, COLL_PULL, gone, &every)
+        .await
+        .unwrap();
+    let fourth = engine.sync_partner(&p).await.unwrap();
+    assert_eq!(fourth.pulls[0].1.deleted, 1, "{fourth:?}");
+    let left = store.objects(&inbox, &all_versions).unwrap().records;
+    assert_eq!(left.len(), 9, "10 versions pulled, one deleted");
+    assert!(left.iter().all(|r| r.id != gone));
 
     // Re-sending is harmless: a fresh watermark (another partner name, same server) re-sends
     // everything, medallion reports duplicates as failures, and the engine reconciles them.
@@ -723,6 +740,9 @@ async fn engine_recovers_from_connections_cut_mid_response() {
     let mut p = partner(&m, "flaky", dir.path());
     // The API root directly: the discovery would name medallion's own origin, which is refused.
     p.url = format!("http://127.0.0.1:{proxy}/api1/");
+    // Mirroring deletions needs one whole manifest read without a cut, which this proxy never
+    // allows (it fails safe: nothing is deleted, the run reports the error).
+    p.pull[0].mirror_deletions = false;
     let report = engine.sync_partner(&p).await.unwrap();
     assert!(
         connections.load(std::sync::atomic::Ordering::SeqCst) >= 3,

@@ -90,6 +90,9 @@ pub struct AddArgs {
     /// Pull a remote collection into a local one: REMOTE_ID=LOCAL (id or alias). Repeatable.
     #[arg(long, value_name = "REMOTE=LOCAL")]
     pub pull: Vec<String>,
+    /// Delete local versions pulled from this partner once the partner deleted them.
+    #[arg(long)]
+    pub mirror_deletions: bool,
     /// Push a local collection to a remote one: LOCAL=REMOTE_ID. Repeatable.
     #[arg(long, value_name = "LOCAL=REMOTE")]
     pub push: Vec<String>,
@@ -250,6 +253,7 @@ fn partner_from_args(a: AddArgs) -> anyhow::Result<PartnerConfig> {
             remote,
             local,
             local_api_root: None,
+        mirror_deletions: a.mirror_deletions,
         });
     }
     for m in &a.push {

@@ -67,6 +67,8 @@ pub struct PullReport {
     pub duplicates: u64,
     /// Objects quarantined.
     pub quarantined: u64,
+    /// Local versions deleted because the partner deleted them (`mirror_deletions`).
+    pub deleted: u64,
 }
 
 /// What one push mapping did.

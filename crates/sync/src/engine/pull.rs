@@ -1,7 +1,9 @@
 //! Pull: remote collection → local collection, page by page, checkpoint after each stored page.
 
-use kizuna_stix::{ObjectMeta, Timestamp, validate_object};
-use kizuna_store::{AddOutcome, NewObject};
+use std::collections::HashSet;
+
+use kizuna_stix::{ObjectMeta, Timestamp, Tlp, validate_object};
+use kizuna_store::{AddOutcome, Collection, NewObject, ObjectQuery, VersionFilter};
 use serde_json::Value;
 
 use super::{Connection, PullReport, SyncEngine, local_collection_in};
@@ -165,7 +167,149 @@ impl SyncEngine {
                 _ => break,
             }
         }
+        if mapping.mirror_deletions {
+            report.deleted = self
+                .mirror_deletions(partner, conn, &mapping.remote, &local)
+                .await?;
+        }
         Ok(report)
+    }
+
+    /// Every (id, version) the partner's collection lists in its manifest. A missing page would
+    /// read as a deletion, so a failed `next` page restarts the whole read (a token may be
+    /// consumed by the failed answer), and pages over the response cap are asked smaller.
+    async fn remote_versions(
+        &self,
+        partner: &PartnerConfig,
+        conn: &Connection,
+        remote: &str,
+    ) -> Result<HashSet<(String, i128)>> {
+        let mut page_size = partner.page_size;
+        let mut restarts = 0;
+        'restart: loop {
+            let mut held = HashSet::new();
+            let mut query = ObjectsQuery {
+                limit: Some(page_size),
+                versions: vec!["all".to_owned()],
+                ..Default::default()
+            };
+            loop {
+                let result = if query.next.is_none() {
+                    self.options
+                        .retry
+                        .run("manifest", || {
+                            conn.client.manifest(&conn.api_root, remote, &query)
+                        })
+                        .await
+                } else {
+                    conn.client.manifest(&conn.api_root, remote, &query).await
+                };
+                let page = match result {
+                    Ok(p) => p,
+                    Err(Error::TooLarge { .. }) if page_size > 1 => {
+                        page_size /= 2;
+                        continue 'restart;
+                    }
+                    Err(e)
+                        if query.next.is_some()
+                            && (e.is_retryable()
+                                || matches!(
+                                    e,
+                                    Error::Status {
+                                        status: 400..=499,
+                                        ..
+                                    }
+                                ))
+                            && restarts < self.options.retry.attempts =>
+                    {
+                        restarts += 1;
+                        tokio::time::sleep(self.options.retry.delay(restarts)).await;
+                        continue 'restart;
+                    }
+                    Err(e) => return Err(e),
+                };
+                for r in &page.records {
+                    let version = Timestamp::parse(&r.version).map_err(|e| Error::Malformed {
+                        url: conn.api_root.to_string(),
+                        reason: format!("manifest version of {}: {e}", r.id),
+                    })?;
+                    held.insert((r.id.clone(), version.unix_nanos()));
+                }
+                match (page.more, page.next) {
+                    (true, Some(next)) => query.next = Some(next),
+                    (false, _) => return Ok(held),
+                    (true, None) => {
+                        return Err(Error::Malformed {
+                            url: conn.api_root.to_string(),
+                            reason: "manifest says more but gives no next token".into(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Deletes the local versions received from `partner` that its collection no longer lists in
+    /// its manifest. Nothing is deleted unless the whole manifest was read; and a manifest that is
+    /// empty while we hold versions from it is taken for lost access, not for deletion of
+    /// everything.
+    async fn mirror_deletions(
+        &self,
+        partner: &PartnerConfig,
+        conn: &Connection,
+        remote: &str,
+        local: &Collection,
+    ) -> Result<u64> {
+        let held = self.remote_versions(partner, conn, remote).await?;
+        let (name, coll) = (partner.name.clone(), local.as_ref());
+        self.blocking(move |store, db| {
+            let mut gone = Vec::new();
+            let mut after = None;
+            let mut ours = 0u64;
+            loop {
+                let page = store.objects(
+                    &coll,
+                    &ObjectQuery {
+                        after_seq: after,
+                        limit: 1000,
+                        versions: VersionFilter::All,
+                        clearance: Tlp::Red,
+                        unmarked_as: Tlp::Red,
+                        ..Default::default()
+                    },
+                )?;
+                for rec in &page.records {
+                    if db.received_from(&name, &rec.id, &rec.version.to_string())? {
+                        ours += 1;
+                        if !held.contains(&(rec.id.clone(), rec.version.unix_nanos())) {
+                            gone.push((rec.id.clone(), rec.version));
+                        }
+                    }
+                }
+                after = page.records.last().map(|r| r.seq);
+                if !page.more || after.is_none() {
+                    break;
+                }
+            }
+            if held.is_empty() && ours > 0 {
+                tracing::warn!(partner = %name, ours, "the partner's manifest is empty: not mirroring deletions");
+                return Ok(0);
+            }
+            let mut deleted = 0;
+            for (id, version) in gone {
+                let only = ObjectQuery {
+                    versions: VersionFilter::Set {
+                        last: false,
+                        first: false,
+                        at: vec![version],
+                    },
+                    ..Default::default()
+                };
+                deleted += store.delete_object(&coll, &id, &only)?;
+            }
+            Ok(deleted)
+        })
+        .await
     }
 }
 
