@@ -71,7 +71,13 @@ pub fn run(config: &Config, cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
                 } else {
                     println!(
                         "#{} {} {} {} {} [{}] sha256:{}",
-                        r.seq, r.entry.time, r.entry.partner, r.entry.object_id, r.entry.version, r.entry.marking, r.entry.sha256
+                        r.seq,
+                        r.entry.time,
+                        r.entry.partner,
+                        r.entry.object_id,
+                        r.entry.version,
+                        r.entry.marking,
+                        r.entry.sha256
                     );
                 }
             }

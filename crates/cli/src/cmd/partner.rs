@@ -143,7 +143,11 @@ pub fn find_partner(config_path: Option<&Path>, name: &str) -> anyhow::Result<Pa
 }
 
 /// Runs a partner subcommand. `config_path` is the `--config` file (default `./kizuna.toml`).
-pub fn run(config: &Config, config_path: Option<&Path>, cmd: PartnerCommand) -> anyhow::Result<ExitCode> {
+pub fn run(
+    config: &Config,
+    config_path: Option<&Path>,
+    cmd: PartnerCommand,
+) -> anyhow::Result<ExitCode> {
     let file = partner_file(config_path);
     match cmd {
         PartnerCommand::Add(args) => {
@@ -151,7 +155,9 @@ pub fn run(config: &Config, config_path: Option<&Path>, cmd: PartnerCommand) -> 
             add_partner(&file, &p)?;
             println!("partner {} added to {}", p.name, file.display());
             if p.pull.is_empty() && p.push.is_empty() {
-                println!("note: no --pull or --push mapping yet; `kizuna sync` will only check the connection");
+                println!(
+                    "note: no --pull or --push mapping yet; `kizuna sync` will only check the connection"
+                );
             }
         }
         PartnerCommand::List { json } => {
@@ -163,7 +169,13 @@ pub fn run(config: &Config, config_path: Option<&Path>, cmd: PartnerCommand) -> 
             } else {
                 println!("{:<20} {:<6} {:<6} URL", "NAME", "PULLS", "PUSHES");
                 for p in partners {
-                    println!("{:<20} {:<6} {:<6} {}", p.name, p.pull.len(), p.push.len(), p.url);
+                    println!(
+                        "{:<20} {:<6} {:<6} {}",
+                        p.name,
+                        p.pull.len(),
+                        p.push.len(),
+                        p.url
+                    );
                 }
             }
         }
@@ -183,9 +195,18 @@ pub fn run(config: &Config, config_path: Option<&Path>, cmd: PartnerCommand) -> 
             } else {
                 println!("{}", toml::to_string(&p)?.trim_end());
                 println!();
-                println!("last attempt:  {}", status.last_attempt.as_deref().unwrap_or("never"));
-                println!("last success:  {}", status.last_success.as_deref().unwrap_or("never"));
-                println!("last error:    {}", status.last_error.as_deref().unwrap_or("none"));
+                println!(
+                    "last attempt:  {}",
+                    status.last_attempt.as_deref().unwrap_or("never")
+                );
+                println!(
+                    "last success:  {}",
+                    status.last_success.as_deref().unwrap_or("never")
+                );
+                println!(
+                    "last error:    {}",
+                    status.last_error.as_deref().unwrap_or("none")
+                );
                 println!(
                     "pulled {} / pushed {} / quarantined {} object versions",
                     status.pulled, status.pushed, status.quarantined
@@ -253,7 +274,7 @@ fn partner_from_args(a: AddArgs) -> anyhow::Result<PartnerConfig> {
             remote,
             local,
             local_api_root: None,
-        mirror_deletions: a.mirror_deletions,
+            mirror_deletions: a.mirror_deletions,
         });
     }
     for m in &a.push {

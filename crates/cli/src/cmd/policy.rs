@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use anyhow::bail;
 use clap::Subcommand;
-use kizuna_store::{ObjectQuery, Store, VersionFilter};
 use kizuna_stix::Tlp;
+use kizuna_store::{ObjectQuery, Store, VersionFilter};
 use kizuna_sync::state::SyncDb;
 use kizuna_sync::{SyncEngine, SyncOptions};
 
@@ -47,7 +47,11 @@ pub enum PolicyCommand {
 }
 
 /// Runs a policy subcommand; `explain` exits 1 when the object is refused or not found.
-pub fn run(config: &Config, config_path: Option<&Path>, cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
+pub fn run(
+    config: &Config,
+    config_path: Option<&Path>,
+    cmd: PolicyCommand,
+) -> anyhow::Result<ExitCode> {
     let store = hub::open(config)?;
     match cmd {
         PolicyCommand::Explain {

@@ -26,7 +26,11 @@ pub struct SyncArgs {
 }
 
 /// Runs `kizuna sync`; exit status 1 when any partner failed.
-pub fn run(config: &Config, config_path: Option<&Path>, args: SyncArgs) -> anyhow::Result<ExitCode> {
+pub fn run(
+    config: &Config,
+    config_path: Option<&Path>,
+    args: SyncArgs,
+) -> anyhow::Result<ExitCode> {
     let file = partner_file(config_path);
     let mut partners = kizuna_sync::config::load_partners(&file)?;
     if let Some(name) = &args.partner {
