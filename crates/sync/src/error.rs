@@ -30,6 +30,8 @@ pub enum Error {
         url: String,
         /// What the partner said.
         message: String,
+        /// The `Retry-After` the partner asked for (429, 503), in seconds form.
+        retry_after: Option<std::time::Duration>,
     },
     /// The response body exceeded the configured cap; it was not read further.
     #[error("response from {url} exceeds the {limit}-byte cap")]
@@ -88,6 +90,14 @@ pub enum Error {
 }
 
 impl Error {
+    /// How long the partner asked us to wait before trying again, if it did.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Error::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
     /// Whether trying again later may succeed: transport failures, 5xx, 429 and 408, malformed
     /// responses and incomplete pushes. Authentication, authorization, validation and configuration errors are
     /// not retried: repeating them only fills the partner's logs.

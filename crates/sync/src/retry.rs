@@ -54,7 +54,12 @@ impl RetryPolicy {
             match op().await {
                 Ok(v) => return Ok(v),
                 Err(e) if attempt < attempts && e.is_retryable() => {
-                    let delay = self.delay(attempt);
+                    // A partner's Retry-After is honoured, within the policy's largest delay so
+                    // that a hostile answer cannot park a sync run for hours.
+                    let delay = match e.retry_after() {
+                        Some(asked) => asked.min(self.max).max(self.delay(attempt)),
+                        None => self.delay(attempt),
+                    };
                     tracing::warn!(%what, attempt, ?delay, error = %e, "retrying");
                     tokio::time::sleep(delay).await;
                     attempt += 1;

@@ -44,7 +44,8 @@ fn response(status: &str, content_type: &str, body: &str) -> Vec<u8> {
 
 const TAXII: &str = "application/taxii+json;version=2.1";
 
-/// Serves scripted misbehaviour by path; `/flaky/` fails twice with 503, then answers.
+/// Serves scripted misbehaviour by path; `/flaky/` answers 429 with Retry-After twice, then
+/// answers.
 async fn scripted() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -102,7 +103,7 @@ async fn scripted() -> SocketAddr {
                     }
                     "/flaky/" => {
                         if flaky.fetch_add(1, Ordering::SeqCst) < 2 {
-                            response("503 Service Unavailable", "text/plain", "busy")
+                            b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec()
                         } else {
                             response("200 OK", TAXII, DISCOVERY)
                         }
@@ -206,8 +207,18 @@ async fn transient_failures_are_retried_with_backoff() {
         base: Duration::from_millis(20),
         max: Duration::from_millis(100),
     };
+    let first = c.discovery(&url).await.unwrap_err();
+    assert_eq!(first.retry_after(), Some(Duration::from_secs(1)), "{first}");
+    assert!(first.is_retryable());
+    let started = std::time::Instant::now();
     let d = policy.run("discovery", || c.discovery(&url)).await.unwrap();
     assert_eq!(d.title, "scripted");
+    // One more 429 with Retry-After: 1, capped by the policy's largest delay (100 ms).
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 // ----- TLS -----

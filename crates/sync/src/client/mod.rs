@@ -432,11 +432,20 @@ impl TaxiiClient {
         if status.is_success() {
             return Ok(response);
         }
+        // Only the delta-seconds form; an HTTP date is rare from TAXII servers and the backoff
+        // applies anyway.
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
         let message = self.error_message(response, url).await;
         Err(Error::Status {
             status: status.as_u16(),
             url: url.to_string(),
             message,
+            retry_after,
         })
     }
 
