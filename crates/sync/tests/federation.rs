@@ -97,9 +97,8 @@ async fn hub(partner_accounts: &[&str], password: &str) -> Hub {
 
 fn partner_of(name: &str, other: &Hub, account: &str, password_file: &Path) -> PartnerConfig {
     let mut p = PartnerConfig::new(name, format!("{}/taxii2/", other.server.url()));
-    p.pinned_sha256 = Some(hex::encode(
-        other.server.certificate_fingerprint().unwrap().0,
-    ));
+    // Exactly what `kizuna serve` logs (`AB:CD:...`), pasted into the partner's configuration.
+    p.pinned_sha256 = Some(other.server.certificate_fingerprint().unwrap().to_string());
     p.auth = AuthConfig {
         username: Some(account.into()),
         password_file: Some(password_file.to_owned()),
