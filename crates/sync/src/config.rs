@@ -23,6 +23,10 @@ pub struct PartnerConfig {
     /// The partner organisation's STIX identity id (`identity--...`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
+    /// The local account this partner reads our TAXII server with: its reads are subject to this
+    /// partner's egress policy too ([`policy_for_account`]), not only what we push.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
     /// TAXII discovery URL (`.../taxii2/`) or API root URL.
     pub url: String,
     /// When `url` is a discovery URL: the API root to use (URL); default: the discovery's
@@ -215,6 +219,7 @@ impl PartnerConfig {
         Self {
             name: name.into(),
             identity: None,
+            account: None,
             url: url.into(),
             api_root: None,
             auth: AuthConfig::default(),
@@ -331,6 +336,19 @@ impl PartnerConfig {
     }
 }
 
+/// The egress policy that applies to reads by a local account, when that account is a partner's
+/// (`account = "..."` in its `[[partner]]` table). This is the seam through which the TAXII server
+/// applies the same policy to what partners read as the engine applies to what it pushes.
+pub fn policy_for_account<'a>(
+    partners: &'a [PartnerConfig],
+    account: &str,
+) -> Option<&'a EgressPolicy> {
+    partners
+        .iter()
+        .find(|p| p.account.as_deref() == Some(account))
+        .map(|p| &p.policy)
+}
+
 /// The `[[partner]]` tables of a configuration file (none when the file does not exist).
 pub fn load_partners(path: &Path) -> Result<Vec<PartnerConfig>> {
     let text = match std::fs::read_to_string(path) {
@@ -362,12 +380,20 @@ pub fn partners_from_str(text: &str) -> Result<Vec<PartnerConfig>> {
         .try_into()
         .map_err(|e: toml::de::Error| Error::Config(e.to_string()))?;
     let mut names = std::collections::HashSet::new();
+    let mut accounts = std::collections::HashSet::new();
     for p in &parsed.partner {
         p.check()?;
         if !names.insert(p.name.as_str()) {
             return Err(Error::Config(format!(
                 "partner {} is configured twice",
                 p.name
+            )));
+        }
+        if let Some(a) = &p.account
+            && !accounts.insert(a.as_str())
+        {
+            return Err(Error::Config(format!(
+                "account {a} is given to two partners"
             )));
         }
     }
@@ -508,6 +534,7 @@ data = "kizuna-data"
 [[partner]]
 name = "dod"
 identity = "identity--0c7b5b88-8ff7-4a4d-aa9d-feb398cd0061"
+account = "dod-reader"
 url = "https://dod.example:9443/taxii2/"
 pinned_sha256 = "ab:ab:ab:ab:ab:ab:ab:ab:ab:ab:ab:ab:ab:ab:ab:ab:ab:ab:ab:ab:ab:ab:ab:ab:ab:ab:ab:ab:ab:ab:ab:ab"
 auth = { username = "mod", password_env = "DOD_PASSWORD" }
@@ -541,6 +568,17 @@ danger_plaintext_http = true
         assert!(ps[0].policy.amber_client);
         assert_eq!(ps[0].page_size, 100);
         assert_eq!(ps[1].name, "feed");
+        assert!(policy_for_account(&ps, "dod-reader").unwrap().amber_client);
+        assert!(policy_for_account(&ps, "admin").is_none());
+        let dup = format!(
+            "{SAMPLE}\n[[partner]]\nname = \"x\"\naccount = \"dod-reader\"\nurl = \"http://h/\"\ndanger_plaintext_http = true\n"
+        );
+        assert!(
+            partners_from_str(&dup)
+                .unwrap_err()
+                .to_string()
+                .contains("two partners")
+        );
     }
 
     #[test]

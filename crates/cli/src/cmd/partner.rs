@@ -54,6 +54,9 @@ pub struct AddArgs {
     /// The partner's STIX identity (`identity--UUID`).
     #[arg(long)]
     pub identity: Option<String>,
+    /// The local account this partner reads our TAXII server with (its reads follow this policy).
+    #[arg(long)]
+    pub account: Option<String>,
     /// API root to use when --url is a discovery URL (default: the discovery's default).
     #[arg(long)]
     pub api_root: Option<String>,
@@ -255,6 +258,7 @@ fn split_pair(text: &str, what: &str) -> anyhow::Result<(String, String)> {
 fn partner_from_args(a: AddArgs) -> anyhow::Result<PartnerConfig> {
     let mut p = PartnerConfig::new(a.name, a.url);
     p.identity = a.identity;
+    p.account = a.account;
     p.api_root = a.api_root;
     p.auth = AuthConfig {
         username: a.username,
