@@ -13,6 +13,9 @@
 //!   how fast it may go (a token bucket per account, another per address for failed logins), and
 //!   how much it may send (body size per API root under a global hard cap, JSON nesting depth and
 //!   string length checked on raw bytes before any parser sees them).
+//! - **The audit of reads** ([`audit`]): every object version served is an audit event,
+//!   committed in batches by one writer thread off the request path; the queue is bounded (a full
+//!   queue makes reads wait, never drops events) and flushed on graceful shutdown.
 //! - **Observability** ([`metrics`]): Prometheus counters and histograms with names defined in one
 //!   place, and a `tracing` span per request.
 //! - **The TAXII protocol** (the `api` module, [`media`], [`token`], [`error`]): every endpoint
@@ -54,6 +57,7 @@
 //! ```
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod limits;

@@ -20,6 +20,8 @@ pub mod names {
     pub const OBJECTS_STORED: &str = "kizuna_objects_stored_total";
     /// Counter of object versions served through the TAXII API.
     pub const OBJECTS_SERVED: &str = "kizuna_objects_served_total";
+    /// Counter of read audit events given up because the store refused them at shutdown.
+    pub const AUDIT_EVENTS_LOST: &str = "kizuna_audit_events_lost_total";
     /// Counter of failed authentications, by `reason`.
     pub const AUTH_FAILURES: &str = "kizuna_auth_failures_total";
     /// Counter of slow (argon2) password verifications actually run.
@@ -60,6 +62,7 @@ pub struct Metrics {
     routes: Mutex<BTreeMap<String, RouteStats>>,
     objects_stored: AtomicU64,
     objects_served: AtomicU64,
+    audit_events_lost: AtomicU64,
     auth_failures: Mutex<BTreeMap<&'static str, u64>>,
     password_verifications: AtomicU64,
     rate_limited: Mutex<BTreeMap<&'static str, u64>>,
@@ -124,6 +127,11 @@ impl Metrics {
     /// Counts object versions served (call when a page is written).
     pub fn objects_served(&self, n: u64) {
         self.objects_served.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts read audit events that could not be written.
+    pub fn audit_events_lost(&self, n: u64) {
+        self.audit_events_lost.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Counts a failed authentication.
@@ -233,6 +241,13 @@ impl Metrics {
             "Object versions served.",
             &self.objects_served,
         );
+        scalar(
+            &mut out,
+            names::AUDIT_EVENTS_LOST,
+            "counter",
+            "Read audit events lost (the store refused them at shutdown).",
+            &self.audit_events_lost,
+        );
         labelled(
             &mut out,
             names::AUTH_FAILURES,
@@ -336,6 +351,7 @@ mod tests {
         );
         m.objects_stored(5);
         m.objects_served(7);
+        m.audit_events_lost(2);
         m.auth_failure("bad_password");
         m.rate_limited("account");
         m.connection_opened();
@@ -351,6 +367,7 @@ mod tests {
         ));
         assert!(text.contains("kizuna_objects_stored_total 5"));
         assert!(text.contains("kizuna_objects_served_total 7"));
+        assert!(text.contains("kizuna_audit_events_lost_total 2"));
         assert!(text.contains("kizuna_auth_failures_total{reason=\"bad_password\"} 1"));
         assert!(text.contains("kizuna_rate_limited_total{limit=\"account\"} 1"));
         assert!(text.contains("kizuna_connections_open 1"));

@@ -58,6 +58,7 @@ use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt as _;
 use tracing::Instrument as _;
 
+use crate::audit::AuditWriter;
 use crate::error::ApiError;
 use crate::limits::{check_json_limits, payload_too_large, too_many_requests};
 use crate::state::{AppState, ConnectionInfo, Principal};
@@ -159,6 +160,8 @@ pub struct RunningServer {
     tls: Option<ServerTls>,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    audit: Arc<AuditWriter>,
+    grace: Duration,
 }
 
 impl RunningServer {
@@ -183,10 +186,19 @@ impl RunningServer {
         format!("{scheme}://{}", self.local_addr)
     }
 
-    /// Stops accepting, lets requests in flight finish within the grace period, then returns.
+    /// Stops accepting, lets requests in flight finish within the grace period, then waits (at
+    /// most the grace period again) until the audit events of every read answered are committed.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+        let audit = self.audit;
+        let grace = self.grace;
+        let flushed = tokio::task::spawn_blocking(move || audit.flush_timeout(grace)).await;
+        if !matches!(flushed, Ok(true)) {
+            tracing::error!(
+                "read audit events still unwritten at shutdown (the store is refusing them)"
+            );
+        }
     }
 
     /// Resolves if the accept loop ends on its own, which only a panic in it can cause: a caller
@@ -424,6 +436,8 @@ pub async fn start(config: ServerConfig, state: AppState) -> Result<RunningServe
     let acceptor = tls
         .as_ref()
         .map(|t| tokio_rustls::TlsAcceptor::from(Arc::clone(&t.config)));
+    let audit = Arc::clone(&state.audit);
+    let grace = config.shutdown_grace;
     let accept = AcceptLoop {
         listener,
         acceptor,
@@ -440,6 +454,8 @@ pub async fn start(config: ServerConfig, state: AppState) -> Result<RunningServe
         tls,
         shutdown,
         task,
+        audit,
+        grace,
     })
 }
 

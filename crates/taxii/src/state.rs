@@ -6,6 +6,7 @@ use std::sync::Arc;
 use kizuna_stix::Tlp;
 use kizuna_store::{Account, ApiRoot, Store, StoreError};
 
+use crate::audit::AuditWriter;
 use crate::auth::{AuthConfig, Authenticator};
 use crate::limits::RateLimiter;
 use crate::metrics::Metrics;
@@ -36,8 +37,12 @@ pub struct ServiceConfig {
     pub max_json_string: usize,
     /// TLP level at which unmarked objects are treated for clearance checks.
     pub unmarked_as: Tlp,
-    /// Whether objects served are written to the audit log one by one.
+    /// Whether objects served are written to the audit log one by one (through the
+    /// [`AuditWriter`](crate::audit::AuditWriter), off the request path).
     pub audit_reads: bool,
+    /// Most read audit events queued for the audit writer; a read that finds the queue full
+    /// waits for room before it answers.
+    pub audit_queue: usize,
     /// Hard upper bound on any request body, in bytes, whatever an API root's
     /// `max_content_length` says: the effective limit is the smaller of the two (see
     /// [`ServiceConfig::max_content_length`]), and that is also what an API root advertises.
@@ -75,6 +80,7 @@ impl Default for ServiceConfig {
             max_json_string: 1 << 20,
             unmarked_as: Tlp::Amber,
             audit_reads: true,
+            audit_queue: 65_536,
             max_body_bytes: 32 << 20,
             max_buffered_bytes: 256 << 20,
             auth: AuthConfig::default(),
@@ -99,6 +105,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The request body memory budget, in KiB permits (see [`ServiceConfig::max_buffered_bytes`]).
     pub body_budget: Arc<tokio::sync::Semaphore>,
+    /// Writes the audit events of reads in batches, off the request path.
+    pub audit: Arc<AuditWriter>,
 }
 
 /// Name of the store secret that keys sealed `next` tokens; every process on one store shares it.
@@ -114,12 +122,16 @@ pub enum StateError {
     /// The authenticator could not be set up.
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthError),
+    /// The audit writer thread could not be started.
+    #[error("cannot start the audit writer thread: {0}")]
+    AuditThread(#[source] std::io::Error),
 }
 
 impl AppState {
     /// Builds the state of a server on `store`: the `next`-token key (a store secret, so tokens
-    /// survive restarts and work across processes), the authenticator, the rate limiter and fresh
-    /// metrics.
+    /// survive restarts and work across processes), the authenticator, the rate limiter, fresh
+    /// metrics, and the audit writer's thread (which stops when the last clone of the state is
+    /// dropped, after writing what is queued).
     ///
     /// Blocking (reads the store and computes one argon2 hash for the decoy used against unknown
     /// account names): call it before starting the server or from a blocking thread.
@@ -131,8 +143,11 @@ impl AppState {
         let budget_kib = usize::try_from(config.max_buffered_bytes.div_ceil(1024))
             .unwrap_or(usize::MAX)
             .clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+        let audit = AuditWriter::start(store.clone(), config.audit_queue, metrics.clone())
+            .map_err(StateError::AuditThread)?;
         Ok(Self {
             store,
+            audit: Arc::new(audit),
             config: Arc::new(config),
             auth: Arc::new(auth),
             tokens: Arc::new(TokenSealer::new(key)),

@@ -33,6 +33,7 @@ const SMALL: &str = "7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c04";
 pub(crate) struct Hub {
     _dir: tempfile::TempDir,
     store: Arc<SqliteStore>,
+    state: AppState,
     app: Router,
 }
 
@@ -112,10 +113,11 @@ fn hub_with(config: ServiceConfig) -> Hub {
         .set_permission("other", &permission(ROOT, MAIN, true, false))
         .unwrap();
     let state = AppState::new(store.clone(), config).unwrap();
-    let app = kizuna_taxii::api::routes().with_state(state);
+    let app = kizuna_taxii::api::routes().with_state(state.clone());
     Hub {
         _dir: dir,
         store,
+        state,
         app,
     }
 }

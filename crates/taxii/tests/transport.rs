@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::Hub;
+use kizuna_store::Store as _;
 use kizuna_taxii::server::{self, ServerConfig, TlsMode};
 use kizuna_taxii::tls::Fingerprint;
 use kizuna_taxii::{AppState, ServiceConfig};
@@ -285,6 +286,66 @@ async fn shutdown_stops_accepting() {
     let addr = hub.server.local_addr();
     hub.server.shutdown().await;
     assert!(TcpStream::connect(addr).await.is_err());
+}
+
+/// Read audit events are committed off the request path; a graceful shutdown waits for them:
+/// after N reads of M objects, exactly N×M serve events are in the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_commits_the_audit_events_of_every_read() {
+    let hub = Hub::start().await;
+    let client = hub.client();
+    let objects = format!(
+        "/{}/collections/{}/objects/",
+        common::ROOT,
+        common::COLLECTION
+    );
+    let indicators: Vec<serde_json::Value> = (0..12)
+        .map(|n| {
+            serde_json::json!({
+                "type": "indicator",
+                "spec_version": "2.1",
+                "id": format!("indicator--00000000-0000-4000-8000-{n:012x}"),
+                "created": "2024-01-01T00:00:00.000Z",
+                "modified": "2024-01-01T00:00:00.000Z",
+                "pattern": format!("[ipv4-addr:value = '198.51.100.{n}']"),
+                "pattern_type": "stix",
+                "valid_from": "2024-01-01T00:00:00Z",
+            })
+        })
+        .collect();
+    let r = client
+        .post(hub.url(&objects))
+        .basic_auth("alice", Some(common::PASSWORD))
+        .header("Accept", "application/taxii+json;version=2.1")
+        .header("Content-Type", "application/taxii+json;version=2.1")
+        .body(serde_json::to_vec(&serde_json::json!({ "objects": indicators })).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let reads = 9;
+    for _ in 0..reads {
+        let r = client
+            .get(hub.url(&objects))
+            .basic_auth("bob", Some(common::PASSWORD))
+            .header("Accept", "application/taxii+json;version=2.1")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["objects"].as_array().map(Vec::len), Some(12));
+    }
+    hub.server.shutdown().await;
+    let served = hub
+        .store
+        .audit_events(&kizuna_store::AuditQuery {
+            account: Some("bob".to_owned()),
+            action: Some(kizuna_store::AuditAction::Serve),
+            ..kizuna_store::AuditQuery::default()
+        })
+        .unwrap();
+    assert_eq!(served.len(), reads * 12);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

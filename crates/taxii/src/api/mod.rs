@@ -34,7 +34,8 @@
 //! # Performance
 //!
 //! Store calls run on the blocking pool: a read does all of its store work (collection lookup,
-//! permission check, query, audit) in one `spawn_blocking`; a POST uses one for the lookup
+//! permission check, query) in one `spawn_blocking` and queues its audit events for the
+//! [`crate::audit`] writer, which commits them in batches off the request path; a POST uses one for the lookup
 //! before it reads the body and one for validation and storage (large envelopes are validated
 //! on several threads). Objects are served as the
 //! exact bytes they were stored as: an envelope is built by concatenating them, never by

@@ -24,9 +24,12 @@
 //!   touch a version above the caller's clearance is refused (403) unless no matching version is
 //!   visible at all (404): a writer can neither delete nor learn of what it may not read.
 //! - With `audit_reads`, every object version served by Get Objects and Get an Object is
-//!   written to the audit log, in one store call per response, before the response is sent (a
-//!   failing audit log fails the read). Manifests and version lists serve no object content and
-//!   are not audited one by one.
+//!   recorded in the audit log. The events are queued for the [`AuditWriter`], which commits them
+//!   in batches off the request path; a full queue makes the read wait, and a failing audit log
+//!   fails the read (see [`crate::audit`] for what a kill of the process can lose). Manifests and
+//!   version lists serve no object content and are not audited one by one.
+//!
+//! [`AuditWriter`]: crate::audit::AuditWriter
 
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
@@ -85,7 +88,8 @@ pub(crate) fn check_object_id(id: &str) -> Result<(), ApiError> {
 }
 
 /// Reads one page for the caller: collection lookup and read permission, `next` token, store
-/// query with the caller's clearance, audit. Blocking.
+/// query with the caller's clearance, audit events queued. Blocking (also while the audit queue
+/// is full).
 pub(crate) fn load_page(
     state: &AppState,
     caller: &Caller,
@@ -145,7 +149,10 @@ pub(crate) fn load_page(
                 )
             })
             .collect();
-        state.store.audit(&events)?;
+        state
+            .audit
+            .record(events)
+            .map_err(|e| ApiError::internal(&e))?;
     }
     Ok((
         collection,

@@ -504,7 +504,9 @@ async fn amber_cleared_reader_never_sees_amber_strict_or_red() {
         assert_ne!(o["object_marking_refs"], json!([Tlp::Red.marking_id()]));
     }
 
-    // Reads are audited, one event per version served.
+    // Reads are audited, one event per version served (committed by the audit writer; flush
+    // waits for it).
+    hub.state.audit.flush();
     let served = hub
         .store
         .audit_events(&AuditQuery {
@@ -519,4 +521,49 @@ async fn amber_cleared_reader_never_sees_amber_strict_or_red() {
         let id = e.object_id.as_deref().unwrap_or("");
         id != indicator_id(13) && id != indicator_id(14)
     }));
+}
+
+/// Regression (read audit moved off the request path): after the audit writer is flushed, the
+/// log holds exactly one serve event per object version served, no more, no fewer.
+#[tokio::test]
+async fn every_version_served_is_audited_once_after_flush() {
+    let hub = hub();
+    let objects: Vec<Value> = (0..25).map(|n| indicator(n, 1, None)).collect();
+    hub.post_objects(MAIN, &objects).await;
+    let reads = 7;
+    for _ in 0..reads {
+        let r = hub.get("reader", &objects_url(MAIN)).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.objects().len(), 25);
+    }
+    let r = hub
+        .get(
+            "reader",
+            &format!("{}{}/", objects_url(MAIN), indicator_id(3)),
+        )
+        .await;
+    assert_eq!(r.objects().len(), 1);
+    // Manifests serve no object content: not audited one by one.
+    let r = hub
+        .get("reader", &format!("/{ROOT}/collections/{MAIN}/manifest/"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    hub.state.audit.flush();
+    assert_eq!(hub.state.audit.pending(), 0);
+    let served = hub
+        .store
+        .audit_events(&AuditQuery {
+            account: Some("reader".to_owned()),
+            action: Some(AuditAction::Serve),
+            ..AuditQuery::default()
+        })
+        .unwrap();
+    assert_eq!(served.len(), reads * 25 + 1);
+    assert_eq!(
+        served
+            .iter()
+            .filter(|e| e.object_id.as_deref() == Some(indicator_id(3).as_str()))
+            .count(),
+        reads + 1
+    );
 }
