@@ -123,13 +123,6 @@ pub fn too_many_requests(retry_after: Duration) -> ApiError {
         .header(http::header::RETRY_AFTER, http::HeaderValue::from(secs))
 }
 
-/// The 413 answer for a body over `limit` bytes.
-pub fn payload_too_large(limit: u64) -> ApiError {
-    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large").describe(format!(
-        "the request body exceeds this API root's max_content_length of {limit} bytes"
-    ))
-}
-
 /// Checks JSON text for nesting deeper than `max_depth` and strings (keys included) longer than
 /// `max_string` bytes, as written (escape sequences count as their raw bytes), in one pass over
 /// the raw bytes and without allocating.

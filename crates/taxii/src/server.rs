@@ -60,7 +60,7 @@ use tracing::Instrument as _;
 
 use crate::audit::AuditWriter;
 use crate::error::ApiError;
-use crate::limits::{check_json_limits, payload_too_large, too_many_requests};
+use crate::limits::{check_json_limits, too_many_requests};
 use crate::state::{AppState, ConnectionInfo, Principal};
 use crate::tls::{self, Fingerprint, ServerTls, TlsError};
 
@@ -333,7 +333,7 @@ async fn body_limit(State(state): State<AppState>, request: Request, next: Next)
         }
     }
     if declared.is_some_and(|n| n > limit) {
-        return payload_too_large(limit).into_response();
+        return ApiError::payload_too_large(limit).into_response();
     }
     let is_json = request
         .headers()
@@ -355,7 +355,7 @@ async fn body_limit(State(state): State<AppState>, request: Request, next: Next)
     let bytes = match limited.collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return payload_too_large(limit).into_response();
+            return ApiError::payload_too_large(limit).into_response();
         }
         Err(e) => {
             return ApiError::bad_request(format!("could not read the request body: {e}"))

@@ -498,3 +498,53 @@ async fn body_memory_budget_is_shared() {
         r.status()
     );
 }
+
+/// A body without a known length (as a chunked upload has): `map_frame` hides the size hint.
+fn chunked(bytes: Vec<u8>) -> axum::body::Body {
+    use http_body_util::BodyExt as _;
+    axum::body::Body::new(http_body_util::Full::new(bytes::Bytes::from(bytes)).map_frame(|f| f))
+}
+
+/// The body-limit middleware is the one place that enforces `max_content_length` and the JSON
+/// caps, for declared and chunked bodies alike, before the handler parses anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn body_limits_and_json_caps_are_enforced_once_in_the_middleware() {
+    use tower::ServiceExt as _;
+    let hub = Hub::start_with(
+        |s| {
+            s.max_json_depth = 8;
+            s.max_json_string = 64;
+        },
+        |_| {},
+    )
+    .await;
+    let app = kizuna_taxii::router(hub.state.clone());
+    let send = |root: &str, body: axum::body::Body, length: Option<usize>| {
+        let mut request = http::Request::post(objects_path(root))
+            .header("Authorization", format!("Bearer {API_KEY}"))
+            .header("Accept", ACCEPT)
+            .header("Content-Type", TAXII_JSON);
+        if let Some(length) = length {
+            request = request.header("Content-Length", length);
+        }
+        app.clone().oneshot(request.body(body).unwrap())
+    };
+    let pad = |n: usize| format!(r#"{{"objects":[],"x":"{}"}}"#, "a".repeat(n)).into_bytes();
+    let over = pad(usize::try_from(SMALL_LIMIT).unwrap());
+    // Over max_content_length: declared, and found while reading a chunked body.
+    let r = send(SMALL_ROOT, over.clone().into(), Some(over.len()))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let r = send(SMALL_ROOT, chunked(over), None).await.unwrap();
+    assert_eq!(r.status(), 413);
+    // JSON caps, on a chunked body too.
+    let deep = format!(r#"{{"objects":[{}{}]}}"#, "[".repeat(20), "]".repeat(20)).into_bytes();
+    let r = send(ROOT, chunked(deep), None).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let r = send(ROOT, chunked(pad(65)), None).await.unwrap();
+    assert_eq!(r.status(), 413);
+    // Within every limit: accepted (an empty envelope).
+    let r = send(SMALL_ROOT, chunked(pad(64)), None).await.unwrap();
+    assert_eq!(r.status(), 202);
+}

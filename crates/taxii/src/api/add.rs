@@ -1,10 +1,11 @@
 //! Add Objects (§5.5): `POST /{api-root}/collections/{id}/objects/`.
 //!
-//! The order of checks: the collection must be visible (else 404) and writable (else 403); the
-//! body must be `application/taxii+json` (415); it must fit the API root's `max_content_length`,
-//! by its `Content-Length` and by what is actually read, which is never more than that (413); it
-//! passes the JSON depth and string-length caps before it is parsed; it must be JSON (400) and an
-//! envelope, `{"objects": [...]}` (422).
+//! Before this handler runs, the body-limit middleware ([`crate::server`]) has refused a body
+//! over the API root's `max_content_length`, by its `Content-Length` or by what was actually read,
+//! which is never more than that (413), and a JSON body nested too deeply (400) or with too long a
+//! string (413), before any parser saw it. Then: the collection must be visible (else 404) and
+//! writable (else 403); the body must be `application/taxii+json` (415); it must be JSON (400) and
+//! an envelope, `{"objects": [...]}` (422).
 //!
 //! Each object is then judged on its own: full STIX 2.1 validation ([`validate_object`]), the
 //! indexing properties ([`ObjectMeta::from_value`]) and, for indicators with
@@ -24,7 +25,7 @@
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use http::{HeaderMap, StatusCode, header};
+use http::{HeaderMap, StatusCode};
 use kizuna_stix::{ObjectMeta, Problem, Timestamp, validate_object};
 use kizuna_store::{
     AddOutcome, AuditAction, AuditEvent, Collection, NewObject, Status, StatusDetail, StatusState,
@@ -57,41 +58,26 @@ pub async fn add_objects(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (collection, max_content_length) = {
+    let collection = {
         let state = state.clone();
         let caller = caller.clone();
-        blocking(move || {
-            let collection =
-                super::collection(&state, &caller, &api_root, &collection, Need::Write)?;
-            let root = state
-                .store
-                .api_root(&api_root)?
-                .ok_or_else(|| ApiError::not_found("no such API root"))?;
-            Ok((collection, state.config.max_content_length(&root)))
-        })
-        .await?
+        blocking(move || super::collection(&state, &caller, &api_root, &collection, Need::Write))
+            .await?
     };
     media::check_content_type(&headers)?;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|len| len > max_content_length) {
-        return Err(ApiError::payload_too_large(max_content_length));
-    }
-    let limit = usize::try_from(max_content_length).unwrap_or(usize::MAX);
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
-        if is_length_limit(&e) {
-            ApiError::payload_too_large(max_content_length)
-        } else {
-            ApiError::bad_request("the request body could not be read")
-        }
-    })?;
-    crate::limits::check_json_limits(
-        &bytes,
-        state.config.max_json_depth,
-        state.config.max_json_string,
-    )?;
+    // The body-limit middleware has already read the body within the API root's limit and
+    // checked its JSON depth and string lengths; the global cap only keeps this read bounded
+    // should the routes ever be mounted without it.
+    let cap = state.config.max_body_bytes;
+    let bytes = axum::body::to_bytes(body, usize::try_from(cap).unwrap_or(usize::MAX))
+        .await
+        .map_err(|e| {
+            if is_length_limit(&e) {
+                ApiError::payload_too_large(cap)
+            } else {
+                ApiError::bad_request("the request body could not be read")
+            }
+        })?;
     let request_timestamp = Timestamp::now();
     let status =
         blocking(move || ingest(&state, &caller, &collection, &bytes, request_timestamp)).await?;

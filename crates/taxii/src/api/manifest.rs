@@ -7,13 +7,12 @@
 
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
-use http::StatusCode;
 use serde::Serialize;
 
-use super::objects::{PageRequest, load_page};
-use super::{Caller, blocking, date_added_headers, json_response, taxii_timestamp};
+use super::objects::{PageRequest, load_page, page_response};
+use super::{Caller, blocking, taxii_timestamp};
 use crate::error::ApiError;
-use crate::query::{Endpoint, Filters};
+use crate::query::Endpoint;
 use crate::state::AppState;
 
 /// One manifest record (§5.3.1 `manifest-record`).
@@ -42,14 +41,13 @@ pub async fn get_manifest(
     Path((api_root, collection)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let request = PageRequest {
+    let request = PageRequest::new(
+        Endpoint::Manifest,
         api_root,
         collection,
-        object_id: None,
-        endpoint: Endpoint::Manifest,
-        filters: Filters::parse(raw.as_deref(), Endpoint::Manifest)?,
-        audit: false,
-    };
+        None,
+        raw.as_deref(),
+    )?;
     let (_, page) = blocking(move || load_page(&state, &caller, &request)).await?;
     let resource = ManifestResource {
         more: page.more,
@@ -65,7 +63,5 @@ pub async fn get_manifest(
             })
             .collect(),
     };
-    let mut response = json_response(StatusCode::OK, &resource);
-    date_added_headers(&mut response, &page.records, page.empty_mark);
-    Ok(response)
+    Ok(page_response(&resource, &page))
 }

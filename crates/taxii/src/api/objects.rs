@@ -52,8 +52,34 @@ pub(crate) struct PageRequest {
     pub object_id: Option<String>,
     pub endpoint: Endpoint,
     pub filters: Filters,
-    /// Write an audit event per record served.
-    pub audit: bool,
+}
+
+impl PageRequest {
+    /// The request for `endpoint` from its path parameters and query string: 400 for an object
+    /// id that is not a STIX identifier or for filters the endpoint does not take.
+    pub fn new(
+        endpoint: Endpoint,
+        api_root: String,
+        collection: String,
+        object_id: Option<String>,
+        query: Option<&str>,
+    ) -> Result<Self, ApiError> {
+        if let Some(id) = &object_id {
+            check_object_id(id)?;
+        }
+        Ok(Self {
+            api_root,
+            collection,
+            object_id,
+            endpoint,
+            filters: Filters::parse(query, endpoint)?,
+        })
+    }
+
+    /// Whether the endpoint serves object content, so that each record served is audited.
+    fn serves_objects(&self) -> bool {
+        matches!(self.endpoint, Endpoint::Objects | Endpoint::Object)
+    }
 }
 
 /// A page read from the store.
@@ -126,14 +152,14 @@ pub(crate) fn load_page(
         query.ids = vec![id.clone()];
     }
     let page = state.store.objects(&collection.as_ref(), &query)?;
-    if request.audit {
+    if request.serves_objects() {
         state.metrics.objects_served(page.records.len() as u64);
     }
     let next = match (page.more, page.records.last()) {
         (true, Some(last)) => Some(state.tokens.seal(&scope, last.seq)),
         _ => None,
     };
-    if request.audit && state.config.audit_reads && !page.records.is_empty() {
+    if request.serves_objects() && state.config.audit_reads && !page.records.is_empty() {
         let now = Timestamp::now();
         let events: Vec<AuditEvent> = page
             .records
@@ -195,6 +221,13 @@ pub(crate) fn envelope(page: &Page) -> Vec<u8> {
     out
 }
 
+/// A page answered as a TAXII resource, with its date-added headers.
+pub(crate) fn page_response<T: Serialize>(resource: &T, page: &Page) -> Response {
+    let mut response = super::json_response(StatusCode::OK, resource);
+    date_added_headers(&mut response, &page.records, page.empty_mark);
+    response
+}
+
 fn envelope_response(page: &Page) -> Response {
     let mut response = taxii_response(StatusCode::OK, envelope(page));
     date_added_headers(&mut response, &page.records, page.empty_mark);
@@ -208,14 +241,13 @@ pub async fn get_objects(
     Path((api_root, collection)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let request = PageRequest {
+    let request = PageRequest::new(
+        Endpoint::Objects,
         api_root,
         collection,
-        object_id: None,
-        endpoint: Endpoint::Objects,
-        filters: Filters::parse(raw.as_deref(), Endpoint::Objects)?,
-        audit: true,
-    };
+        None,
+        raw.as_deref(),
+    )?;
     let (_, page) = blocking(move || load_page(&state, &caller, &request)).await?;
     Ok(envelope_response(&page))
 }
@@ -227,15 +259,13 @@ pub async fn get_object(
     Path((api_root, collection, object_id)): Path<(String, String, String)>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    check_object_id(&object_id)?;
-    let request = PageRequest {
+    let request = PageRequest::new(
+        Endpoint::Object,
         api_root,
         collection,
-        object_id: Some(object_id),
-        endpoint: Endpoint::Object,
-        filters: Filters::parse(raw.as_deref(), Endpoint::Object)?,
-        audit: true,
-    };
+        Some(object_id),
+        raw.as_deref(),
+    )?;
     let first_page = request.filters.next.is_none();
     let (_, page) = blocking(move || load_page(&state, &caller, &request)).await?;
     if first_page && page.records.is_empty() {
@@ -265,15 +295,13 @@ pub async fn get_versions(
     Path((api_root, collection, object_id)): Path<(String, String, String)>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    check_object_id(&object_id)?;
-    let request = PageRequest {
+    let request = PageRequest::new(
+        Endpoint::Versions,
         api_root,
         collection,
-        object_id: Some(object_id),
-        endpoint: Endpoint::Versions,
-        filters: Filters::parse(raw.as_deref(), Endpoint::Versions)?,
-        audit: false,
-    };
+        Some(object_id),
+        raw.as_deref(),
+    )?;
     let page = blocking(move || {
         let (collection, page) = load_page(&state, &caller, &request)?;
         if page.records.is_empty() && request.filters.next.is_none() {
@@ -304,9 +332,7 @@ pub async fn get_versions(
         next: page.next.clone(),
         versions: page.records.iter().map(|r| r.version.to_string()).collect(),
     };
-    let mut response = super::json_response(StatusCode::OK, &resource);
-    date_added_headers(&mut response, &page.records, page.empty_mark);
-    Ok(response)
+    Ok(page_response(&resource, &page))
 }
 
 /// Versions read per store call while a DELETE checks what it would touch.

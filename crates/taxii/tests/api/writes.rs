@@ -2,7 +2,7 @@
 
 use super::*;
 
-// ----- content negotiation and body limits -----
+// ----- content negotiation (body limits are the middleware's: see tests/security.rs) -----
 
 #[tokio::test]
 async fn accept_header_negotiation() {
@@ -61,40 +61,6 @@ async fn post_content_type_must_be_taxii() {
             .await;
         assert_eq!(r.status, expected, "{ct:?}");
     }
-}
-
-#[tokio::test]
-async fn body_over_max_content_length_is_413() {
-    let hub = hub();
-    let objects: Vec<Value> = (0..40).map(|n| indicator(n, 0, None)).collect();
-    let body = serde_json::to_vec(&json!({ "objects": objects })).unwrap();
-    assert!(body.len() > 4096);
-    let uri = format!("/{SMALL_ROOT}/collections/{SMALL}/objects/");
-    // Declared by Content-Length.
-    let r = hub.post("writer", &uri, body.clone()).await;
-    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(r.json()["http_status"], "413");
-    // Not declared (chunked): found while reading.
-    let stream = futures_body(body);
-    let request = Request::post(&uri)
-        .header(header::CONTENT_TYPE, TAXII_JSON)
-        .body(stream)
-        .unwrap();
-    assert_eq!(
-        hub.send("writer", request).await.status,
-        StatusCode::PAYLOAD_TOO_LARGE
-    );
-    // Under the limit: accepted.
-    let small = serde_json::to_vec(&json!({ "objects": [indicator(1, 0, None)] })).unwrap();
-    assert_eq!(
-        hub.post("writer", &uri, small).await.status,
-        StatusCode::ACCEPTED
-    );
-}
-
-/// A body without a known length (as a chunked upload has): `map_frame` hides the size hint.
-fn futures_body(bytes: Vec<u8>) -> Body {
-    Body::new(http_body_util::Full::new(bytes::Bytes::from(bytes)).map_frame(|f| f))
 }
 
 // ----- adding objects -----
