@@ -232,16 +232,24 @@ impl SyncDb {
     }
 
     /// Whether this version of this object was received from `partner` (so that it is not echoed
-    /// back to it).
+    /// back to it). `version` is a [`version_key`]; an unversioned object (an SCO, recorded with
+    /// an empty version) counts as received whatever the version asked.
     pub fn received_from(&self, partner: &str, object_id: &str, version: &str) -> Result<bool> {
+        Ok(self.received(partner, object_id, version)?.is_some())
+    }
+
+    /// How this object version was received from `partner`: `Some(true)` as exactly this version,
+    /// `Some(false)` as an unversioned object, `None` not at all.
+    pub fn received(&self, partner: &str, object_id: &str, version: &str) -> Result<Option<bool>> {
         self.with(|c| {
             c.query_row(
-                "SELECT 1 FROM provenance WHERE object_id = ?1 AND version = ?2 AND partner = ?3",
+                "SELECT max(version = ?2) FROM provenance
+                 WHERE object_id = ?1 AND (version = ?2 OR version = '') AND partner = ?3
+                 HAVING count(*) > 0",
                 params![object_id, version, partner],
-                |_| Ok(()),
+                |r| r.get::<_, bool>(0),
             )
             .optional()
-            .map(|o| o.is_some())
         })
     }
 
@@ -461,6 +469,12 @@ pub struct PushPosition {
     pub seq: i64,
     /// When it advanced.
     pub updated: String,
+}
+
+/// The provenance key of a version: the instant in microseconds, printed with six digits (the
+/// store keeps versions to the microsecond, whatever digits they were written with).
+pub fn version_key(version: kizuna_stix::Timestamp) -> String {
+    version.to_micros().to_string()
 }
 
 /// What one stored pull page changes in the sync database.
@@ -701,7 +715,10 @@ mod tests {
     fn pull_pages_record_checkpoint_provenance_and_quarantine() {
         let db = SyncDb::open_in_memory().unwrap();
         assert_eq!(db.checkpoint("p", "r", "l").unwrap(), None);
-        let stored = vec![("indicator--1".to_owned(), "v1".to_owned())];
+        let stored = vec![
+            ("indicator--1".to_owned(), "v1".to_owned()),
+            ("ipv4-addr--1".to_owned(), String::new()),
+        ];
         let quarantined = vec![(None, "no id".to_owned(), "x".repeat(300 * 1024))];
         db.commit_pull_page(&PulledPage {
             partner: "p",
@@ -717,12 +734,18 @@ mod tests {
             Some("2026-01-01T00:00:00.000001Z")
         );
         assert!(db.received_from("p", "indicator--1", "v1").unwrap());
+        assert_eq!(db.received("p", "indicator--1", "v1").unwrap(), Some(true));
+        assert!(!db.received_from("p", "indicator--1", "v2").unwrap());
         assert!(!db.received_from("q", "indicator--1", "v1").unwrap());
         let q = db.quarantined("p", 10).unwrap();
         assert_eq!(q.len(), 1);
         assert_eq!(q[0].json.len(), QUARANTINE_JSON_CAP);
+        assert_eq!(
+            db.received("p", "ipv4-addr--1", "any").unwrap(),
+            Some(false)
+        );
         let s = db.status("p").unwrap();
-        assert_eq!((s.pulled, s.quarantined), (1, 1));
+        assert_eq!((s.pulled, s.quarantined), (2, 1));
         db.run_started("p").unwrap();
         db.run_finished("p", Some("boom")).unwrap();
         assert!(db.status("p").unwrap().last_error.unwrap().contains("boom"));

@@ -302,10 +302,15 @@ async fn two_hubs_share_what_policy_allows_and_nothing_else() {
 
     // dod sights again and deletes its first sighting; with mirror_deletions, mod's copy goes
     // too. (An empty manifest is taken for lost access, never for "delete everything".)
+    // An SCO too: unversioned, so each hub gives it its own date_added as version; mirroring must
+    // not take that difference for a deletion.
+    let sco = json!({"type": "ipv4-addr", "spec_version": "2.1",
+        "id": "ipv4-addr--12592121-be4c-5a93-a813-5a5af16e50db", "value": "198.51.100.7",
+        "object_marking_refs": [Tlp::Green.marking_id()]});
     add(
         &dod.store,
         "shared",
-        &[object("sighting", 2, v1, Some(Tlp::Green))],
+        &[object("sighting", 2, v1, Some(Tlp::Green)), sco],
     );
     let sighting = "sighting--7a1c0000-0000-4000-8000-000000000001";
     let dod_shared = dod
@@ -326,13 +331,22 @@ async fn two_hubs_share_what_policy_allows_and_nothing_else() {
     );
     mod_to_dod.pull[0].mirror_deletions = true;
     let r = mod_engine.sync_partner(&mod_to_dod).await.unwrap();
-    assert_eq!((r.pulls[0].1.added, r.pulls[0].1.deleted), (1, 1), "{r:?}");
-    let left = everything(&modh.store, "inbox");
-    assert_eq!(left.len(), 1);
+    assert_eq!((r.pulls[0].1.added, r.pulls[0].1.deleted), (2, 1), "{r:?}");
+    let mut left: Vec<String> = everything(&modh.store, "inbox")
+        .iter()
+        .map(|o| o["id"].as_str().unwrap().to_owned())
+        .collect();
+    left.sort();
     assert_eq!(
-        left[0]["id"],
-        "sighting--7a1c0000-0000-4000-8000-000000000002"
+        left,
+        [
+            "ipv4-addr--12592121-be4c-5a93-a813-5a5af16e50db",
+            "sighting--7a1c0000-0000-4000-8000-000000000002"
+        ]
     );
+    // Another run deletes nothing more.
+    let r = mod_engine.sync_partner(&mod_to_dod).await.unwrap();
+    assert_eq!(r.pulls[0].1.deleted, 0, "{r:?}");
 
     dod.server.shutdown().await;
     modh.server.shutdown().await;

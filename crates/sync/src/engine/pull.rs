@@ -10,7 +10,7 @@ use super::{Connection, PullReport, SyncEngine, local_collection_in};
 use crate::client::ObjectsQuery;
 use crate::config::{PartnerConfig, PullMapping};
 use crate::error::{Error, Result};
-use crate::state::PulledPage;
+use crate::state::{PulledPage, version_key};
 
 impl SyncEngine {
     /// Pulls one remote collection into a local one until the partner has nothing more.
@@ -183,7 +183,7 @@ impl SyncEngine {
         partner: &PartnerConfig,
         conn: &Connection,
         remote: &str,
-    ) -> Result<HashSet<(String, i128)>> {
+    ) -> Result<HashSet<(String, i64)>> {
         let mut page_size = partner.page_size;
         let mut restarts = 0;
         'restart: loop {
@@ -233,7 +233,7 @@ impl SyncEngine {
                         url: conn.api_root.to_string(),
                         reason: format!("manifest version of {}: {e}", r.id),
                     })?;
-                    held.insert((r.id.clone(), version.unix_nanos()));
+                    held.insert((r.id.clone(), version.unix_micros()));
                 }
                 match (page.more, page.next) {
                     (true, Some(next)) => query.next = Some(next),
@@ -261,6 +261,7 @@ impl SyncEngine {
         local: &Collection,
     ) -> Result<u64> {
         let held = self.remote_versions(partner, conn, remote).await?;
+        let held_ids: HashSet<String> = held.iter().map(|(id, _)| id.clone()).collect();
         let (name, coll) = (partner.name.clone(), local.as_ref());
         self.blocking(move |store, db| {
             let mut gone = Vec::new();
@@ -279,11 +280,15 @@ impl SyncEngine {
                     },
                 )?;
                 for rec in &page.records {
-                    if db.received_from(&name, &rec.id, &rec.version.to_string())? {
-                        ours += 1;
-                        if !held.contains(&(rec.id.clone(), rec.version.unix_nanos())) {
-                            gone.push((rec.id.clone(), rec.version));
-                        }
+                    let still_there = match db.received(&name, &rec.id, &version_key(rec.version))? {
+                        None => continue,
+                        Some(true) => held.contains(&(rec.id.clone(), rec.version.unix_micros())),
+                        // Unversioned: versions differ between hubs, the id decides.
+                        Some(false) => held_ids.contains(rec.id.as_str()),
+                    };
+                    ours += 1;
+                    if !still_there {
+                        gone.push((rec.id.clone(), rec.version));
                     }
                 }
                 after = page.records.last().map(|r| r.seq);
@@ -353,7 +358,9 @@ fn check_object(raw: &str) -> std::result::Result<(NewObject, VersionKey), Refus
             format!("invalid STIX: {}: {}", p.path, p.message),
         )
     })?;
-    let version = meta.version().map(|t| t.to_string()).unwrap_or_default();
+    // Unversioned objects (SCOs) are recorded with an empty version: the store gives them their
+    // date_added as version, which differs from hub to hub.
+    let version = meta.version().map(version_key).unwrap_or_default();
     let key = (meta.id.as_str().to_owned(), version);
     Ok((
         NewObject {
@@ -390,6 +397,9 @@ mod tests {
         let good = r#"{"type":"indicator","spec_version":"2.1","id":"indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f","created":"2026-01-01T00:00:00.000Z","modified":"2026-01-02T00:00:00.000Z","pattern":"[ipv4-addr:value = '1.2.3.4']","pattern_type":"stix","valid_from":"2026-01-01T00:00:00Z"}"#;
         let (obj, key) = check_object(good).unwrap();
         assert_eq!(obj.json, good, "kept byte for byte");
-        assert_eq!(key.1, "2026-01-02T00:00:00.000Z");
+        assert_eq!(
+            key.1, "2026-01-02T00:00:00.000000Z",
+            "provenance keys are microseconds"
+        );
     }
 }

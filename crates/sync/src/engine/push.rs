@@ -10,7 +10,7 @@ use crate::config::{PartnerConfig, PushMapping};
 use crate::error::{Error, Result};
 use crate::ledger::{LedgerEntry, sha256_hex};
 use crate::policy::{Decision, EgressPolicy};
-use crate::state::SyncDb;
+use crate::state::{SyncDb, version_key};
 
 impl SyncEngine {
     /// What the next push of `mapping` would send, without sending anything (`policy dry-run`).
@@ -267,7 +267,7 @@ fn select(
         };
         let mut decision = policy.explain(&value, &names);
         let mut bytes = None;
-        if decision.allowed && db.received_from(partner, &rec.id, &version)? {
+        if decision.allowed && db.received_from(partner, &rec.id, &version_key(rec.version))? {
             decision.allowed = false;
             decision
                 .reasons
