@@ -80,6 +80,18 @@ pub trait Store: Send + Sync {
         query: &ObjectQuery,
     ) -> Result<u64>;
 
+    /// Deletes the versions of `id` that match the version and spec_version filters of `query`,
+    /// but only if the caller is cleared for every one of them: in one transaction, so that no
+    /// version added or re-marked in between can slip past the check. A version's level is its
+    /// TLP, or `query.unmarked_as` when unmarked, and it is within the clearance when at or below
+    /// `query.clearance`. The other filters of `query` are ignored.
+    fn delete_object_if_cleared(
+        &self,
+        collection: &CollectionRef,
+        id: &str,
+        query: &ObjectQuery,
+    ) -> Result<ClearedDelete>;
+
     /// Number of object versions in a collection.
     fn count_objects(&self, collection: &CollectionRef) -> Result<u64>;
 

@@ -148,6 +148,18 @@ impl Default for ObjectQuery {
     }
 }
 
+/// What [`Store::delete_object_if_cleared`](crate::Store::delete_object_if_cleared) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClearedDelete {
+    /// No matching version is within the clearance (there may be matching versions above it,
+    /// which the caller must not learn of): nothing was deleted.
+    NoneVisible,
+    /// Some matching versions are within the clearance and some above it: nothing was deleted.
+    AboveClearance,
+    /// Every matching version was within the clearance; this many were deleted (at least one).
+    Deleted(u64),
+}
+
 /// One stored object version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectRecord {

@@ -557,6 +557,73 @@ mod suite {
         assert_eq!(report.outcomes, [AddOutcome::Added]);
     }
 
+    /// A delete limited to a clearance checks and deletes in one step: all matching versions
+    /// within it, or nothing.
+    pub fn delete_if_cleared(store: &dyn Store) {
+        let c = setup(store);
+        let (v1, v2, v3) = (
+            "2021-01-01T00:00:00.000Z",
+            "2021-02-01T00:00:00.000Z",
+            "2021-03-01T00:00:00.000Z",
+        );
+        store
+            .add_objects(
+                &c,
+                vec![
+                    indicator(1, v1, Some(Tlp::Green)),
+                    indicator(1, v2, Some(Tlp::Red)),
+                    indicator(1, v3, None),
+                    indicator(2, v1, Some(Tlp::Red)),
+                ],
+            )
+            .unwrap();
+        let id = |n: u32| format!("indicator--{}", uuid(n));
+        let amber = |versions: VersionFilter| ObjectQuery {
+            versions,
+            clearance: Tlp::Amber,
+            unmarked_as: Tlp::Green,
+            ..ObjectQuery::default()
+        };
+        let at = |v: &str| VersionFilter::Set {
+            last: false,
+            first: false,
+            at: vec![Timestamp::parse(v).unwrap()],
+        };
+        let del = |n: u32, q: &ObjectQuery| store.delete_object_if_cleared(&c, &id(n), q).unwrap();
+        // A RED version among the matches: nothing is deleted.
+        assert_eq!(
+            del(1, &amber(VersionFilter::All)),
+            ClearedDelete::AboveClearance
+        );
+        assert_eq!(
+            del(1, &amber(VersionFilter::First)),
+            ClearedDelete::Deleted(1)
+        );
+        assert_eq!(store.count_objects(&c).unwrap(), 3);
+        // Only RED versions match: to this caller there is nothing.
+        assert_eq!(del(1, &amber(at(v2))), ClearedDelete::NoneVisible);
+        assert_eq!(
+            del(2, &amber(VersionFilter::All)),
+            ClearedDelete::NoneVisible
+        );
+        assert_eq!(
+            del(9, &amber(VersionFilter::All)),
+            ClearedDelete::NoneVisible
+        );
+        // Unmarked versions count at `unmarked_as`.
+        let mut strict = amber(at(v3));
+        strict.unmarked_as = Tlp::Red;
+        assert_eq!(del(1, &strict), ClearedDelete::NoneVisible);
+        assert_eq!(del(1, &amber(at(v3))), ClearedDelete::Deleted(1));
+        assert_eq!(store.count_objects(&c).unwrap(), 2);
+        // Cleared for RED: everything left goes, and the flags are repaired as by delete_object.
+        let mut red = amber(VersionFilter::All);
+        red.clearance = Tlp::Red;
+        assert_eq!(del(1, &red), ClearedDelete::Deleted(1));
+        assert_eq!(del(2, &red), ClearedDelete::Deleted(1));
+        assert_eq!(store.count_objects(&c).unwrap(), 0);
+    }
+
     pub fn delete_repairs_flags(store: &dyn Store) {
         let c = setup(store);
         let vs = [
@@ -937,6 +1004,7 @@ conformance!(
     clearance,
     duplicates_and_conflicts,
     delete_repairs_flags,
+    delete_if_cleared,
     status_round_trip_and_expiry,
     accounts_and_credentials,
     audit_log,

@@ -335,6 +335,15 @@ impl Store for SqliteStore {
         self.write(|tx| objects::delete(tx, collection, id, query))
     }
 
+    fn delete_object_if_cleared(
+        &self,
+        collection: &CollectionRef,
+        id: &str,
+        query: &ObjectQuery,
+    ) -> Result<ClearedDelete> {
+        self.write(|tx| objects::delete_if_cleared(tx, collection, id, query))
+    }
+
     fn count_objects(&self, collection: &CollectionRef) -> Result<u64> {
         self.read(|tx| objects::count(tx, collection))
     }

@@ -18,8 +18,8 @@ use super::roots::collection_key;
 use super::{tlp_from_int, tlp_to_int};
 use crate::error::{Result, StoreError};
 use crate::model::{
-    AddOutcome, AddReport, CollectionRef, NewObject, ObjectPage, ObjectQuery, ObjectRecord,
-    VersionFilter,
+    AddOutcome, AddReport, ClearedDelete, CollectionRef, NewObject, ObjectPage, ObjectQuery,
+    ObjectRecord, VersionFilter,
 };
 use crate::password::sha256;
 
@@ -381,6 +381,41 @@ pub(super) fn delete(
         .execute(params![key, deleted])?;
     }
     Ok(u64::try_from(deleted).unwrap_or(0))
+}
+
+/// Counts the matching versions within and above the clearance, and deletes them only when
+/// none is above it; the caller's write transaction makes the check and the delete one step.
+pub(super) fn delete_if_cleared(
+    tx: &Transaction<'_>,
+    collection: &CollectionRef,
+    id: &str,
+    query: &ObjectQuery,
+) -> Result<ClearedDelete> {
+    let key = collection_key(tx, collection)?;
+    let mut sql = "SELECT coalesce(sum(coalesce(tlp, ?4) <= ?5), 0),
+                          coalesce(sum(coalesce(tlp, ?4) > ?5), 0)
+                   FROM objects WHERE coll = ?1 AND id = ?2 AND id_hash = ?3"
+        .to_owned();
+    let mut params = vec![
+        Value::Integer(key),
+        Value::Text(id.to_owned()),
+        Value::Integer(id_hash(id)),
+        Value::Integer(tlp_to_int(query.unmarked_as)),
+        Value::Integer(tlp_to_int(query.clearance)),
+    ];
+    version_conditions(query, &mut sql, &mut params);
+    let (visible, hidden): (i64, i64) = tx
+        .prepare_cached(&sql)?
+        .query_row(params_from_iter(params), |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?;
+    Ok(if visible == 0 {
+        ClearedDelete::NoneVisible
+    } else if hidden > 0 {
+        ClearedDelete::AboveClearance
+    } else {
+        ClearedDelete::Deleted(delete(tx, collection, id, query)?)
+    })
 }
 
 pub(super) fn count(tx: &Transaction<'_>, collection: &CollectionRef) -> Result<u64> {

@@ -22,7 +22,9 @@
 //!   that paging by `added_after` neither skips nor restarts.
 //! - Delete without `match[version]` deletes every version of the object. A delete that would
 //!   touch a version above the caller's clearance is refused (403) unless no matching version is
-//!   visible at all (404): a writer can neither delete nor learn of what it may not read.
+//!   visible at all (404): a writer can neither delete nor learn of what it may not read. The
+//!   check and the delete are one store transaction
+//!   ([`kizuna_store::Store::delete_object_if_cleared`]).
 //! - With `audit_reads`, every object version served by Get Objects and Get an Object is
 //!   recorded in the audit log. The events are queued for the [`AuditWriter`], which commits them
 //!   in batches off the request path; a full queue makes the read wait, and a failing audit log
@@ -34,8 +36,10 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 use http::StatusCode;
-use kizuna_stix::{StixId, Timestamp, Tlp};
-use kizuna_store::{AuditAction, AuditEvent, Collection, ObjectRecord, VersionFilter};
+use kizuna_stix::{StixId, Timestamp};
+use kizuna_store::{
+    AuditAction, AuditEvent, ClearedDelete, Collection, ObjectRecord, VersionFilter,
+};
 use serde::Serialize;
 
 use super::{Caller, Need, audit_event, blocking, date_added_headers, taxii_response};
@@ -335,9 +339,6 @@ pub async fn get_versions(
     Ok(page_response(&resource, &page))
 }
 
-/// Versions read per store call while a DELETE checks what it would touch.
-const DELETE_SCAN_PAGE: usize = 1000;
-
 /// `DELETE /{api-root}/collections/{id}/objects/{object-id}/`: 200 with an empty body when
 /// versions were deleted, 404 when none matched.
 pub async fn delete_object(
@@ -351,45 +352,31 @@ pub async fn delete_object(
     let deleted = blocking(move || {
         let collection =
             super::collection(&state, &caller, &api_root, &collection, Need::ReadWrite)?;
-        let coll = collection.as_ref();
-        // Every matching version, whatever its marking, page by page: the caller must be cleared
-        // for all of them.
-        let clearance = caller.0.account.tlp_clearance;
-        let unmarked_as = state.config.unmarked_as;
-        let mut query = filters.object_query(Tlp::Red, unmarked_as, None, DELETE_SCAN_PAGE);
-        query.ids = vec![object_id.clone()];
-        let (mut visible, mut hidden) = (0usize, 0usize);
-        loop {
-            let page = state.store.objects(&coll, &query)?;
-            for record in &page.records {
-                if record.tlp.unwrap_or(unmarked_as) <= clearance {
-                    visible += 1;
-                } else {
-                    hidden += 1;
+        // The caller must be cleared for every matching version; the store checks that and
+        // deletes in one transaction, so a version added in between cannot slip past the check.
+        let query = filters.object_query(
+            caller.0.account.tlp_clearance,
+            state.config.unmarked_as,
+            None,
+            0,
+        );
+        let deleted =
+            match state
+                .store
+                .delete_object_if_cleared(&collection.as_ref(), &object_id, &query)?
+            {
+                ClearedDelete::Deleted(n) => n,
+                ClearedDelete::NoneVisible => {
+                    return Err(ApiError::not_found(
+                        "no version of this object matches in this collection",
+                    ));
                 }
-            }
-            match page.records.last() {
-                Some(last) if page.more => query.after_seq = Some(last.seq),
-                _ => break,
-            }
-        }
-        query.after_seq = None;
-        if visible == 0 {
-            return Err(ApiError::not_found(
-                "no version of this object matches in this collection",
-            ));
-        }
-        if hidden > 0 {
-            return Err(ApiError::forbidden(
-                "some matching versions are above this account's TLP clearance",
-            ));
-        }
-        let deleted = state.store.delete_object(&coll, &object_id, &query)?;
-        if deleted == 0 {
-            return Err(ApiError::not_found(
-                "no version of this object matches in this collection",
-            ));
-        }
+                ClearedDelete::AboveClearance => {
+                    return Err(ApiError::forbidden(
+                        "some matching versions are above this account's TLP clearance",
+                    ));
+                }
+            };
         let mut event = audit_event(
             &caller,
             Timestamp::now(),
