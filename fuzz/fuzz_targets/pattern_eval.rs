@@ -24,7 +24,7 @@ const OBSERVED: &str = r#"[{"type": "bundle", "id": "bundle--1", "objects": [
  {"type": "x-thing", "id": "x-thing--1", "flag": true, "ratio": 0.5, "nothing": null,
   "items": [{"k": 1}, {"k": "a"}, [1, 2]], "nested": {"a": {"b": [true, 1.5, "c"]}}},
  {"type": "observed-data", "id": "observed-data--2", "first_observed": "2024-01-01T00:00:05Z",
-  "last_observed": "2024-01-01T01:00:00+01:00", "number_observed": 1, "object_refs": ["file--2"]},
+  "last_observed": "2024-01-01T01:00:10+01:00", "number_observed": 1, "object_refs": ["file--2"]},
  {"type": "file", "id": "file--2", "name": "setup.exe", "size": 1.5e3}
 ]}]"#;
 
