@@ -173,8 +173,9 @@ class Kizuna:
 
     user = "admin"
 
-    def __init__(self, workdir, binary, password=None, extra_args=()):
+    def __init__(self, workdir, binary, password=None, extra_args=(), config_toml=None):
         self.workdir = workdir
+        self.config_toml = config_toml
         self.binary = binary
         self.password = password or uuid.uuid4().hex
         self.extra_args = list(extra_args)
@@ -187,9 +188,15 @@ class Kizuna:
     def start(self, tries=600, wait=0.1):
         os.makedirs(self.data_dir, exist_ok=True)
         env = dict(os.environ, KIZUNA_ADMIN_PASSWORD=self.password)
+        extra = list(self.extra_args)
+        if self.config_toml is not None:
+            path = os.path.join(self.workdir, "kizuna.toml")
+            with open(path, "w") as f:
+                f.write(self.config_toml)
+            extra += ["--config", path]
         log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([self.binary, "serve", "--data", self.data_dir, "--listen", "127.0.0.1:0",
-                                      "--ready-file", self.ready_file] + self.extra_args,
+                                      "--ready-file", self.ready_file] + extra,
                                      stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.workdir)
         log.close()
         for _ in range(tries):
