@@ -56,7 +56,7 @@ mod zip;
 pub use error::Error;
 pub use logs::{LogFormat, LogSource, map_json_line};
 pub use mail::{MailLimits, MailOptions, MailSource, scan_message};
-pub use matcher::{Hit, IndicatorSet, LoadReport};
+pub use matcher::{Hit, IndicatorSet, IndicatorStream, LoadReport, StreamLimits};
 
 use serde_json::{Value, json};
 

@@ -15,6 +15,11 @@ use crate::id::derived_id;
 use crate::index::{Index, Slot};
 use crate::{Error, Observation};
 
+mod stream;
+
+use stream::Temporal;
+pub use stream::{IndicatorStream, StreamLimits};
+
 /// One compiled indicator.
 #[derive(Debug)]
 struct Compiled {
@@ -24,6 +29,8 @@ struct Compiled {
     pattern: Pattern,
     valid_from: Option<Timestamp>,
     valid_until: Option<Timestamp>,
+    /// For patterns that bind several observations: what a stream needs.
+    temporal: Option<Temporal>,
 }
 
 /// A set of indicators ready to match observations.
@@ -33,6 +40,8 @@ pub struct IndicatorSet {
     slots: Vec<Option<Compiled>>,
     by_id: HashMap<String, Slot>,
     index: Index,
+    /// The patterns binding several observations, under the keys of each of their brackets.
+    stream_index: Index,
     identity: String,
     now: Timestamp,
 }
@@ -113,6 +122,26 @@ fn timestamp(v: &Value, key: &str) -> Result<Option<Timestamp>, String> {
 /// The observed-data of a bundle with the times a sighting needs.
 type Od<'a> = (&'a Value, &'a str, Option<Timestamp>, Option<Timestamp>);
 
+/// The observed-data of a bundle, in order.
+fn observed_data(bundle: &Value) -> Vec<Od<'_>> {
+    bundle
+        .get("objects")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|o| o.get("type").and_then(Value::as_str) == Some("observed-data"))
+        .map(|o| {
+            let t = |k: &str| {
+                o.get(k)
+                    .and_then(Value::as_str)
+                    .and_then(|t| Timestamp::parse(t).ok())
+            };
+            let id = o.get("id").and_then(Value::as_str).unwrap_or("");
+            (o, id, t("first_observed"), t("last_observed"))
+        })
+        .collect()
+}
+
 /// What the pattern engine's loader requires of a bundle, checked without loading it, so that
 /// an observation no indicator can match is still refused exactly when the evaluator would
 /// refuse it.
@@ -165,6 +194,7 @@ impl IndicatorSet {
             slots: Vec::new(),
             by_id: HashMap::new(),
             index: Index::default(),
+            stream_index: Index::default(),
             identity: identity.to_owned(),
             now,
         }
@@ -191,6 +221,7 @@ impl IndicatorSet {
             }
         }
         set.index.compact();
+        set.stream_index.compact();
         report.loaded = set.len();
         Ok((set, report))
     }
@@ -234,13 +265,18 @@ impl IndicatorSet {
         let compiled = Compiled {
             id: id.clone(),
             modified,
-            pattern,
             valid_from: timestamp(obj, "valid_from")?,
             valid_until: timestamp(obj, "valid_until")?,
+            temporal: Temporal::of(&pattern)?,
+            pattern,
         };
         self.remove(&id);
         let slot = Slot::try_from(self.slots.len()).map_err(|_| "too many indicators")?;
         self.index.insert(slot, compiled.pattern.ast());
+        if compiled.temporal.is_some() {
+            self.stream_index
+                .insert_brackets(slot, compiled.pattern.ast());
+        }
         self.slots.push(Some(compiled));
         self.by_id.insert(id, slot);
         Ok(())
@@ -252,6 +288,7 @@ impl IndicatorSet {
             return false;
         };
         self.index.remove(slot);
+        self.stream_index.remove(slot);
         if let Some(s) = self.slots.get_mut(slot as usize) {
             *s = None;
         }
@@ -272,6 +309,14 @@ impl IndicatorSet {
     /// order. Only the indicators the index finds are evaluated. An observation the pattern
     /// engine cannot load gives an error naming its source.
     pub fn matches(&self, obs: &Observation) -> Result<Vec<Hit>, Error> {
+        self.matches_where(obs, |_| true)
+    }
+
+    fn matches_where(
+        &self,
+        obs: &Observation,
+        keep: impl Fn(&Compiled) -> bool,
+    ) -> Result<Vec<Hit>, Error> {
         let mut candidates = Vec::new();
         self.index.candidates(&obs.bundle, &mut candidates);
         if candidates.is_empty() {
@@ -286,7 +331,8 @@ impl IndicatorSet {
             obs,
             candidates
                 .iter()
-                .filter_map(|&s| self.slots.get(s as usize)?.as_ref()),
+                .filter_map(|&s| self.slots.get(s as usize)?.as_ref())
+                .filter(|c| keep(c)),
         )
     }
 
@@ -307,26 +353,10 @@ impl IndicatorSet {
         };
         let loaded = Observations::from_json(&obs.bundle, SpecVersion::V21)
             .map_err(|e| bad(e.to_string()))?;
-        let ods: Vec<Od<'_>> = obs
-            .bundle
-            .get("objects")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter(|o| o.get("type").and_then(Value::as_str) == Some("observed-data"))
-            .map(|o| {
-                let t = |k: &str| {
-                    o.get(k)
-                        .and_then(Value::as_str)
-                        .and_then(|t| Timestamp::parse(t).ok())
-                };
-                let id = o.get("id").and_then(Value::as_str).unwrap_or("");
-                (o, id, t("first_observed"), t("last_observed"))
-            })
-            .collect();
-        let Some(&(first_od, ..)) = ods.first() else {
+        let ods = observed_data(&obs.bundle);
+        if ods.is_empty() {
             return Ok(Vec::new());
-        };
+        }
         let valid_at = |ind: &Compiled, at: Option<Timestamp>| {
             at.is_none_or(|at| {
                 ind.valid_from.is_none_or(|f| at >= f) && ind.valid_until.is_none_or(|u| at < u)
@@ -352,10 +382,26 @@ impl IndicatorSet {
             if bound.is_empty() {
                 bound = ods.iter().take(1).collect();
             }
+            if let Some(hit) = self.hit(ind, &obs.source, &bound) {
+                hits.push(hit);
+            }
+        }
+        Ok(hits)
+    }
+
+    /// The sighting of `ind` on the observed-data `bound` (first one first), unless the
+    /// indicator was not valid when they were observed.
+    fn hit(&self, ind: &Compiled, source: &str, bound: &[&Od<'_>]) -> Option<Hit> {
+        let valid_at = |at: Option<Timestamp>| {
+            at.is_none_or(|at| {
+                ind.valid_from.is_none_or(|f| at >= f) && ind.valid_until.is_none_or(|u| at < u)
+            })
+        };
+        {
             let first = bound.iter().filter_map(|b| b.2).min();
             let last = bound.iter().filter_map(|b| b.3).max().or(first);
-            if !valid_at(ind, first) {
-                continue;
+            if !valid_at(first) {
+                return None;
             }
             let refs: Vec<&str> = bound.iter().map(|b| b.1).collect();
             let mut id_parts = vec![ind.id.as_str()];
@@ -375,13 +421,12 @@ impl IndicatorSet {
                 sighting["first_seen"] = json!(f.to_string());
                 sighting["last_seen"] = json!(l.to_string());
             }
-            hits.push(Hit {
-                source: obs.source.clone(),
+            Some(Hit {
+                source: source.to_owned(),
                 indicator: ind.id.clone(),
                 sighting,
-                observed_data: bound.first().map_or(first_od, |b| b.0).clone(),
-            });
+                observed_data: bound.first()?.0.clone(),
+            })
         }
-        Ok(hits)
     }
 }

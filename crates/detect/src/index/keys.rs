@@ -205,6 +205,22 @@ pub(crate) fn pattern_keys(e: &ObservationExpr) -> Keys {
     }
 }
 
+/// The keys of every bracketed expression of a pattern together: an observation that satisfies
+/// any one of them has a key among these, which is what a stream needs to keep it.
+pub(crate) fn bracket_keys(e: &ObservationExpr) -> Keys {
+    match e {
+        ObservationExpr::Comparison(c) => comparison_keys(c),
+        ObservationExpr::And(items)
+        | ObservationExpr::Or(items)
+        | ObservationExpr::FollowedBy(items) => items
+            .iter()
+            .map(bracket_keys)
+            .reduce(union)
+            .unwrap_or_default(),
+        ObservationExpr::Qualified(a, _) => bracket_keys(a),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

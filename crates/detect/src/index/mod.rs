@@ -212,7 +212,16 @@ impl<'a> Scope<'a> {
 impl Index {
     /// Indexes the pattern of `slot`.
     pub(crate) fn insert(&mut self, slot: Slot, pattern: &ObservationExpr) {
-        let keys = keys::pattern_keys(pattern);
+        self.insert_keys(slot, keys::pattern_keys(pattern));
+    }
+
+    /// Indexes `slot` under the keys of each of its bracketed expressions: the candidates are
+    /// then the observations that may satisfy any part of the pattern (for streams).
+    pub(crate) fn insert_brackets(&mut self, slot: Slot, pattern: &ObservationExpr) {
+        self.insert_keys(slot, keys::bracket_keys(pattern));
+    }
+
+    fn insert_keys(&mut self, slot: Slot, keys: Vec<Key>) {
         for key in &keys {
             self.insert_key(slot, key);
         }

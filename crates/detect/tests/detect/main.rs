@@ -6,4 +6,5 @@ mod logs;
 mod mail;
 mod matcher;
 mod robust;
+mod stream;
 mod valid;
