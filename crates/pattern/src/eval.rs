@@ -55,9 +55,55 @@ pub(crate) enum Expr {
 #[derive(Debug, Clone)]
 pub(crate) struct Test {
     pub(crate) object_type: String,
-    pub(crate) steps: Vec<PathStep>,
+    pub(crate) steps: Vec<Step>,
     pub(crate) negated: bool,
     pub(crate) op: Op,
+}
+
+/// A compiled path step: what a key's suffix means is decided once, at compile time.
+#[derive(Debug, Clone)]
+pub(crate) enum Step {
+    Key(String, KeyKind),
+    /// `None` for negative indexes, which select nothing.
+    Index(Option<usize>),
+    Any,
+}
+
+/// How a property's value is read, from the suffix of its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyKind {
+    Plain,
+    /// `_hex`: binary, hex-encoded.
+    Hex,
+    /// `_bin`: binary, base64-encoded.
+    Bin,
+    /// `_ref`: an id resolved inside the observation.
+    Ref,
+    /// `_refs`: a list of ids resolved inside the observation.
+    Refs,
+}
+
+impl Step {
+    pub(crate) fn compile(step: &PathStep) -> Step {
+        match step {
+            PathStep::Key(k) => {
+                let kind = if k.ends_with("_hex") {
+                    KeyKind::Hex
+                } else if k.ends_with("_bin") {
+                    KeyKind::Bin
+                } else if k.ends_with("_ref") {
+                    KeyKind::Ref
+                } else if k.ends_with("_refs") {
+                    KeyKind::Refs
+                } else {
+                    KeyKind::Plain
+                };
+                Step::Key(k.clone(), kind)
+            }
+            PathStep::Index(i) => Step::Index(usize::try_from(*i).ok()),
+            PathStep::AnyIndex => Step::Any,
+        }
+    }
 }
 
 /// A compiled operator.
@@ -206,56 +252,57 @@ pub(crate) fn lookup<'a>(map: &'a serde_json::Map<String, Value>, key: &str) -> 
 fn walk<'a>(
     obs: Scope<'a>,
     v: Val<'a>,
-    steps: &[PathStep],
+    steps: &[Step],
     f: &mut dyn FnMut(Val<'a>) -> Result<bool, EvalError>,
 ) -> Result<bool, EvalError> {
     let Some((step, rest)) = steps.split_first() else {
         return f(v);
     };
     match step {
-        PathStep::Key(k) => {
+        Step::Key(k, kind) => {
             let Val::Json(Value::Object(map)) = v else {
                 return Ok(false);
             };
             let Some(next) = lookup(map, k) else {
                 return Ok(false);
             };
-            let next = if k.ends_with("_hex") || k.ends_with("_bin") {
-                let decoded = next.as_str().and_then(|s| {
-                    if k.ends_with("_hex") {
-                        decode_hex(s)
-                    } else {
-                        decode_base64(s)
+            let next = match kind {
+                KeyKind::Plain => Val::Json(next),
+                KeyKind::Hex | KeyKind::Bin => {
+                    let decoded = next.as_str().and_then(|s| {
+                        if *kind == KeyKind::Hex {
+                            decode_hex(s)
+                        } else {
+                            decode_base64(s)
+                        }
+                    });
+                    match decoded {
+                        Some(b) => Val::Bytes(b),
+                        None => return Ok(false),
                     }
-                });
-                match decoded {
-                    Some(b) => Val::Bytes(b),
-                    None => return Ok(false),
                 }
-            } else if k.ends_with("_ref") {
-                match next.as_str().and_then(|id| obs.resolve(id)) {
+                KeyKind::Ref => match next.as_str().and_then(|id| obs.resolve(id)) {
                     Some(o) => Val::Json(o),
                     None => return Ok(false),
+                },
+                KeyKind::Refs => {
+                    let Some(ids) = next.as_array() else {
+                        return Ok(false);
+                    };
+                    let objs: Vec<&Value> = ids
+                        .iter()
+                        .filter_map(|id| id.as_str().and_then(|id| obs.resolve(id)))
+                        .collect();
+                    if objs.is_empty() {
+                        return Ok(false);
+                    }
+                    Val::Objects(objs)
                 }
-            } else if k.ends_with("_refs") {
-                let Some(ids) = next.as_array() else {
-                    return Ok(false);
-                };
-                let objs: Vec<&Value> = ids
-                    .iter()
-                    .filter_map(|id| id.as_str().and_then(|id| obs.resolve(id)))
-                    .collect();
-                if objs.is_empty() {
-                    return Ok(false);
-                }
-                Val::Objects(objs)
-            } else {
-                Val::Json(next)
             };
             walk(obs, next, rest, f)
         }
-        PathStep::Index(i) => {
-            let Ok(i) = usize::try_from(*i) else {
+        Step::Index(i) => {
+            let Some(i) = *i else {
                 return Ok(false);
             };
             let next = match v {
@@ -268,16 +315,23 @@ fn walk<'a>(
                 None => Ok(false),
             }
         }
-        PathStep::AnyIndex => {
-            let items: Vec<&Value> = match v {
-                Val::Json(Value::Array(a)) => a.iter().collect(),
-                Val::Objects(o) => o,
-                _ => return Ok(false),
-            };
-            for item in items {
-                if walk(obs, Val::Json(item), rest, f)? {
-                    return Ok(true);
+        Step::Any => {
+            match v {
+                Val::Json(Value::Array(a)) => {
+                    for item in a {
+                        if walk(obs, Val::Json(item), rest, f)? {
+                            return Ok(true);
+                        }
+                    }
                 }
+                Val::Objects(o) => {
+                    for item in o {
+                        if walk(obs, Val::Json(item), rest, f)? {
+                            return Ok(true);
+                        }
+                    }
+                }
+                _ => {}
             }
             Ok(false)
         }

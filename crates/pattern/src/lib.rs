@@ -333,7 +333,7 @@ fn compile_comparison(
             };
             Expr::Test(Test {
                 object_type: t.path.object_type.clone(),
-                steps: t.path.steps.clone(),
+                steps: t.path.steps.iter().map(eval::Step::compile).collect(),
                 negated: t.negated,
                 op,
             })
