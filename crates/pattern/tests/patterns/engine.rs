@@ -226,3 +226,21 @@ fn observations_that_cannot_be_used_are_errors() {
             .matched
     );
 }
+
+#[test]
+fn compiled_patterns_and_observations_are_shareable_across_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Pattern>();
+    shareable::<Observations>();
+    let p = std::sync::Arc::new(Pattern::parse("[x-thing:a = 1]").expect("parses"));
+    let obs = std::sync::Arc::new(many(10, 1, json!({"a": 1})));
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let (p, obs) = (p.clone(), obs.clone());
+            std::thread::spawn(move || p.is_match(&obs))
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().expect("thread"), Ok(true));
+    }
+}
