@@ -213,7 +213,7 @@ mod tests {
 
     #[test]
     fn caret_under_the_error() {
-        let e = Pattern::parse("[a:b = ]").err().expect("invalid");
+        let e = Pattern::parse("[a:b = ]").expect_err("invalid");
         let text = describe_error("[a:b = ]", &e);
         assert!(text.contains("1:8"), "{text}");
         assert!(text.ends_with("  [a:b = ]\n         ^\n"), "{text:?}");
