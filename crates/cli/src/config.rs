@@ -18,6 +18,11 @@ pub struct Config {
     pub server: ServerSection,
     /// TAXII service settings.
     pub taxii: TaxiiSection,
+    /// Federation schedule.
+    pub sync: SyncSection,
+    /// Partner hubs (`[[partner]]` tables), see docs/federation.md.
+    #[serde(rename = "partner")]
+    pub partners: Vec<kizuna_sync::PartnerConfig>,
 }
 
 impl Default for Config {
@@ -26,6 +31,8 @@ impl Default for Config {
             data: PathBuf::from("kizuna-data"),
             server: ServerSection::default(),
             taxii: TaxiiSection::default(),
+            sync: SyncSection::default(),
+            partners: Vec::new(),
         }
     }
 }
@@ -54,6 +61,22 @@ impl Default for ServerSection {
             tls_key: None,
             client_ca: None,
             danger_plaintext_http: false,
+        }
+    }
+}
+
+/// `[sync]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncSection {
+    /// Seconds between two sync rounds with every partner while `kizuna serve` runs.
+    pub interval_seconds: f64,
+}
+
+impl Default for SyncSection {
+    fn default() -> Self {
+        Self {
+            interval_seconds: 60.0,
         }
     }
 }

@@ -22,6 +22,22 @@ pub fn open(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
     Ok(Arc::new(store))
 }
 
+/// Opens the store and, on a fresh one, creates the defaults ([`ensure_defaults`]) and says so on
+/// stderr, the generated admin password included (the only time it is ever shown).
+pub fn open_initialised(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
+    let store = open(config)?;
+    if let Some(first) = ensure_defaults(store.as_ref())? {
+        eprintln!(
+            "initialised a new hub: API root {DEFAULT_API_ROOT:?}, collection alias \
+             {DEFAULT_COLLECTION_ALIAS:?}, account \"admin\""
+        );
+        if let Some(p) = first.generated_password {
+            eprintln!("admin password (shown once; set KIZUNA_ADMIN_PASSWORD to choose it): {p}");
+        }
+    }
+    Ok(store)
+}
+
 /// What [`ensure_defaults`] created.
 pub struct FirstRun {
     /// The admin password, when it was generated (it is shown once and never stored in clear).

@@ -63,6 +63,17 @@ enum Command {
     Scan(cmd::scan::ScanCommand),
     /// Bulk matching: indicators against a stream of observations, hits as STIX sightings.
     Match(cmd::detect_match::MatchArgs),
+    /// Partner hubs this one federates with (`[[partner]]` in kizuna.toml).
+    #[command(subcommand)]
+    Partner(cmd::partner::PartnerCommand),
+    /// Pull from and push to partners now (`serve` also does it on a schedule).
+    Sync(cmd::sync::SyncArgs),
+    /// Egress policy: why an object would or would not go to a partner.
+    #[command(subcommand)]
+    Policy(cmd::policy::PolicyCommand),
+    /// The hash-chained egress ledger: what went to whom.
+    #[command(subcommand)]
+    Ledger(cmd::ledger::LedgerCommand),
 }
 
 fn main() -> ExitCode {
@@ -82,6 +93,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = config::Config::load(cli.config.as_deref(), cli.data)?;
+    let config_path = cli.config.as_deref();
     match cli.command {
         Command::Serve(args) => cmd::serve::run(&config, args),
         Command::Account(c) => cmd::account::run(&config, c),
@@ -93,6 +105,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pattern(c) => cmd::pattern::run(c),
         Command::Scan(c) => cmd::scan::run(c),
         Command::Match(args) => cmd::detect_match::run(args),
+        Command::Partner(c) => cmd::partner::run(&config, config_path, c),
+        Command::Sync(args) => cmd::sync::run(&config, config_path, args),
+        Command::Policy(c) => cmd::policy::run(&config, config_path, c),
+        Command::Ledger(c) => cmd::ledger::run(&config, c),
     }
 }
 

@@ -1,6 +1,9 @@
 //! End-to-end tests of the `kizuna` binary as an operator runs it: first run, accounts,
 //! import/export, and crash safety of acknowledged writes.
 
+// Test code: a failed unwrap is a failed test with its location.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::HashSet;

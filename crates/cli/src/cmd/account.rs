@@ -61,8 +61,7 @@ pub enum AccountCommand {
 
 /// Runs an account subcommand.
 pub fn run(config: &Config, cmd: AccountCommand) -> anyhow::Result<ExitCode> {
-    let store = hub::open(config)?;
-    hub::ensure_defaults(store.as_ref())?.map(report_first_run);
+    let store = hub::open_initialised(config)?;
     match cmd {
         AccountCommand::Add {
             name,
@@ -206,18 +205,6 @@ pub fn run(config: &Config, cmd: AccountCommand) -> anyhow::Result<ExitCode> {
             println!("account {name:?} revoked");
             Ok(ExitCode::SUCCESS)
         }
-    }
-}
-
-/// Prints what a first run created.
-pub fn report_first_run(first: hub::FirstRun) {
-    eprintln!(
-        "initialised a new hub: API root {:?}, collection alias {:?}, account \"admin\"",
-        hub::DEFAULT_API_ROOT,
-        hub::DEFAULT_COLLECTION_ALIAS
-    );
-    if let Some(p) = first.generated_password {
-        eprintln!("admin password (shown once; set KIZUNA_ADMIN_PASSWORD to choose it): {p}");
     }
 }
 

@@ -37,8 +37,7 @@ pub enum CollectionCommand {
 
 /// Runs a collection subcommand.
 pub fn run(config: &Config, cmd: CollectionCommand) -> anyhow::Result<ExitCode> {
-    let store = hub::open(config)?;
-    hub::ensure_defaults(store.as_ref())?.map(super::account::report_first_run);
+    let store = hub::open_initialised(config)?;
     match cmd {
         CollectionCommand::Add {
             title,

@@ -46,8 +46,7 @@ struct Tally {
 
 /// Runs `kizuna import`.
 pub fn run(config: &Config, args: ImportArgs) -> anyhow::Result<ExitCode> {
-    let store = hub::open(config)?;
-    hub::ensure_defaults(store.as_ref())?.map(super::account::report_first_run);
+    let store = hub::open_initialised(config)?;
     let collection =
         hub::find_collection(store.as_ref(), args.api_root.as_deref(), &args.collection)?;
     let cref = collection.as_ref();

@@ -40,10 +40,7 @@ pub struct ServeArgs {
 
 /// Runs `kizuna serve` until Ctrl-C or SIGTERM.
 pub fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let store = hub::open(config)?;
-    if let Some(first) = hub::ensure_defaults(store.as_ref())? {
-        super::account::report_first_run(first);
-    }
+    let store = hub::open_initialised(config)?;
     let listen = args.listen.unwrap_or(config.server.listen);
     let plaintext = args.danger_plaintext_http || config.server.danger_plaintext_http;
     let client_ca = args.client_ca.or_else(|| config.server.client_ca.clone());
@@ -77,6 +74,8 @@ pub fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(async {
         kizuna_taxii::tls::install_crypto_provider();
         let store: Arc<dyn Store> = store;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let sync_task = start_sync(config, store.clone(), stop_rx)?;
         let mut service = config.service();
         service.default_api_root = default_collection.as_ref().map(|(root, _)| root.clone());
         let state = AppState::new(store, service)?;
@@ -121,10 +120,51 @@ pub fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         shutdown_signal().await;
         eprintln!("shutting down");
+        let _ = stop_tx.send(true);
         server.shutdown().await;
+        if let Some(task) = sync_task {
+            let _ = task.await;
+        }
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts the federation loop when partners are configured: every partner is synced every
+/// `[sync] interval_seconds` until `stop` turns true.
+fn start_sync(
+    config: &Config,
+    store: Arc<dyn Store>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    if config.partners.is_empty() {
+        return Ok(None);
+    }
+    let interval = config.sync.interval_seconds;
+    if !(interval.is_finite() && interval > 0.0) {
+        bail!("[sync] interval_seconds must be a positive number of seconds, not {interval}");
+    }
+    let db = Arc::new(
+        kizuna_sync::state::SyncDb::open(&config.data)
+            .with_context(|| format!("cannot open the sync state in {}", config.data.display()))?,
+    );
+    let engine = Arc::new(kizuna_sync::SyncEngine::new(
+        store,
+        db,
+        kizuna_sync::SyncOptions::default(),
+    ));
+    let partners = config.partners.clone();
+    eprintln!(
+        "  federation: {} partner(s), every {interval} s",
+        partners.len()
+    );
+    Ok(Some(tokio::spawn(engine.run_periodically(
+        partners,
+        std::time::Duration::from_secs_f64(interval),
+        async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        },
+    ))))
 }
 
 /// The first collection of the first API root, to show how to connect.
