@@ -8,15 +8,21 @@
 //!   `Result<Observation, Error>`. Each [`Observation`] is one message or one log line: a
 //!   `source` that names it (`PATH`, `PATH#N` for the N-th message of an mbox, `PATH:LINE` for a
 //!   log line) and a STIX bundle holding one observed-data and its SCOs.
-//! * **Matcher** — [`IndicatorSet`] holds indicators compiled once and reports, for each
-//!   observation, the indicators it satisfies as STIX sightings.
+//! * **Matcher** — [`IndicatorSet`] holds indicators compiled once behind a prefilter index
+//!   (equality and `IN` on any path, hashes, CIDR ranges, `LIKE` and `MATCHES` literals; see
+//!   the `index` module) and reports, for each observation, the indicators it satisfies as STIX
+//!   sightings: the index names the few candidates, the exact evaluator confirms each, so the
+//!   result is that of evaluating every pattern and the cost does not grow with the number of
+//!   indicators. Indicators are added, replaced and revoked one at a time.
+//!   [`IndicatorStream`] adds patterns that bind several observations (`FOLLOWEDBY`, `REPEATS`,
+//!   `WITHIN`) across a stream, with bounded state per pattern.
 //! * The sink is the caller's: the CLI prints JSON lines or a table; the hub stores sightings.
 //!
 //! # Why a push pipeline of plain iterators
 //!
 //! ripgrep's `Searcher → Matcher → Sink` split is the model: reading input, deciding what
 //! matches and reporting are separate, so each can be tested, fuzzed and replaced alone (the
-//! pattern-by-pattern matcher of today and a prefilter index later take the same observations).
+//! indexed matcher and the pattern-by-pattern reference take the same observations).
 //! Sources are pull iterators because that is the cheapest way to give bounded memory: one
 //! message or one line is alive at a time, whatever the input size, and parallel consumers can
 //! split the stream without the sources knowing.
