@@ -144,7 +144,7 @@ fn pattern(i: u64) -> String {
         97..=98 => format!(
             "[email-message:from_ref.value = '{}' AND email-message:subject LIKE '%{}%']",
             b.email,
-            &esc(&b.subject)[..4]
+            esc(&b.subject).chars().take(4).collect::<String>()
         ),
         _ => format!(
             "[domain-name:value = '{}'] OR [url:value LIKE '%{}%']",

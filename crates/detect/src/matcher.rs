@@ -12,8 +12,9 @@ use kizuna_stix::Timestamp;
 use serde_json::{Value, json};
 
 use crate::id::derived_id;
+use crate::index::view::{Json, Lite};
 use crate::index::{Index, Slot};
-use crate::{Error, Observation};
+use crate::{Error, LogFormat, Observation, map_json_line};
 
 mod stream;
 
@@ -145,44 +146,48 @@ fn observed_data(bundle: &Value) -> Vec<Od<'_>> {
 /// What the pattern engine's loader requires of a bundle, checked without loading it, so that
 /// an observation no indicator can match is still refused exactly when the evaluator would
 /// refuse it.
-fn check_loadable(bundle: &Value) -> Result<(), String> {
+fn check_loadable<'a, J: Json<'a>>(bundle: J) -> Result<(), String> {
     let objects = bundle
         .get("objects")
-        .and_then(Value::as_array)
+        .and_then(Json::items)
         .ok_or("invalid input: bundle without objects")?;
-    for (n, o) in objects.iter().enumerate() {
+    for (n, o) in objects.iter().map(J::item).enumerate() {
         let ty = o
             .get("type")
-            .and_then(Value::as_str)
+            .and_then(Json::as_str)
             .ok_or("invalid input: an input object has no string \"type\"")?;
-        if ty != "observed-data" {
-            continue;
+        if ty == "observed-data" {
+            check_observed_data(o, n)?;
         }
-        let label = o
-            .get("id")
-            .and_then(Value::as_str)
-            .map_or_else(|| format!("#{n}"), str::to_owned);
-        let bad = |d: String| format!("observed-data {label}: {d}");
-        let ts = |key: &str| {
-            let s = o
-                .get(key)
-                .and_then(Value::as_str)
-                .ok_or_else(|| bad(format!("missing or non-string {key}")))?;
-            kizuna_pattern::Timestamp::parse_rfc3339(s).map_err(|e| bad(format!("{key}: {e}")))
-        };
-        let (first, last) = (ts("first_observed")?, ts("last_observed")?);
-        if o.get("number_observed")
-            .and_then(Value::as_u64)
-            .is_none_or(|n| n == 0)
-        {
-            return Err(bad("number_observed must be an integer >= 1".into()));
-        }
-        if first > last {
-            return Err(bad("first_observed is later than last_observed".into()));
-        }
-        if o.get("object_refs").and_then(Value::as_array).is_none() {
-            return Err(bad("missing object_refs".into()));
-        }
+    }
+    Ok(())
+}
+
+fn check_observed_data<'a, J: Json<'a>>(o: J, n: usize) -> Result<(), String> {
+    let label = o
+        .get("id")
+        .and_then(Json::as_str)
+        .map_or_else(|| format!("#{n}"), str::to_owned);
+    let bad = |d: String| format!("observed-data {label}: {d}");
+    let ts = |key: &str| {
+        let s = o
+            .get(key)
+            .and_then(Json::as_str)
+            .ok_or_else(|| bad(format!("missing or non-string {key}")))?;
+        kizuna_pattern::Timestamp::parse_rfc3339(s).map_err(|e| bad(format!("{key}: {e}")))
+    };
+    let (first, last) = (ts("first_observed")?, ts("last_observed")?);
+    if o.get("number_observed")
+        .and_then(Json::as_u64)
+        .is_none_or(|n| n == 0)
+    {
+        return Err(bad("number_observed must be an integer >= 1".into()));
+    }
+    if first > last {
+        return Err(bad("first_observed is later than last_observed".into()));
+    }
+    if o.get("object_refs").and_then(Json::items).is_none() {
+        return Err(bad("missing object_refs".into()));
     }
     Ok(())
 }
@@ -333,6 +338,48 @@ impl IndicatorSet {
                 .iter()
                 .filter_map(|&s| self.slots.get(s as usize)?.as_ref())
                 .filter(|c| keep(c)),
+        )
+    }
+
+    /// [`IndicatorSet::matches`] on one JSON line holding a STIX bundle or an observed-data
+    /// (what `map_json_line(LogFormat::Stix, ..)` reads), without building the observation
+    /// unless the index finds candidates: the line is scanned as borrowed JSON, so the common
+    /// line that matches nothing costs one parse and no copy.
+    pub fn matches_json_line(
+        &self,
+        line: &str,
+        source: &str,
+        now: Timestamp,
+    ) -> Result<Vec<Hit>, Error> {
+        let full = || map_json_line(LogFormat::Stix, line, source, now);
+        let Ok(lite) = serde_json::from_str::<Lite<'_>>(line) else {
+            return full().and_then(|obs| self.matches(&obs));
+        };
+        let mut candidates = Vec::new();
+        let checked = match (&lite).get("type").and_then(Json::as_str) {
+            Some("bundle") => {
+                self.index.candidates(&lite, &mut candidates);
+                check_loadable(&lite)
+            }
+            // Wrapped in a bundle of its own: its references resolve to nothing, so no
+            // indicator has a candidate object in it.
+            Some("observed-data") => check_observed_data(&lite, 0),
+            _ => return full().and_then(|obs| self.matches(&obs)),
+        };
+        if candidates.is_empty() {
+            return checked
+                .map(|()| Vec::new())
+                .map_err(|reason| Error::BadLine {
+                    source_name: source.to_owned(),
+                    reason,
+                });
+        }
+        let obs = full()?;
+        self.evaluate(
+            &obs,
+            candidates
+                .iter()
+                .filter_map(|&s| self.slots.get(s as usize)?.as_ref()),
         )
     }
 

@@ -30,15 +30,16 @@
 mod keys;
 mod literal;
 mod net;
+pub(crate) mod view;
 
 use std::collections::HashMap;
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use kizuna_pattern::ast::ObservationExpr;
-use serde_json::Value;
 
 use keys::{Key, Path, Scalar, Step};
 use net::Net;
+use view::Json;
 
 /// Position of an indicator in the set.
 pub(crate) type Slot = u32;
@@ -178,34 +179,30 @@ fn lower_if(lower: bool, s: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// A property of a JSON object; SCOs are small, so a scan beats hashing.
-fn lookup<'a>(map: &'a serde_json::Map<String, Value>, key: &str) -> Option<&'a Value> {
-    if map.len() <= 12 {
-        map.iter().find(|(k, _)| k.as_str() == key).map(|(_, v)| v)
-    } else {
-        map.get(key)
-    }
-}
-
 /// The objects of one bundle and the observed-data being scanned, for `_ref` resolution.
-struct Scope<'a> {
-    objects: &'a [Value],
-    od: &'a Value,
+struct Scope<'a, J: Json<'a>> {
+    objects: &'a [J::Item],
+    od: J,
     od_id: Option<&'a str>,
 }
 
-impl<'a> Scope<'a> {
+/// The last object with `id` that is not an observed-data, as the evaluator's pool keeps it.
+fn find<'a, J: Json<'a>>(objects: &'a [J::Item], id: &str) -> Option<J> {
+    objects.iter().rev().map(J::item).find(|o| {
+        o.get("id").and_then(Json::as_str) == Some(id)
+            && o.get("type").and_then(Json::as_str) != Some("observed-data")
+    })
+}
+
+impl<'a, J: Json<'a>> Scope<'a, J> {
     /// As the evaluator resolves: the observed-data itself, else the last other object with
     /// the id (the evaluator also requires it in `object_refs`; resolving more only adds
     /// candidates).
-    fn resolve(&self, id: &str) -> Option<&'a Value> {
+    fn resolve(&self, id: &str) -> Option<J> {
         if self.od_id == Some(id) {
             return Some(self.od);
         }
-        self.objects.iter().rev().find(|o| {
-            o.get("id").and_then(Value::as_str) == Some(id)
-                && o.get("type").and_then(Value::as_str) != Some("observed-data")
-        })
+        find(self.objects, id)
     }
 }
 
@@ -350,35 +347,30 @@ impl Index {
         }
     }
 
-    /// The slots whose patterns may match `bundle` (a STIX 2.1 bundle), sorted, without
-    /// duplicates, into `out`.
-    pub(crate) fn candidates(&self, bundle: &Value, out: &mut Vec<Slot>) {
+    /// The slots whose patterns may match `bundle` (a STIX 2.1 bundle, as a `Value` or a
+    /// borrowed [`view::Lite`]), sorted, without duplicates, into `out`.
+    pub(crate) fn candidates<'a, J: Json<'a>>(&self, bundle: J, out: &mut Vec<Slot>) {
         out.clear();
-        let Some(objects) = bundle.get("objects").and_then(Value::as_array) else {
+        let Some(objects) = bundle.get("objects").and_then(Json::items) else {
             return;
         };
-        for od in objects {
-            if od.get("type").and_then(Value::as_str) != Some("observed-data") {
+        for od in objects.iter().map(J::item) {
+            if od.get("type").and_then(Json::as_str) != Some("observed-data") {
                 continue;
             }
             let scope = Scope {
                 objects,
                 od,
-                od_id: od.get("id").and_then(Value::as_str),
+                od_id: od.get("id").and_then(Json::as_str),
             };
-            let Some(refs) = od.get("object_refs").and_then(Value::as_array) else {
+            let Some(refs) = od.get("object_refs").and_then(Json::items) else {
                 continue;
             };
-            for r in refs {
-                let Some(root) = r.as_str().and_then(|id| {
-                    objects.iter().rev().find(|o| {
-                        o.get("id").and_then(Value::as_str) == Some(id)
-                            && o.get("type").and_then(Value::as_str) != Some("observed-data")
-                    })
-                }) else {
+            for r in refs.iter().map(J::item) {
+                let Some(root) = r.as_str().and_then(|id| find::<J>(objects, id)) else {
                     continue;
                 };
-                let Some(ty) = root.get("type").and_then(Value::as_str) else {
+                let Some(ty) = root.get("type").and_then(Json::as_str) else {
                     continue;
                 };
                 let Some(node) = self.roots.get(ty) else {
@@ -394,20 +386,20 @@ impl Index {
         out.dedup();
     }
 
-    fn walk(&self, node: &Node, v: &Value, scope: &Scope<'_>, out: &mut Vec<Slot>) {
+    fn walk<'a, J: Json<'a>>(&self, node: &Node, v: J, scope: &Scope<'a, J>, out: &mut Vec<Slot>) {
         if let Some(t) = node.table {
             self.lookup_value(&self.tables[t], v, out);
         }
-        if let (Some(elem), Value::Array(items)) = (&node.elem, v) {
-            for item in items {
+        if let (Some(elem), Some(items)) = (&node.elem, v.items()) {
+            for item in items.iter().map(J::item) {
                 self.walk(elem, item, scope, out);
             }
         }
-        let Value::Object(map) = v else {
+        if node.children.is_empty() || !v.is_object() {
             return;
-        };
+        }
         for (k, child) in &node.children {
-            let Some(next) = lookup(map, k) else {
+            let Some(next) = v.get(k) else {
                 continue;
             };
             if k.ends_with("_ref") {
@@ -416,10 +408,10 @@ impl Index {
                 }
             } else if k.ends_with("_refs") {
                 // The resolved objects form a list: only list steps go on from here.
-                if let (Some(ids), Some(elem)) = (next.as_array(), &child.elem) {
+                if let (Some(ids), Some(elem)) = (next.items(), &child.elem) {
                     for target in ids
                         .iter()
-                        .filter_map(|id| id.as_str().and_then(|id| scope.resolve(id)))
+                        .filter_map(|id| J::item(id).as_str().and_then(|id| scope.resolve(id)))
                     {
                         self.walk(elem, target, scope, out);
                     }
@@ -430,44 +422,37 @@ impl Index {
         }
     }
 
-    fn lookup_value(&self, t: &Table, v: &Value, out: &mut Vec<Slot>) {
+    fn lookup_value<'a, J: Json<'a>>(&self, t: &Table, v: J, out: &mut Vec<Slot>) {
         if t.uses == 0 {
             return;
         }
-        match v {
-            Value::String(s) => {
-                if !t.text.is_empty()
-                    && let Some(slots) = t.text.get(lower_if(t.lower, s).as_ref())
-                {
-                    out.extend_from_slice(slots);
-                }
-                if !t.nets.is_empty()
-                    && let Some(n) = Net::parse(s)
-                {
-                    for (&(v6, prefix), bases) in &t.nets {
-                        if v6 == n.v6
-                            && prefix <= n.prefix
-                            && let Some(slots) = bases.get(&(n.bits & Net::mask(prefix)))
-                        {
-                            out.extend_from_slice(slots);
-                        }
+        if let Some(s) = v.as_str() {
+            if !t.text.is_empty()
+                && let Some(slots) = t.text.get(lower_if(t.lower, s).as_ref())
+            {
+                out.extend_from_slice(slots);
+            }
+            if !t.nets.is_empty()
+                && let Some(n) = Net::parse(s)
+            {
+                for (&(v6, prefix), bases) in &t.nets {
+                    if v6 == n.v6
+                        && prefix <= n.prefix
+                        && let Some(slots) = bases.get(&(n.bits & Net::mask(prefix)))
+                    {
+                        out.extend_from_slice(slots);
                     }
                 }
-                t.literals.find(s, out);
             }
-            Value::Number(n) => {
-                if let Some(x) = n.as_f64()
-                    && let Some(slots) = t.equals.get(&Scalar::num(x))
-                {
-                    out.extend_from_slice(slots);
-                }
+            t.literals.find(s, out);
+        } else if let Some(x) = v.as_f64() {
+            if let Some(slots) = t.equals.get(&Scalar::num(x)) {
+                out.extend_from_slice(slots);
             }
-            Value::Bool(b) => {
-                if let Some(slots) = t.equals.get(&Scalar::Bool(*b)) {
-                    out.extend_from_slice(slots);
-                }
-            }
-            _ => {}
+        } else if let Some(b) = v.as_bool()
+            && let Some(slots) = t.equals.get(&Scalar::Bool(b))
+        {
+            out.extend_from_slice(slots);
         }
     }
 }

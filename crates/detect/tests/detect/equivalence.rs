@@ -387,13 +387,24 @@ fn compare(set: &IndicatorSet, observations: &[Observation]) -> BTreeMap<String,
     for obs in observations {
         let fast = set.matches(obs).unwrap();
         let slow = set.matches_exhaustive(obs).unwrap();
+        let now = Timestamp::parse("2026-01-01T00:00:00Z").unwrap();
+        let line = set
+            .matches_json_line(&obs.bundle.to_string(), &obs.source, now)
+            .unwrap();
         let key = |h: &kizuna_detect::Hit| (h.indicator.clone(), h.sighting.to_string());
+        let expected: Vec<_> = slow.iter().map(key).collect();
         assert_eq!(
             fast.iter().map(key).collect::<Vec<_>>(),
-            slow.iter().map(key).collect::<Vec<_>>(),
+            expected,
             "{}: {}",
             obs.source,
             obs.bundle
+        );
+        assert_eq!(
+            line.iter().map(key).collect::<Vec<_>>(),
+            expected,
+            "{}",
+            obs.source
         );
         for h in &slow {
             *per_family.entry(h.indicator.clone()).or_insert(0) += 1;
