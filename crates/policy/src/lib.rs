@@ -1,6 +1,16 @@
-//! The egress policy: which object versions may leave the hub for a given partner, and in what
-//! form. Pure: no I/O, no clock, no state; every exit (TAXII reads by partner accounts, push,
-//! export) asks the same [`EgressPolicy::explain`].
+//! Kizuna's egress policy: which object versions may leave the hub for a given partner, and in
+//! what form.
+//!
+//! # What this crate owns
+//!
+//! One policy engine for every exit of the hub, so that each asks the same question and gets the
+//! same answer, with reasons:
+//!
+//! - **TAXII reads by partner accounts** (`kizuna-taxii`: Get Objects, Get an Object, Get Object
+//!   Versions, Get Manifest drop what a reading partner's policy refuses and serve the redacted
+//!   bytes);
+//! - **push** (`kizuna-sync` decides every version before it is queued);
+//! - **export** (`kizuna export --partner`).
 //!
 //! Rules, in the order they are checked (the first that refuses decides, every rule is reported):
 //!
@@ -13,6 +23,17 @@
 //!    an object whose collection is unknown fails a collection allow list (fail closed).
 //!
 //! Redaction ([`Redaction`]) is applied after the decision, to what is allowed.
+//!
+//! # What it must never do
+//!
+//! - **Let RED or AMBER+STRICT out**, whatever a partner's allow lists say: TLP is checked first
+//!   and cannot be configured away.
+//! - **Do I/O, keep state or read the clock.** It is pure (STIX JSON in, a [`Decision`] and bytes
+//!   out), so that the TAXII server, the sync engine and the command line can all call it, tests
+//!   can drive it exhaustively, and an answer given by `kizuna policy explain` is the answer every
+//!   exit gives. It depends on `kizuna-stix` (markings) and nothing async.
+//! - **Re-serialise what it does not change.** [`EgressPolicy::egress_bytes`] hands back the
+//!   stored bytes themselves unless a redaction actually rewrote the object.
 
 use std::borrow::Cow;
 

@@ -8,9 +8,9 @@
 //!   Basic, bearer and client-certificate authentication, a CA bundle or a pinned certificate,
 //!   timeouts and capped response bodies. The sync engine is its first user; tests and tools can
 //!   use it alone.
-//! - [`policy`]: the one egress policy (TLP 2.0, per-partner allow/deny, redaction), pure, so that
-//!   every exit of the hub (TAXII reads by partner accounts, push, export) can ask the same
-//!   question and get the same answer, with reasons.
+//! - [`policy`]: the one egress policy (TLP 2.0, per-partner allow/deny, redaction), re-exported
+//!   from the pure `kizuna-policy` crate, which every exit of the hub (TAXII reads by partner
+//!   accounts, push, export) asks.
 //! - [`ledger`]: the append-only, hash-chained record of every object version that left the hub,
 //!   and its verification.
 //! - [`config`]: partners as written in `kizuna.toml`.
@@ -43,11 +43,15 @@ pub mod config;
 pub mod engine;
 mod error;
 pub mod ledger;
-pub mod policy;
 pub mod retry;
 pub mod state;
+
+/// The egress policy, from `kizuna-policy` (kept here so that `kizuna_sync::policy::…` paths hold).
+pub mod policy {
+    pub use kizuna_policy::*;
+}
 
 pub use config::{PartnerConfig, PullMapping, PushMapping};
 pub use engine::{SyncEngine, SyncOptions, SyncReport};
 pub use error::{Error, Result};
-pub use policy::{Decision, EgressPolicy, Redaction};
+pub use kizuna_policy::{Decision, EgressPolicy, Redaction};
