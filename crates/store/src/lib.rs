@@ -68,6 +68,17 @@ pub trait Store: Send + Sync {
     fn add_objects(&self, collection: &CollectionRef, objects: Vec<NewObject>)
     -> Result<AddReport>;
 
+    /// [`Store::add_objects`], appending in the same transaction one [`AuditAction::Write`] event
+    /// by `account` for each object version added (none for duplicates and rejections), so that
+    /// no added object is ever without its audit event, even after a crash. The event's time is
+    /// the call's `date_added`, its version the object's (or `date_added` for unversioned ones).
+    fn add_objects_audited(
+        &self,
+        collection: &CollectionRef,
+        objects: Vec<NewObject>,
+        account: &str,
+    ) -> Result<AddReport>;
+
     /// A page of object versions matching `query`, in ascending (`date_added`, sequence) order.
     fn objects(&self, collection: &CollectionRef, query: &ObjectQuery) -> Result<ObjectPage>;
 

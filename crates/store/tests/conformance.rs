@@ -624,6 +624,76 @@ mod suite {
         assert_eq!(store.count_objects(&c).unwrap(), 0);
     }
 
+    /// Objects added with their audit events: one write event per version added, none for a
+    /// duplicate or a rejection, in the same call.
+    pub fn add_with_audit(store: &dyn Store) {
+        let c = setup(store);
+        let v = "2022-01-01T00:00:00.000Z";
+        store.add_objects(&c, vec![indicator(1, v, None)]).unwrap();
+        let mut conflicting = indicator(2, v, None);
+        conflicting.json = conflicting.json.replace("10.0.", "10.9.");
+        store.add_objects(&c, vec![indicator(2, v, None)]).unwrap();
+        let report = store
+            .add_objects_audited(
+                &c,
+                vec![
+                    indicator(1, v, None),
+                    indicator(3, v, None),
+                    conflicting,
+                    ipv4(4, None),
+                ],
+                "alice",
+            )
+            .unwrap();
+        assert_eq!(report.outcomes[0], AddOutcome::Duplicate);
+        assert_eq!(report.outcomes[1], AddOutcome::Added);
+        assert!(matches!(report.outcomes[2], AddOutcome::Rejected(_)));
+        assert_eq!(report.outcomes[3], AddOutcome::Added);
+        let events = store
+            .audit_events(&AuditQuery {
+                action: Some(AuditAction::Write),
+                ..AuditQuery::default()
+            })
+            .unwrap();
+        let got: Vec<(Option<&str>, Option<&str>, Option<&str>)> = events
+            .iter()
+            .map(|e| {
+                (
+                    e.account.as_deref(),
+                    e.object_id.as_deref(),
+                    e.collection.as_deref(),
+                )
+            })
+            .collect();
+        let (three, four) = (
+            format!("indicator--{}", uuid(3)),
+            ipv4(4, None).meta.id.as_str().to_owned(),
+        );
+        assert_eq!(
+            got,
+            [
+                (Some("alice"), Some(three.as_str()), Some(COLLECTION)),
+                (Some("alice"), Some(four.as_str()), Some(COLLECTION)),
+            ]
+        );
+        assert!(events.iter().all(|e| e.time == report.date_added));
+        assert_eq!(
+            events[0]
+                .version
+                .as_deref()
+                .map(|t| Timestamp::parse(t).unwrap()),
+            Some(Timestamp::parse(v).unwrap())
+        );
+        // The unversioned SCO takes date_added as its version.
+        assert_eq!(
+            events[1]
+                .version
+                .as_deref()
+                .map(|t| Timestamp::parse(t).unwrap()),
+            Some(report.date_added)
+        );
+    }
+
     pub fn delete_repairs_flags(store: &dyn Store) {
         let c = setup(store);
         let vs = [
@@ -1005,6 +1075,7 @@ conformance!(
     duplicates_and_conflicts,
     delete_repairs_flags,
     delete_if_cleared,
+    add_with_audit,
     status_round_trip_and_expiry,
     accounts_and_credentials,
     audit_log,

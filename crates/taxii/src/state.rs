@@ -1,8 +1,10 @@
 //! State shared by every request handler, and the identity a request was authenticated as.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use kizuna_policy::EgressPolicy;
 use kizuna_stix::Tlp;
 use kizuna_store::{Account, ApiRoot, Store, StoreError};
 
@@ -54,6 +56,11 @@ pub struct ServiceConfig {
     pub max_buffered_bytes: u64,
     /// Password verification cache, failed-login limits.
     pub auth: AuthConfig,
+    /// The egress policy of each account a partner reads with, by account name: what such an
+    /// account reads through Get Objects, Get an Object, Get Object Versions and Get Manifest is
+    /// what the policy lets through, redacted as it says (the same [`EgressPolicy`] push obeys).
+    /// Accounts without an entry read everything their clearance and permissions allow.
+    pub egress: HashMap<String, EgressPolicy>,
 }
 
 impl ServiceConfig {
@@ -84,6 +91,7 @@ impl Default for ServiceConfig {
             max_body_bytes: 32 << 20,
             max_buffered_bytes: 256 << 20,
             auth: AuthConfig::default(),
+            egress: HashMap::new(),
         }
     }
 }

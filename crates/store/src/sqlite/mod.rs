@@ -322,6 +322,37 @@ impl Store for SqliteStore {
         self.write(|tx| objects::add(tx, collection, objects))
     }
 
+    fn add_objects_audited(
+        &self,
+        collection: &CollectionRef,
+        objects: Vec<NewObject>,
+        account: &str,
+    ) -> Result<AddReport> {
+        let keys: Vec<(String, Option<Timestamp>)> = objects
+            .iter()
+            .map(|o| (o.meta.id.as_str().to_owned(), o.meta.version()))
+            .collect();
+        self.write(|tx| {
+            let report = objects::add(tx, collection, objects)?;
+            let events: Vec<AuditEvent> = keys
+                .into_iter()
+                .zip(&report.outcomes)
+                .filter(|(_, outcome)| matches!(outcome, AddOutcome::Added))
+                .map(|((id, version), _)| AuditEvent {
+                    time: report.date_added,
+                    account: Some(account.to_owned()),
+                    action: AuditAction::Write,
+                    collection: Some(collection.id.clone()),
+                    object_id: Some(id),
+                    version: Some(version.unwrap_or(report.date_added).to_string()),
+                    detail: None,
+                })
+                .collect();
+            records::audit(tx, &events)?;
+            Ok(report)
+        })
+    }
+
     fn objects(&self, collection: &CollectionRef, query: &ObjectQuery) -> Result<ObjectPage> {
         self.read(|tx| objects::page(tx, collection, query))
     }

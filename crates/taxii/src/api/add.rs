@@ -7,12 +7,14 @@
 //! writable (else 403); the body must be `application/taxii+json` (415); it must be JSON (400) and
 //! an envelope, `{"objects": [...]}` (422).
 //!
-//! Each object is then judged on its own: full STIX 2.1 validation ([`validate_object`]), the
+//! Each object is then judged on its own: full STIX 2.1 validation ([`validate_object_with`]), the
 //! indexing properties ([`ObjectMeta::from_value`]) and, for indicators with
-//! `pattern_type: "stix"`, the pattern grammar. Invalid objects become failures in the status
+//! `pattern_type: "stix"`, the pattern grammar ([`kizuna_pattern::check_indicator_pattern`], the
+//! rule `kizuna import` and `kizuna validate` apply too). Invalid objects become failures in the status
 //! resource, with a message naming every problem; the valid ones are stored together in one
 //! store transaction, exactly as received. Exact duplicates of stored objects count as
-//! successes (§5.5 MUST). Every object stored is written to the audit log.
+//! successes (§5.5 MUST). Every object version added is written to the audit log in the same
+//! store transaction ([`kizuna_store::Store::add_objects_audited`]), before the 202.
 //!
 //! **202 or 422.** §5.5 lists 422 for content that "could not be processed", and a status resource
 //! only with 202. Kizuna answers 202 with the status (state `complete`) whenever at least one
@@ -26,16 +28,14 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use http::{HeaderMap, StatusCode};
-use kizuna_stix::{ObjectMeta, Problem, Timestamp, validate_object};
-use kizuna_store::{
-    AddOutcome, AuditAction, AuditEvent, Collection, NewObject, Status, StatusDetail, StatusState,
-};
+use kizuna_stix::{ObjectMeta, Problem, Timestamp, validate_object_with};
+use kizuna_store::{AddOutcome, Collection, NewObject, Status, StatusDetail, StatusState};
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::status::{StatusResource, expire_if_due};
-use super::{Caller, Need, audit_event, blocking, json_response};
+use super::{Caller, Need, blocking, json_response};
 use crate::error::ApiError;
 use crate::media;
 use crate::state::AppState;
@@ -136,19 +136,6 @@ fn problems_message(problems: &[Problem]) -> String {
     message
 }
 
-/// Why an indicator's STIX pattern is unacceptable, if it is.
-fn pattern_problem(object: &Value) -> Option<String> {
-    if object.get("type").and_then(Value::as_str) != Some("indicator")
-        || object.get("pattern_type").and_then(Value::as_str) != Some("stix")
-    {
-        return None;
-    }
-    let pattern = object.get("pattern").and_then(Value::as_str)?;
-    kizuna_pattern::Pattern::parse(pattern)
-        .err()
-        .map(|e| format!("pattern: {e}"))
-}
-
 /// What becomes of one object of an envelope.
 enum Verdict {
     /// Valid: to be stored.
@@ -182,14 +169,10 @@ fn judge(index: usize, raw: &RawValue, fallback_version: &str) -> Verdict {
         .or_else(|| value.get("created"))
         .and_then(Value::as_str)
         .map(str::to_owned);
-    let problems = validate_object(&value);
+    // The same rules as every other ingest path: STIX 2.1 and, for indicators, the pattern.
+    let problems = validate_object_with(&value, &kizuna_pattern::check_indicator_pattern);
     let meta = if problems.is_empty() {
-        ObjectMeta::from_value(&value)
-            .map_err(|p| p.to_string())
-            .and_then(|meta| match pattern_problem(&value) {
-                Some(why) => Err(why),
-                None => Ok(meta),
-            })
+        ObjectMeta::from_value(&value).map_err(|p| p.to_string())
     } else {
         Err(problems_message(&problems))
     };
@@ -287,21 +270,18 @@ fn ingest(
     }
     let mut successes = Vec::with_capacity(accepted.len());
     if !new_objects.is_empty() {
-        let report = state.store.add_objects(&collection.as_ref(), new_objects)?;
+        // The objects and their write audit events commit together.
+        let report =
+            state
+                .store
+                .add_objects_audited(&collection.as_ref(), new_objects, caller.name())?;
         let date_added = super::taxii_timestamp(report.date_added);
-        let mut events: Vec<AuditEvent> = Vec::with_capacity(accepted.len());
+        let mut added = 0u64;
         for ((id, version), outcome) in accepted.into_iter().zip(report.outcomes) {
             let version = version.unwrap_or_else(|| date_added.clone());
             match outcome {
                 AddOutcome::Added => {
-                    events.push(audit_event(
-                        caller,
-                        report.date_added,
-                        AuditAction::Write,
-                        &collection.id,
-                        &id,
-                        Some(version.clone()),
-                    ));
+                    added += 1;
                     successes.push(StatusDetail {
                         id,
                         version,
@@ -320,10 +300,7 @@ fn ingest(
                 }),
             }
         }
-        if !events.is_empty() {
-            state.store.audit(&events)?;
-            state.metrics.objects_stored(events.len() as u64);
-        }
+        state.metrics.objects_stored(added);
     }
     let status = Status {
         api_root: collection.api_root.clone(),

@@ -33,14 +33,18 @@
 //!
 //! [`AuditWriter`]: crate::audit::AuditWriter
 
+use std::borrow::Cow;
+
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 use http::StatusCode;
+use kizuna_policy::EgressPolicy;
 use kizuna_stix::{StixId, Timestamp};
 use kizuna_store::{
-    AuditAction, AuditEvent, ClearedDelete, Collection, ObjectRecord, VersionFilter,
+    AuditAction, AuditEvent, ClearedDelete, Collection, ObjectQuery, ObjectRecord, VersionFilter,
 };
 use serde::Serialize;
+use serde_json::Value;
 
 use super::{Caller, Need, audit_event, blocking, date_added_headers, taxii_response};
 use crate::error::ApiError;
@@ -155,12 +159,21 @@ pub(crate) fn load_page(
     if let Some(id) = &request.object_id {
         query.ids = vec![id.clone()];
     }
-    let page = state.store.objects(&collection.as_ref(), &query)?;
+    let policy = state.config.egress.get(caller.name());
+    let page = read_visible(state, &collection, policy, &query)?;
+    if page.withheld > 0 {
+        tracing::debug!(
+            account = caller.name(),
+            withheld = page.withheld,
+            "egress policy withheld object versions"
+        );
+    }
     if request.serves_objects() {
         state.metrics.objects_served(page.records.len() as u64);
     }
-    let next = match (page.more, page.records.last()) {
-        (true, Some(last)) => Some(state.tokens.seal(&scope, last.seq)),
+    // The cursor is the last record the store returned, served or withheld.
+    let next = match (page.more, page.last) {
+        (true, Some((seq, _))) => Some(state.tokens.seal(&scope, seq)),
         _ => None,
     };
     if request.serves_objects() && state.config.audit_reads && !page.records.is_empty() {
@@ -184,15 +197,116 @@ pub(crate) fn load_page(
             .record(events)
             .map_err(|e| ApiError::internal(&e))?;
     }
+    // A page whose records were all withheld marks the last one read, so that a client paging by
+    // `added_after` moves past them instead of asking for them again.
+    let empty_mark = page.last.map_or_else(
+        || request.filters.added_after.unwrap_or(Timestamp::MIN),
+        |(_, date_added)| date_added,
+    );
     Ok((
         collection,
         Page {
             records: page.records,
             more: page.more,
             next,
-            empty_mark: request.filters.added_after.unwrap_or(Timestamp::MIN),
+            empty_mark,
         },
     ))
+}
+
+/// Records read for one page, after the caller's egress policy.
+struct Visible {
+    /// What may be served, in paging order, as the policy lets it out (redacted or not).
+    records: Vec<ObjectRecord>,
+    /// Whether the store holds more matching records after `last`.
+    more: bool,
+    /// Sequence and `date_added` of the last record the store returned, served or withheld: where
+    /// the next page starts.
+    last: Option<(i64, Timestamp)>,
+    /// How many records the policy withheld.
+    withheld: usize,
+}
+
+/// Most records read from the store for one page under an egress policy while every one of them is
+/// withheld: bounds the work of a single request. Past it, the page is answered empty, with
+/// `more` and `next`.
+const MAX_WITHHELD_SCAN: usize = 10_000;
+
+/// Reads `query` from the store and keeps what `policy` (the caller's egress policy, if it has
+/// one) lets out, with the policy's redaction applied. Without a policy the store's page is the
+/// answer as it is and nothing is parsed. With one, each record is parsed and decided; when a
+/// whole store page is withheld and the store has more, the following page is read too (up to
+/// [`MAX_WITHHELD_SCAN`] records), so that a partner seldom gets an empty page. Pages may be
+/// shorter than `limit`, which TAXII allows (§3.5). Blocking.
+fn read_visible(
+    state: &AppState,
+    collection: &Collection,
+    policy: Option<&EgressPolicy>,
+    query: &ObjectQuery,
+) -> Result<Visible, ApiError> {
+    let cref = collection.as_ref();
+    let Some(policy) = policy else {
+        let page = state.store.objects(&cref, query)?;
+        let last = page.records.last().map(|r| (r.seq, r.date_added));
+        return Ok(Visible {
+            records: page.records,
+            more: page.more,
+            last,
+            withheld: 0,
+        });
+    };
+    let names: Vec<&str> = std::iter::once(collection.id.as_str())
+        .chain(collection.alias.as_deref())
+        .collect();
+    let mut query = query.clone();
+    let mut read = 0;
+    let mut withheld = 0;
+    loop {
+        let page = state.store.objects(&cref, &query)?;
+        read += page.records.len();
+        let last = page.records.last().map(|r| (r.seq, r.date_added));
+        let mut records = Vec::with_capacity(page.records.len());
+        for mut record in page.records {
+            if let_out(policy, &names, &mut record) {
+                records.push(record);
+            } else {
+                withheld += 1;
+            }
+        }
+        match last {
+            Some((seq, _)) if records.is_empty() && page.more && read < MAX_WITHHELD_SCAN => {
+                query.after_seq = Some(seq);
+            }
+            _ => {
+                return Ok(Visible {
+                    records,
+                    more: page.more,
+                    last,
+                    withheld,
+                });
+            }
+        }
+    }
+}
+
+/// Whether `policy` lets `record` out of `collection` (named by `names`: its id and alias); when
+/// it does, `record.json` becomes the bytes to serve (the stored bytes unless a redaction rewrote
+/// the object). A stored record that does not parse is withheld: the policy fails closed.
+fn let_out(policy: &EgressPolicy, names: &[&str], record: &mut ObjectRecord) -> bool {
+    let Ok(object) = serde_json::from_str::<Value>(&record.json) else {
+        return false;
+    };
+    if !policy.explain(&object, names).allowed {
+        return false;
+    }
+    let redacted = match policy.egress_bytes(&record.json, &object) {
+        Cow::Owned(bytes) => Some(bytes),
+        Cow::Borrowed(_) => None,
+    };
+    if let Some(bytes) = redacted {
+        record.json = bytes;
+    }
+    true
 }
 
 /// Builds an envelope (§3.7) by concatenating the stored JSON of each record: objects are never
@@ -310,18 +424,22 @@ pub async fn get_versions(
         let (collection, page) = load_page(&state, &caller, &request)?;
         if page.records.is_empty() && request.filters.next.is_none() {
             // Filters that leave no version of an existing object give an empty list; 404 is for
-            // an object that is not there (or not visible to the caller).
+            // an object that is not there (or not visible to the caller: above its clearance, or
+            // withheld in every version by its egress policy).
+            let policy = state.config.egress.get(caller.name());
             let mut any = Filters::default().object_query(
                 caller.0.account.tlp_clearance,
                 state.config.unmarked_as,
                 None,
-                1,
+                if policy.is_some() {
+                    state.config.max_page_size
+                } else {
+                    1
+                },
             );
             any.ids = request.object_id.iter().cloned().collect();
             any.versions = VersionFilter::All;
-            if state
-                .store
-                .objects(&collection.as_ref(), &any)?
+            if read_visible(&state, &collection, policy, &any)?
                 .records
                 .is_empty()
             {
