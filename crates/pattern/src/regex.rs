@@ -29,7 +29,8 @@ pub(crate) enum Rx {
 impl Rx {
     /// Compiles a PCRE-syntax regular expression with DOTALL.
     pub(crate) fn pcre(src: &str) -> Result<Rx, String> {
-        match regex::RegexBuilder::new(src)
+        let linear_src = pcre_dollar(src, "(?:\\n?\\z)");
+        match regex::RegexBuilder::new(&linear_src)
             .dot_matches_new_line(true)
             .size_limit(COMPILED_SIZE_LIMIT)
             .dfa_size_limit(COMPILED_SIZE_LIMIT)
@@ -37,7 +38,7 @@ impl Rx {
         {
             Ok(r) => Ok(Rx::Linear(r)),
             Err(linear_err) => {
-                let wrapped = format!("(?s){src}");
+                let wrapped = format!("(?s){}", pcre_dollar(src, "(?=\\n?\\z)"));
                 fancy_regex::RegexBuilder::new(&wrapped)
                     .backtrack_limit(BACKTRACK_LIMIT)
                     .delegate_size_limit(COMPILED_SIZE_LIMIT)
@@ -61,6 +62,64 @@ impl Rx {
                 .map_err(|_| EvalError::RegexLimit(r.as_str().to_string())),
         }
     }
+}
+
+/// Rewrites PCRE's `$` for engines where it means only "end of input".
+///
+/// Without the multi-line flag, PCRE's `$` also matches just before a newline that ends the
+/// input. Each `$` outside a character class and not escaped becomes `anchor` (which says exactly
+/// that); patterns that set the multi-line flag anywhere are left alone, since there `$` already
+/// means the same in both syntaxes.
+fn pcre_dollar<'a>(src: &'a str, anchor: &str) -> std::borrow::Cow<'a, str> {
+    if !src.contains('$') || sets_multi_line(src) {
+        return std::borrow::Cow::Borrowed(src);
+    }
+    let mut out = String::with_capacity(src.len() + 16);
+    let mut chars = src.chars().peekable();
+    let mut class_depth = 0usize;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                out.push(c);
+                if let Some(next) = chars.next() {
+                    out.push(next);
+                }
+            }
+            '[' => {
+                out.push(c);
+                class_depth += 1;
+                if class_depth == 1 {
+                    // `[^]...]` and `[]...]`: a `]` right after the opening is a literal.
+                    if chars.peek() == Some(&'^') {
+                        out.push('^');
+                        chars.next();
+                    }
+                    if chars.peek() == Some(&']') {
+                        out.push(']');
+                        chars.next();
+                    }
+                }
+            }
+            ']' if class_depth > 0 => {
+                out.push(c);
+                class_depth -= 1;
+            }
+            '$' if class_depth == 0 => out.push_str(anchor),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Whether an inline flag group (`(?m)`, `(?im:...)`, ...) turns on multi-line mode.
+fn sets_multi_line(src: &str) -> bool {
+    src.match_indices("(?").any(|(at, _)| {
+        src[at + 2..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphabetic() || *c == '-')
+            .take_while(|c| *c != '-')
+            .any(|c| c == 'm')
+    })
 }
 
 /// A compiled `LIKE` operand: `%` is any run of characters, `_` any one character (newlines
@@ -183,6 +242,28 @@ mod tests {
         let back = Rx::pcre(r"(a+)b\1").unwrap();
         assert!(back.is_match("aabaa").unwrap());
         assert!(Rx::pcre("(").is_err());
+    }
+
+    #[test]
+    fn dollar_also_matches_before_a_final_newline_as_in_pcre() {
+        let rx = Rx::pcre("^abc$").unwrap();
+        assert!(rx.is_match("abc").unwrap());
+        assert!(rx.is_match("abc\n").unwrap());
+        assert!(!rx.is_match("abc\n\n").unwrap());
+        assert!(!rx.is_match("abc\nx").unwrap());
+        let fancy = Rx::pcre("(?<=a)bc$").unwrap();
+        assert!(matches!(fancy, Rx::Backtracking(_)));
+        assert!(fancy.is_match("abc\n").unwrap());
+        assert!(!fancy.is_match("abc\nx").unwrap());
+        // Escaped and in classes, `$` is a literal.
+        assert!(Rx::pcre("a\\$").unwrap().is_match("a$").unwrap());
+        assert!(Rx::pcre("a[$]").unwrap().is_match("a$").unwrap());
+        assert!(Rx::pcre("a[]$]").unwrap().is_match("a$").unwrap());
+        assert!(Rx::pcre("a[[:alpha:]$]").unwrap().is_match("a$").unwrap());
+        // Multi-line mode keeps its own meaning.
+        assert!(Rx::pcre("(?m)^b$").unwrap().is_match("a\nb\nc").unwrap());
+        assert_eq!(pcre_dollar("(?im)a$", "X"), "(?im)a$");
+        assert_eq!(pcre_dollar("(?-m)a$|[$]\\$", "X"), "(?-m)aX|[$]\\$");
     }
 
     #[test]
