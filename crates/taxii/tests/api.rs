@@ -265,6 +265,8 @@ fn indicator_id(n: u32) -> String {
     format!("indicator--{}", uuid(1, n))
 }
 
+#[path = "api/egress.rs"]
+mod egress;
 #[path = "api/reads.rs"]
 mod reads;
 #[path = "api/resources.rs"]

@@ -1,5 +1,6 @@
 //! Get Object Manifests (§5.3): one manifest record per object version, filtered and paged
-//! exactly like Get Objects.
+//! exactly like Get Objects. A reading partner's egress policy leaves out the versions it withholds
+//! here too (see [`super::objects`]), so the manifest never lists what the objects would not serve.
 //!
 //! Like medallion, the manifest carries a `next` token beside `more` (§5.3.1 names only `more`)
 //! so that clients page it without the skips that paging by `added_after` causes when several

@@ -30,8 +30,19 @@
 //!   in batches off the request path; a full queue makes the read wait, and a failing audit log
 //!   fails the read (see [`crate::audit`] for what a kill of the process can lose). Manifests and
 //!   version lists serve no object content and are not audited one by one.
+//! - An account with an **egress policy** ([`ServiceConfig::egress`]: a partner's reading account)
+//!   gets, through objects, object, versions and manifest alike, only the versions the policy lets
+//!   out, with its redaction applied: the same [`EgressPolicy`] push obeys, asked with the
+//!   collection's id and alias. The store still filters by clearance first; the policy then
+//!   decides each record (parsed only for such accounts). Pages may be shorter than `limit`; the
+//!   `next` cursor is the last record read, served or withheld, so paging neither repeats nor
+//!   skips. A page whose records were all withheld (after up to 10,000 records read) is empty
+//!   with `more: true`, and its date-added headers carry the last `date_added` read, so that
+//!   clients paging by `added_after` move on. A withheld object is otherwise indistinguishable
+//!   from a missing one (404 on object and versions). Only what is served is audited.
 //!
 //! [`AuditWriter`]: crate::audit::AuditWriter
+//! [`ServiceConfig::egress`]: crate::state::ServiceConfig::egress
 
 use std::borrow::Cow;
 
