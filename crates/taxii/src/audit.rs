@@ -39,8 +39,10 @@ use kizuna_store::{AuditEvent, Store};
 
 use crate::metrics::Metrics;
 
-/// Most events written in one transaction.
-pub const MAX_BATCH: usize = 4096;
+/// Most events written in one transaction. Large enough that a commit's fixed cost is spread
+/// over many events; small enough that a read waiting for room in a full queue waits for one
+/// short transaction, not a long one (room is made each time the writer takes a batch).
+pub const MAX_BATCH: usize = 1000;
 
 /// Failed attempts at a batch after which, once the writer is closing, the batch is given up.
 const ATTEMPTS_WHEN_CLOSING: u32 = 5;
