@@ -1,4 +1,6 @@
-//! `kizuna export`: a collection's objects as JSON lines (the exact stored bytes) or a bundle.
+//! `kizuna export`: a collection's objects as JSON lines (the exact stored bytes) or a bundle;
+//! with `--partner`, only what that partner's egress policy lets out, redacted as it says (the
+//! policy push and the TAXII server apply to the same partner).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -8,6 +10,7 @@ use anyhow::Context;
 use clap::Args;
 use kizuna_stix::Tlp;
 use kizuna_store::{ObjectQuery, Store, VersionFilter};
+use kizuna_sync::EgressPolicy;
 
 use crate::config::Config;
 use crate::hub;
@@ -30,6 +33,10 @@ pub struct ExportArgs {
     /// Highest TLP level written out. A file leaves the hub's control, so RED needs saying.
     #[arg(long, default_value = "amber+strict", value_name = "LEVEL")]
     max_tlp: Tlp,
+    /// Export for this partner (`[[partner]]` in the configuration): only what its egress policy
+    /// lets out, with its redaction applied. How many versions were withheld is said on stderr.
+    #[arg(long, value_name = "NAME")]
+    partner: Option<String>,
     /// Write one STIX bundle instead of JSON lines.
     #[arg(long)]
     bundle: bool,
@@ -40,9 +47,23 @@ pub struct ExportArgs {
 
 /// Runs `kizuna export`.
 pub fn run(config: &Config, args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let policy: Option<&EgressPolicy> = match &args.partner {
+        Some(name) => Some(
+            &config
+                .partners
+                .iter()
+                .find(|p| &p.name == name)
+                .with_context(|| format!("no partner {name:?} in the configuration"))?
+                .policy,
+        ),
+        None => None,
+    };
     let store = hub::open(config)?;
     let collection =
         hub::find_collection(store.as_ref(), args.api_root.as_deref(), &args.collection)?;
+    let names: Vec<&str> = std::iter::once(collection.id.as_str())
+        .chain(collection.alias.as_deref())
+        .collect();
     let added_after = args
         .added_after
         .as_deref()
@@ -74,17 +95,28 @@ pub fn run(config: &Config, args: ExportArgs) -> anyhow::Result<ExitCode> {
         )?;
     }
     let mut count: u64 = 0;
+    let mut withheld: u64 = 0;
     let cref = collection.as_ref();
     loop {
         let page = store.objects(&cref, &query)?;
         for rec in &page.records {
+            let json = match policy {
+                None => std::borrow::Cow::Borrowed(rec.json.as_str()),
+                Some(policy) => match let_out(policy, &names, &rec.json) {
+                    Some(json) => json,
+                    None => {
+                        withheld += 1;
+                        continue;
+                    }
+                },
+            };
             if args.bundle && count > 0 {
                 out.write_all(b",")?;
             }
             if args.bundle {
-                out.write_all(rec.json.as_bytes())?;
+                out.write_all(json.as_bytes())?;
             } else {
-                out.write_all(single_line(&rec.json).as_bytes())?;
+                out.write_all(single_line(&json).as_bytes())?;
                 out.write_all(b"\n")?;
             }
             count += 1;
@@ -102,7 +134,25 @@ pub fn run(config: &Config, args: ExportArgs) -> anyhow::Result<ExitCode> {
         "exported {count} object versions from {} (TLP up to {})",
         collection.id, args.max_tlp
     );
+    if let Some(partner) = &args.partner {
+        eprintln!("withheld {withheld} object versions by the egress policy of partner {partner}");
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The bytes `policy` lets out for a stored object of the collection named by `names` (its id
+/// and alias), or `None` when it withholds it. A stored object that does not parse is withheld:
+/// the policy fails closed.
+fn let_out<'a>(
+    policy: &EgressPolicy,
+    names: &[&str],
+    json: &'a str,
+) -> Option<std::borrow::Cow<'a, str>> {
+    let object: serde_json::Value = serde_json::from_str(json).ok()?;
+    policy
+        .explain(&object, names)
+        .allowed
+        .then(|| policy.egress_bytes(json, &object))
 }
 
 /// The object on one line, for JSON lines. Objects are stored as received, possibly

@@ -1,5 +1,6 @@
 //! `kizuna serve`: the TAXII 2.1 hub over HTTPS.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,6 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::Args;
 use kizuna_store::Store;
+use kizuna_sync::{EgressPolicy, PartnerConfig};
 use kizuna_taxii::{AppState, ServerConfig, TlsMode};
 
 use crate::config::Config;
@@ -78,6 +80,7 @@ pub fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
         let sync_task = start_sync(config, store.clone(), stop_rx)?;
         let mut service = config.service();
         service.default_api_root = default_collection.as_ref().map(|(root, _)| root.clone());
+        service.egress = egress_policies(&config.partners);
         let state = AppState::new(store, service)?;
         let server = kizuna_taxii::start(ServerConfig::new(listen, tls), state).await?;
         let url = server.url();
@@ -165,6 +168,23 @@ fn start_sync(
             let _ = stop.wait_for(|stopped| *stopped).await;
         },
     ))))
+}
+
+/// The egress policy of each partner that reads from us with a local account (`account = "..."`
+/// in its `[[partner]]` table), by account: the TAXII server applies it to everything that
+/// account reads, as push applies it to everything sent. (Config loading refuses an account given
+/// to two partners.)
+fn egress_policies(partners: &[PartnerConfig]) -> HashMap<String, EgressPolicy> {
+    let policies: HashMap<String, EgressPolicy> = partners
+        .iter()
+        .filter_map(|p| Some((p.account.clone()?, p.policy.clone())))
+        .collect();
+    if !policies.is_empty() {
+        let mut accounts: Vec<&str> = policies.keys().map(String::as_str).collect();
+        accounts.sort_unstable();
+        eprintln!("  egress policy on TAXII reads by: {}", accounts.join(", "));
+    }
+    policies
 }
 
 /// The first collection of the first API root, to show how to connect.
