@@ -23,7 +23,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use kizuna_detect::{IndicatorSet, LogFormat, map_json_line};
+use kizuna_detect::IndicatorSet;
 use kizuna_stix::Timestamp;
 
 /// Lines handed to a worker at a time: large enough to amortise the channel, small enough to
@@ -176,11 +176,15 @@ fn read_batches(
             }
             continue;
         }
-        let text = String::from_utf8_lossy(&buf);
+        // Valid UTF-8 is the rule; only a broken line pays for the lossy decoder.
+        let text = match std::str::from_utf8(&buf) {
+            Ok(text) => text.to_owned(),
+            Err(_) => String::from_utf8_lossy(&buf).into_owned(),
+        };
         if text.trim().is_empty() {
             continue;
         }
-        batch.push((line_no, text.into_owned()));
+        batch.push((line_no, text));
         if batch.len() == BATCH_LINES {
             let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_LINES));
             if work.send((seq, full)).is_err() {
@@ -220,8 +224,8 @@ fn worker(
         };
         for (line_no, text) in lines {
             let source = format!("{name}:{line_no}");
-            let hits = map_json_line(LogFormat::Stix, text.trim(), &source, now)
-                .and_then(|obs| set.matches(&obs));
+            // Scanned as borrowed JSON; only a line with candidates is fully loaded.
+            let hits = set.matches_json_line(text.trim(), &source, now);
             match hits {
                 Ok(hits) => {
                     result.observations += 1;

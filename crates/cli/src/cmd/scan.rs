@@ -16,7 +16,8 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use kizuna_detect::{
-    Error, IndicatorSet, LogFormat, LogSource, MailOptions, MailSource, Observation,
+    Error, IndicatorSet, IndicatorStream, LogFormat, LogSource, MailOptions, MailSource,
+    Observation, StreamLimits,
 };
 use kizuna_stix::Timestamp;
 
@@ -113,11 +114,16 @@ pub fn run(cmd: ScanCommand) -> anyhow::Result<ExitCode> {
             (Box::new(LogSource::new(format, paths, now)), output)
         }
     };
-    let matcher = match &output.indicators {
+    let indicators = match &output.indicators {
         Some(path) => Some(load_indicators(path, output.identity.as_deref(), now)?),
         None if output.observables => None,
         None => bail!("give --observables to print what is extracted, or --indicators FILE"),
     };
+    // Messages and lines arrive in order, one at a time: a stream also matches the patterns
+    // that bind several observations (`FOLLOWEDBY`, `REPEATS`, `WITHIN`) across them.
+    let mut matcher = indicators
+        .as_ref()
+        .map(|set| IndicatorStream::new(set, StreamLimits::default()));
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let mut tally = Tally::default();
@@ -136,9 +142,9 @@ pub fn run(cmd: ScanCommand) -> anyhow::Result<ExitCode> {
         for note in &obs.notes {
             eprintln!("kizuna: {}: {note}", obs.source);
         }
-        let written = match &matcher {
+        let written = match &mut matcher {
             None => obs.write_json_line(&mut out),
-            Some(set) => match set.matches(&obs) {
+            Some(stream) => match stream.push(&obs) {
                 Ok(hits) => hits.iter().try_for_each(|hit| {
                     tally.hits += 1;
                     match output.format {
