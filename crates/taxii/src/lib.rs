@@ -25,6 +25,9 @@
 //!
 //! - **Serve an object above the caller's TLP clearance**, through any endpoint. Clearance is
 //!   passed down into every store query, so such an object is never even read for the caller.
+//! - **Serve a partner's reading account what its egress policy withholds**, or the properties it
+//!   redacts ([`ServiceConfig::egress`], the `kizuna-policy` engine push obeys too), through
+//!   objects, object, versions or manifest.
 //! - **Listen without TLS by accident.** Without a certificate the server makes a self-signed one;
 //!   plain HTTP needs [`server::TlsMode::DangerPlaintextHttp`], named so it is seen in review.
 //! - **Run the slow password hash on every request.** A verified password is remembered for a

@@ -29,7 +29,9 @@
 //! Objects above the caller's TLP clearance are filtered by the store in the query itself
 //! ([`kizuna_store::ObjectQuery::clearance`]), on every endpoint that returns objects or facts
 //! about them (objects, object, versions, manifest), so they are never read into memory for that
-//! caller and are indistinguishable from objects that do not exist.
+//! caller and are indistinguishable from objects that do not exist. An account with an egress
+//! policy ([`crate::state::ServiceConfig::egress`]) is then served only what that policy lets out,
+//! on the same four endpoints (see [`objects`]).
 //!
 //! # Performance
 //!
@@ -39,7 +41,8 @@
 //! before it reads the body and one for validation and storage (large envelopes are validated
 //! on several threads). Objects are served as the
 //! exact bytes they were stored as: an envelope is built by concatenating them, never by
-//! re-serialising.
+//! re-serialising (only an egress policy's redaction rewrites an object, for the accounts it
+//! applies to).
 
 pub mod add;
 pub mod collections;
