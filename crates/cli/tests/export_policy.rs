@@ -1,5 +1,7 @@
-//! `kizuna export --partner`: a file for a partner holds only what that partner's egress policy
-//! lets out, redacted, one object per line; how many versions were withheld is said on stderr.
+//! The egress policy at the exits of the `kizuna` binary. `kizuna export --partner`: a file for a
+//! partner holds only what that partner's egress policy lets out, redacted, one object per line;
+//! how many versions were withheld is said on stderr. `kizuna serve`: the partner's reading
+//! account gets the same over TAXII.
 
 // Test code: a failed unwrap is a failed test with its location.
 #![allow(clippy::unwrap_used)]
@@ -8,7 +10,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{indicator, kizuna};
+use common::{ADMIN_PASSWORD, Hub, TAXII, indicator, kizuna};
 use kizuna_stix::Tlp;
 use serde_json::{Value, json};
 
@@ -16,6 +18,7 @@ use serde_json::{Value, json};
 const CONFIG: &str = r#"
 [[partner]]
 name = "dod"
+account = "dod-reader"
 url = "https://dod.example/taxii2/"
 
 [partner.policy]
@@ -189,4 +192,128 @@ fn export_for_an_unknown_partner_names_it() {
     assert_ne!(code, 0);
     assert!(out.is_empty(), "{out}");
     assert!(err.contains("nobody"), "{err}");
+}
+
+const READER_PASSWORD: &str = "dod-reader-password-0123";
+
+/// Starts `kizuna serve` with the configuration file `config`, as [`Hub::start`] does without
+/// one: waits for the line that says where it listens (no polling, no sleeps).
+fn serve(data: &Path, config: &str) -> Hub {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kizuna"))
+        .arg("--data")
+        .arg(data)
+        .args([
+            "--config",
+            config,
+            "--log",
+            "warn",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("KIZUNA_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stderr.take().unwrap());
+    let mut lines = Vec::new();
+    let url = loop {
+        let mut line = String::new();
+        let n = reader.read_line(&mut line).unwrap();
+        assert!(
+            n > 0,
+            "kizuna serve exited before listening:\n{}",
+            lines.join("")
+        );
+        if let Some(rest) = line.strip_prefix("Kizuna hub listening: ") {
+            let url = rest.trim().trim_end_matches("/taxii2/").to_owned();
+            lines.push(line);
+            break url;
+        }
+        lines.push(line);
+    };
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+            sink.clear();
+        }
+    });
+    Hub {
+        child,
+        url,
+        cert: data.join("tls").join("cert.pem"),
+        data: data.to_path_buf(),
+        stderr_lines: lines,
+    }
+}
+
+#[test]
+fn serve_applies_the_partner_policy_to_its_reading_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, config) = seeded(dir.path());
+    let (code, out, err) = kizuna(
+        &data,
+        &[
+            "account",
+            "add",
+            "dod-reader",
+            "--password-stdin",
+            "--read",
+            "shared",
+            "--tlp-clearance",
+            "red",
+        ],
+        Some(&format!("{READER_PASSWORD}\n")),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let hub = serve(&data, &config);
+    let client = hub.client();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let get = |path: &str, user: &str, password: &str| {
+        let request = client
+            .get(format!("{}/hub/collections/shared/{path}", hub.url))
+            .basic_auth(user, Some(password))
+            .header("Accept", TAXII);
+        runtime.block_on(async {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200, "{path} as {user}");
+            response.text().await.unwrap()
+        })
+    };
+    let allowed = vec![
+        indicator(7, 1)["id"].as_str().unwrap().to_owned(),
+        indicator(7, 4)["id"].as_str().unwrap().to_owned(),
+    ];
+    let listed = |body: &str| -> Vec<String> {
+        let v: Value = serde_json::from_str(body).unwrap();
+        v["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let objects = get("objects/", "dod-reader", READER_PASSWORD);
+    assert_eq!(listed(&objects), allowed);
+    assert!(!objects.contains("x_internal"), "{objects}");
+    let manifest = get("manifest/", "dod-reader", READER_PASSWORD);
+    assert_eq!(listed(&manifest), allowed);
+    let admin = get("objects/", "admin", ADMIN_PASSWORD);
+    assert_eq!(listed(&admin).len(), 5);
+    assert!(admin.contains("INC-1234"));
+    assert!(
+        hub.stderr_lines
+            .iter()
+            .any(|l| l.contains("egress policy on TAXII reads by: dod-reader")),
+        "{:?}",
+        hub.stderr_lines
+    );
 }
