@@ -207,6 +207,10 @@ async fn main() {
             "page of 100 from the middle, audit of reads off"
         };
         measure(label, &app, &uri, requests).await;
+        println!(
+            "  requests that waited for room in the audit queue: {}",
+            state.metrics.audit_queue_waits()
+        );
         state.audit.flush();
     }
 }

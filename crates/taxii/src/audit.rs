@@ -64,6 +64,7 @@ pub enum AuditUnavailable {
 pub struct AuditWriter {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for AuditWriter {
@@ -122,6 +123,7 @@ impl AuditWriter {
             .name("kizuna-audit".to_owned())
             .spawn({
                 let shared = Arc::clone(&shared);
+                let metrics = Arc::clone(&metrics);
                 move || {
                     let _stopped = Stopped(Arc::clone(&shared));
                     write_loop(&shared, store.as_ref(), &metrics);
@@ -130,6 +132,7 @@ impl AuditWriter {
         Ok(Self {
             shared,
             thread: Some(thread),
+            metrics,
         })
     }
 
@@ -142,6 +145,7 @@ impl AuditWriter {
         }
         let shared = &self.shared;
         let mut queue = shared.lock();
+        let mut waited = false;
         loop {
             if queue.closed || queue.stopped {
                 return Err(AuditUnavailable::Closed);
@@ -151,6 +155,10 @@ impl AuditWriter {
             }
             if queue.events.is_empty() || queue.events.len() + events.len() <= shared.capacity {
                 break;
+            }
+            if !waited {
+                waited = true;
+                self.metrics.audit_queue_full();
             }
             queue = shared
                 .progress

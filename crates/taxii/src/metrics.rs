@@ -22,6 +22,8 @@ pub mod names {
     pub const OBJECTS_SERVED: &str = "kizuna_objects_served_total";
     /// Counter of read audit events given up because the store refused them at shutdown.
     pub const AUDIT_EVENTS_LOST: &str = "kizuna_audit_events_lost_total";
+    /// Counter of reads that found the audit queue full and waited for room (back-pressure).
+    pub const AUDIT_QUEUE_FULL: &str = "kizuna_audit_queue_full_total";
     /// Counter of failed authentications, by `reason`.
     pub const AUTH_FAILURES: &str = "kizuna_auth_failures_total";
     /// Counter of slow (argon2) password verifications actually run.
@@ -63,6 +65,7 @@ pub struct Metrics {
     objects_stored: AtomicU64,
     objects_served: AtomicU64,
     audit_events_lost: AtomicU64,
+    audit_queue_full: AtomicU64,
     auth_failures: Mutex<BTreeMap<&'static str, u64>>,
     password_verifications: AtomicU64,
     rate_limited: Mutex<BTreeMap<&'static str, u64>>,
@@ -132,6 +135,16 @@ impl Metrics {
     /// Counts read audit events that could not be written.
     pub fn audit_events_lost(&self, n: u64) {
         self.audit_events_lost.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts a read that waited for room in the audit queue.
+    pub fn audit_queue_full(&self) {
+        self.audit_queue_full.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many reads waited for room in the audit queue so far.
+    pub fn audit_queue_waits(&self) -> u64 {
+        self.audit_queue_full.load(Ordering::Relaxed)
     }
 
     /// Counts a failed authentication.
@@ -248,6 +261,13 @@ impl Metrics {
             "Read audit events lost (the store refused them at shutdown).",
             &self.audit_events_lost,
         );
+        scalar(
+            &mut out,
+            names::AUDIT_QUEUE_FULL,
+            "counter",
+            "Reads that waited for room in the audit queue.",
+            &self.audit_queue_full,
+        );
         labelled(
             &mut out,
             names::AUTH_FAILURES,
@@ -352,6 +372,7 @@ mod tests {
         m.objects_stored(5);
         m.objects_served(7);
         m.audit_events_lost(2);
+        m.audit_queue_full();
         m.auth_failure("bad_password");
         m.rate_limited("account");
         m.connection_opened();
@@ -368,6 +389,7 @@ mod tests {
         assert!(text.contains("kizuna_objects_stored_total 5"));
         assert!(text.contains("kizuna_objects_served_total 7"));
         assert!(text.contains("kizuna_audit_events_lost_total 2"));
+        assert!(text.contains("kizuna_audit_queue_full_total 1"));
         assert!(text.contains("kizuna_auth_failures_total{reason=\"bad_password\"} 1"));
         assert!(text.contains("kizuna_rate_limited_total{limit=\"account\"} 1"));
         assert!(text.contains("kizuna_connections_open 1"));
