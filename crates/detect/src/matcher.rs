@@ -192,6 +192,62 @@ fn check_observed_data<'a, J: Json<'a>>(o: J, n: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// An indicator object read and its pattern compiled, before it meets the set.
+struct Prepared {
+    id: String,
+    modified: Option<Timestamp>,
+    revoked: bool,
+    compiled: Result<Compiled, String>,
+}
+
+/// What [`IndicatorSet::insert`] does without the set: checks and compiles one indicator.
+fn prepare(obj: &Value) -> Result<Prepared, String> {
+    if obj.get("type").and_then(Value::as_str) != Some("indicator") {
+        return Err("not an indicator".into());
+    }
+    let id = obj
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or("(no id)")
+        .to_owned();
+    let modified = timestamp(obj, "modified")?;
+    let revoked = obj.get("revoked").and_then(Value::as_bool) == Some(true);
+    let compiled = if revoked {
+        Err("revoked".into())
+    } else {
+        compile(obj, &id, modified)
+    };
+    Ok(Prepared {
+        id,
+        modified,
+        revoked,
+        compiled,
+    })
+}
+
+fn compile(obj: &Value, id: &str, modified: Option<Timestamp>) -> Result<Compiled, String> {
+    let kind = obj
+        .get("pattern_type")
+        .and_then(Value::as_str)
+        .unwrap_or("stix");
+    if kind != "stix" {
+        return Err(format!("pattern_type {kind} is not evaluated"));
+    }
+    let text = obj
+        .get("pattern")
+        .and_then(Value::as_str)
+        .ok_or("no pattern")?;
+    let pattern = Pattern::parse(text).map_err(|e| e.to_string())?;
+    Ok(Compiled {
+        id: id.to_owned(),
+        modified,
+        valid_from: timestamp(obj, "valid_from")?,
+        valid_until: timestamp(obj, "valid_until")?,
+        temporal: Temporal::of(&pattern)?,
+        pattern,
+    })
+}
+
 impl IndicatorSet {
     /// An empty set: sightings name `identity` in `where_sighted_refs` and are created at `now`.
     pub fn new(identity: &str, now: Timestamp) -> Self {
@@ -216,11 +272,34 @@ impl IndicatorSet {
     ) -> Result<(Self, LoadReport), Error> {
         let mut report = LoadReport::default();
         let mut set = Self::new(identity, now);
-        for obj in objects_of(text)? {
-            if obj.get("type").and_then(Value::as_str) != Some("indicator") {
-                continue;
-            }
-            if let Err(why) = set.insert(&obj) {
+        let objects: Vec<Value> = objects_of(text)?
+            .into_iter()
+            .filter(|o| o.get("type").and_then(Value::as_str) == Some("indicator"))
+            .collect();
+        // Parsing patterns is most of the load: done on every core, placed in file order.
+        let threads = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(objects.len() / 1000 + 1);
+        let chunk = objects.len().div_ceil(threads).max(1);
+        let prepared: Vec<Result<Prepared, String>> = if threads <= 1 {
+            objects.iter().map(prepare).collect()
+        } else {
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = objects
+                    .chunks(chunk)
+                    .map(|part| scope.spawn(move || part.iter().map(prepare).collect::<Vec<_>>()))
+                    .collect();
+                workers
+                    .into_iter()
+                    .flat_map(|w| {
+                        w.join()
+                            .unwrap_or_else(|_| vec![Err("pattern compiler panicked".into())])
+                    })
+                    .collect()
+            })
+        };
+        for (obj, p) in objects.iter().zip(prepared) {
+            if let Err(why) = p.and_then(|p| set.place(p)) {
                 let id = obj.get("id").and_then(Value::as_str).unwrap_or("(no id)");
                 report.skipped.push(format!("{id}: {why}"));
             }
@@ -236,46 +315,25 @@ impl IndicatorSet {
     /// Returns why the object was not added (revoked, older than the loaded version, not a
     /// STIX pattern, invalid).
     pub fn insert(&mut self, obj: &Value) -> Result<(), String> {
-        if obj.get("type").and_then(Value::as_str) != Some("indicator") {
-            return Err("not an indicator".into());
-        }
-        let id = obj
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or("(no id)")
-            .to_owned();
-        let modified = timestamp(obj, "modified")?;
-        if let Some(&slot) = self.by_id.get(&id)
+        self.place(prepare(obj)?)
+    }
+
+    /// The part of [`IndicatorSet::insert`] that needs the set.
+    fn place(&mut self, p: Prepared) -> Result<(), String> {
+        if let Some(&slot) = self.by_id.get(&p.id)
             && let Some(Some(old)) = self.slots.get(slot as usize)
-            && old.modified.is_some_and(|o| modified.is_none_or(|m| m < o))
+            && old
+                .modified
+                .is_some_and(|o| p.modified.is_none_or(|m| m < o))
         {
             return Err("older than the version loaded".into());
         }
-        if obj.get("revoked").and_then(Value::as_bool) == Some(true) {
-            self.remove(&id);
+        if p.revoked {
+            self.remove(&p.id);
             return Err("revoked".into());
         }
-        let kind = obj
-            .get("pattern_type")
-            .and_then(Value::as_str)
-            .unwrap_or("stix");
-        if kind != "stix" {
-            return Err(format!("pattern_type {kind} is not evaluated"));
-        }
-        let text = obj
-            .get("pattern")
-            .and_then(Value::as_str)
-            .ok_or("no pattern")?;
-        let pattern = Pattern::parse(text).map_err(|e| e.to_string())?;
-        let compiled = Compiled {
-            id: id.clone(),
-            modified,
-            valid_from: timestamp(obj, "valid_from")?,
-            valid_until: timestamp(obj, "valid_until")?,
-            temporal: Temporal::of(&pattern)?,
-            pattern,
-        };
-        self.remove(&id);
+        let compiled = p.compiled?;
+        self.remove(&p.id);
         let slot = Slot::try_from(self.slots.len()).map_err(|_| "too many indicators")?;
         self.index.insert(slot, compiled.pattern.ast());
         if compiled.temporal.is_some() {
@@ -283,7 +341,7 @@ impl IndicatorSet {
                 .insert_brackets(slot, compiled.pattern.ast());
         }
         self.slots.push(Some(compiled));
-        self.by_id.insert(id, slot);
+        self.by_id.insert(p.id, slot);
         Ok(())
     }
 
