@@ -298,9 +298,18 @@ impl IndicatorSet {
                     .collect()
             })
         };
-        for (obj, p) in objects.iter().zip(prepared) {
+        let ids: Vec<String> = objects
+            .iter()
+            .map(|o| {
+                o.get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("(no id)")
+                    .to_owned()
+            })
+            .collect();
+        drop(objects);
+        for (id, p) in ids.iter().zip(prepared) {
             if let Err(why) = p.and_then(|p| set.place(p)) {
-                let id = obj.get("id").and_then(Value::as_str).unwrap_or("(no id)");
                 report.skipped.push(format!("{id}: {why}"));
             }
         }
