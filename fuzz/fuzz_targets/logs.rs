@@ -5,7 +5,6 @@
 use kizuna_detect::{LogFormat, map_json_line};
 use libfuzzer_sys::fuzz_target;
 
-
 use std::sync::OnceLock;
 
 use kizuna_detect::{IndicatorSet, MailOptions, Observation};
@@ -24,15 +23,17 @@ fn fixture() -> &'static (IndicatorSet, MailOptions) {
     static SET: OnceLock<(IndicatorSet, MailOptions)> = OnceLock::new();
     SET.get_or_init(|| {
         let options = MailOptions::default();
-        let (set, _) =
-            IndicatorSet::from_json(INDICATORS, "identity--1", options.now).expect("fixed indicators");
+        let (set, _) = IndicatorSet::from_json(INDICATORS, "identity--1", options.now)
+            .expect("fixed indicators");
         (set, options)
     })
 }
 
 /// Matching never panics, and the index finds exactly what evaluating every pattern finds.
 fn check(set: &IndicatorSet, obs: &Observation) {
-    let fast = set.matches(obs).map(|h| h.into_iter().map(|h| h.indicator).collect::<Vec<_>>());
+    let fast = set
+        .matches(obs)
+        .map(|h| h.into_iter().map(|h| h.indicator).collect::<Vec<_>>());
     let slow = set
         .matches_exhaustive(obs)
         .map(|h| h.into_iter().map(|h| h.indicator).collect::<Vec<_>>());
@@ -52,5 +53,17 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(obs) = map_json_line(format, text, "fuzz.log:1", options.now) {
             check(set, &obs);
         }
+    }
+    // The borrowed scan of `kizuna match` finds what the full load finds.
+    let line = set
+        .matches_json_line(text, "fuzz.log:1", options.now)
+        .map(|h| h.into_iter().map(|h| h.indicator).collect::<Vec<_>>());
+    let full = map_json_line(LogFormat::Stix, text, "fuzz.log:1", options.now)
+        .and_then(|obs| set.matches_exhaustive(&obs))
+        .map(|h| h.into_iter().map(|h| h.indicator).collect::<Vec<_>>());
+    match (line, full) {
+        (Ok(a), Ok(b)) => assert_eq!(a, b, "borrowed scan and full load differ"),
+        (Err(_), Err(_)) => {}
+        (a, b) => panic!("borrowed scan {a:?} and full load {b:?} differ"),
     }
 });

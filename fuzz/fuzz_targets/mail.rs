@@ -4,7 +4,6 @@
 
 use libfuzzer_sys::fuzz_target;
 
-
 use std::sync::OnceLock;
 
 use kizuna_detect::{IndicatorSet, MailOptions, Observation};
@@ -23,15 +22,17 @@ fn fixture() -> &'static (IndicatorSet, MailOptions) {
     static SET: OnceLock<(IndicatorSet, MailOptions)> = OnceLock::new();
     SET.get_or_init(|| {
         let options = MailOptions::default();
-        let (set, _) =
-            IndicatorSet::from_json(INDICATORS, "identity--1", options.now).expect("fixed indicators");
+        let (set, _) = IndicatorSet::from_json(INDICATORS, "identity--1", options.now)
+            .expect("fixed indicators");
         (set, options)
     })
 }
 
 /// Matching never panics, and the index finds exactly what evaluating every pattern finds.
 fn check(set: &IndicatorSet, obs: &Observation) {
-    let fast = set.matches(obs).map(|h| h.into_iter().map(|h| h.indicator).collect::<Vec<_>>());
+    let fast = set
+        .matches(obs)
+        .map(|h| h.into_iter().map(|h| h.indicator).collect::<Vec<_>>());
     let slow = set
         .matches_exhaustive(obs)
         .map(|h| h.into_iter().map(|h| h.indicator).collect::<Vec<_>>());
