@@ -50,8 +50,10 @@ pub struct MatchArgs {
     pub jobs: Option<usize>,
 }
 
-/// A batch of input lines: its sequence number and `(line number, text)` pairs.
-type Batch = (u64, Vec<(u64, String)>);
+/// A batch of input lines: its sequence number, the lines' bytes one after the other, and
+/// `(line number, end offset)` of each line. One buffer per batch, not one string per line:
+/// the reader only finds line ends, and UTF-8 is checked by the workers.
+type Batch = (u64, Vec<u8>, Vec<(u64, usize)>);
 
 /// What a worker made of one batch.
 struct Done {
@@ -149,51 +151,50 @@ fn read_batches(
     work: &SyncSender<Batch>,
 ) -> anyhow::Result<(u64, u64)> {
     let (mut line_no, mut seq, mut overlong) = (0u64, 0u64, 0u64);
-    let mut batch = Vec::with_capacity(BATCH_LINES);
-    let mut buf = Vec::new();
+    let mut data = Vec::with_capacity(BATCH_LINES * 1024);
+    let mut ends = Vec::with_capacity(BATCH_LINES);
+    let mut scratch = Vec::new();
     loop {
-        buf.clear();
+        let start = data.len();
         let n = (&mut input)
             .take(MAX_LINE_BYTES + 1)
-            .read_until(b'\n', &mut buf)
+            .read_until(b'\n', &mut data)
             .with_context(|| format!("reading {name}"))?;
         if n == 0 {
             break;
         }
         line_no += 1;
-        if buf.len() as u64 > MAX_LINE_BYTES && !buf.ends_with(b"\n") {
+        if n as u64 > MAX_LINE_BYTES && !data.ends_with(b"\n") {
             eprintln!("kizuna: {name}:{line_no}: line longer than {MAX_LINE_BYTES} bytes");
             overlong += 1;
+            data.truncate(start);
             // Drop the rest of the line without keeping it.
             loop {
-                buf.clear();
+                scratch.clear();
                 let m = (&mut input)
                     .take(MAX_LINE_BYTES)
-                    .read_until(b'\n', &mut buf)?;
-                if m == 0 || buf.ends_with(b"\n") {
+                    .read_until(b'\n', &mut scratch)?;
+                if m == 0 || scratch.ends_with(b"\n") {
                     break;
                 }
             }
             continue;
         }
-        // Valid UTF-8 is the rule; only a broken line pays for the lossy decoder.
-        let text = match std::str::from_utf8(&buf) {
-            Ok(text) => text.to_owned(),
-            Err(_) => String::from_utf8_lossy(&buf).into_owned(),
-        };
-        if text.trim().is_empty() {
+        if data[start..].iter().all(u8::is_ascii_whitespace) {
+            data.truncate(start);
             continue;
         }
-        batch.push((line_no, text));
-        if batch.len() == BATCH_LINES {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_LINES));
-            if work.send((seq, full)).is_err() {
+        ends.push((line_no, data.len()));
+        if ends.len() == BATCH_LINES {
+            let full = std::mem::replace(&mut data, Vec::with_capacity(BATCH_LINES * 1024));
+            let full_ends = std::mem::replace(&mut ends, Vec::with_capacity(BATCH_LINES));
+            if work.send((seq, full, full_ends)).is_err() {
                 bail!("the workers stopped unexpectedly");
             }
             seq += 1;
         }
     }
-    if !batch.is_empty() && work.send((seq, batch)).is_err() {
+    if !ends.is_empty() && work.send((seq, data, ends)).is_err() {
         bail!("the workers stopped unexpectedly");
     }
     Ok((line_no, overlong))
@@ -212,7 +213,7 @@ fn worker(
             Ok(rx) => rx.recv(),
             Err(_) => return,
         };
-        let Ok((seq, lines)) = next else {
+        let Ok((seq, data, ends)) = next else {
             return;
         };
         let mut result = Done {
@@ -222,7 +223,15 @@ fn worker(
             observations: 0,
             sightings: 0,
         };
-        for (line_no, text) in lines {
+        let mut start = 0;
+        for (line_no, end) in ends {
+            let bytes = data.get(start..end).unwrap_or_default();
+            start = end;
+            // Valid UTF-8 is the rule; only a broken line pays for the lossy decoder.
+            let text = match std::str::from_utf8(bytes) {
+                Ok(text) => std::borrow::Cow::Borrowed(text),
+                Err(_) => String::from_utf8_lossy(bytes),
+            };
             let source = format!("{name}:{line_no}");
             // Scanned as borrowed JSON; only a line with candidates is fully loaded.
             let hits = set.matches_json_line(text.trim(), &source, now);
