@@ -81,32 +81,92 @@ impl Hit {
     }
 }
 
-/// Objects of an indicator file: a bundle, a JSON array, one object, or JSON lines of these.
-fn objects_of(text: &str) -> Result<Vec<Value>, Error> {
-    fn flatten(v: Value, out: &mut Vec<Value>) {
-        match v {
-            Value::Array(items) => items.into_iter().for_each(|i| flatten(i, out)),
-            Value::Object(mut o) if o.get("type").and_then(Value::as_str) == Some("bundle") => {
-                if let Some(Value::Array(items)) = o.remove("objects") {
-                    out.extend(items);
-                }
+/// The top-level items of an indicator file, flattened out of arrays and bundles.
+fn flatten(v: Value, out: &mut Vec<Value>) {
+    match v {
+        Value::Array(items) => items.into_iter().for_each(|i| flatten(i, out)),
+        Value::Object(mut o) if o.get("type").and_then(Value::as_str) == Some("bundle") => {
+            if let Some(Value::Array(items)) = o.remove("objects") {
+                out.extend(items);
             }
-            other => out.push(other),
         }
+        other => out.push(other),
     }
-    let mut out = Vec::new();
-    if let Ok(v) = serde_json::from_str::<Value>(text) {
-        flatten(v, &mut out);
-        return Ok(out);
-    }
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() {
+}
+
+/// An indicator's id and what preparing it gave.
+type Read = (String, Result<Prepared, String>);
+
+fn prepare_indicators<'a>(objects: impl IntoIterator<Item = &'a Value>, out: &mut Vec<Read>) {
+    for o in objects {
+        if o.get("type").and_then(Value::as_str) != Some("indicator") {
             continue;
         }
-        let v: Value = serde_json::from_str(line)
-            .map_err(|e| Error::Indicators(format!("line {}: {e}", i + 1)))?;
-        flatten(v, &mut out);
+        let id = o
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or("(no id)")
+            .to_owned();
+        out.push((id, prepare(o)));
+    }
+}
+
+/// `f` on consecutive parts of `items`, on every core when there are enough, results in order.
+fn on_every_core<T: Sync, R: Send>(items: &[T], f: impl Fn(&[T]) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(items.len() / 1000 + 1);
+    if threads <= 1 {
+        return vec![f(items)];
+    }
+    let chunk = items.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let f = &f;
+        let workers: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || f(part)))
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
+/// The indicators of a file (a bundle, a JSON array, one object, or JSON lines of these), each
+/// checked and compiled, in file order. Parsing JSON lines and compiling patterns is most of a
+/// load, so both run on every core.
+fn read_indicators(text: &str) -> Result<Vec<Read>, Error> {
+    if let Ok(v) = serde_json::from_str::<Value>(text) {
+        let mut objects = Vec::new();
+        flatten(v, &mut objects);
+        let parts = on_every_core(&objects, |part| {
+            let mut out = Vec::new();
+            prepare_indicators(part, &mut out);
+            out
+        });
+        return Ok(parts.into_iter().flatten().collect());
+    }
+    let lines: Vec<(usize, &str)> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i, l.trim()))
+        .filter(|(_, l)| !l.is_empty())
+        .collect();
+    let parts = on_every_core(&lines, |part| -> Result<Vec<Read>, Error> {
+        let mut out = Vec::new();
+        for (i, line) in part {
+            let v: Value = serde_json::from_str(line)
+                .map_err(|e| Error::Indicators(format!("line {}: {e}", i + 1)))?;
+            let mut objects = Vec::new();
+            flatten(v, &mut objects);
+            prepare_indicators(&objects, &mut out);
+        }
+        Ok(out)
+    });
+    let mut out = Vec::new();
+    for part in parts {
+        out.extend(part?);
     }
     Ok(out)
 }
@@ -272,43 +332,7 @@ impl IndicatorSet {
     ) -> Result<(Self, LoadReport), Error> {
         let mut report = LoadReport::default();
         let mut set = Self::new(identity, now);
-        let objects: Vec<Value> = objects_of(text)?
-            .into_iter()
-            .filter(|o| o.get("type").and_then(Value::as_str) == Some("indicator"))
-            .collect();
-        // Parsing patterns is most of the load: done on every core, placed in file order.
-        let threads = std::thread::available_parallelism()
-            .map_or(1, usize::from)
-            .min(objects.len() / 1000 + 1);
-        let chunk = objects.len().div_ceil(threads).max(1);
-        let prepared: Vec<Result<Prepared, String>> = if threads <= 1 {
-            objects.iter().map(prepare).collect()
-        } else {
-            std::thread::scope(|scope| {
-                let workers: Vec<_> = objects
-                    .chunks(chunk)
-                    .map(|part| scope.spawn(move || part.iter().map(prepare).collect::<Vec<_>>()))
-                    .collect();
-                workers
-                    .into_iter()
-                    .flat_map(|w| {
-                        w.join()
-                            .unwrap_or_else(|_| vec![Err("pattern compiler panicked".into())])
-                    })
-                    .collect()
-            })
-        };
-        let ids: Vec<String> = objects
-            .iter()
-            .map(|o| {
-                o.get("id")
-                    .and_then(Value::as_str)
-                    .unwrap_or("(no id)")
-                    .to_owned()
-            })
-            .collect();
-        drop(objects);
-        for (id, p) in ids.iter().zip(prepared) {
+        for (id, p) in read_indicators(text)? {
             if let Err(why) = p.and_then(|p| set.place(p)) {
                 report.skipped.push(format!("{id}: {why}"));
             }
