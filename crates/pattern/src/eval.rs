@@ -58,6 +58,9 @@ pub(crate) struct Test {
     pub(crate) steps: Vec<Step>,
     pub(crate) negated: bool,
     pub(crate) op: Op,
+    /// Whether every step is a plain key (no index, `_ref(s)`, `_hex` or `_bin`): the path is
+    /// then followed directly instead of through [`walk`].
+    pub(crate) simple: bool,
 }
 
 /// A compiled path step: what a key's suffix means is decided once, at compile time.
@@ -223,6 +226,34 @@ impl Test {
 
     /// Whether the test holds for the object `root` of observation `obs`.
     fn holds(&self, obs: Scope<'_>, root: &Value) -> Result<bool, EvalError> {
+        if self.simple {
+            // The same as `walk` for a path of plain keys: a missing property or a non-object
+            // on the way selects nothing.
+            let mut v = root;
+            for step in &self.steps {
+                let (Step::Key(k, _), Value::Object(map)) = (step, v) else {
+                    return Ok(if let Op::Exists = self.op {
+                        self.negated
+                    } else {
+                        false
+                    });
+                };
+                match lookup(map, k) {
+                    Some(next) => v = next,
+                    None => {
+                        return Ok(if let Op::Exists = self.op {
+                            self.negated
+                        } else {
+                            false
+                        });
+                    }
+                }
+            }
+            if let Op::Exists = self.op {
+                return Ok(!self.negated);
+            }
+            return Ok(self.base(&Val::Json(v))?.unwrap_or(false) != self.negated);
+        }
         if let Op::Exists = self.op {
             let mut found = false;
             walk(obs, Val::Json(root), &self.steps, &mut |_| {
@@ -238,11 +269,29 @@ impl Test {
     }
 }
 
+/// String equality for the short strings of keys and types: lengths first, then the bytes in
+/// line (no call into `memcmp` for a handful of bytes).
+#[inline]
+pub(crate) fn short_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    if a.len() > 32 {
+        return a == b;
+    }
+    let mut diff = 0u8;
+    for (x, y) in a.iter().zip(b) {
+        diff |= x ^ y;
+    }
+    diff == 0
+}
+
 /// A property of a JSON object. SCOs have few properties: comparing keys in order beats hashing
 /// the key (serde_json's map hashes with SipHash) up to a dozen or so entries.
 pub(crate) fn lookup<'a>(map: &'a serde_json::Map<String, Value>, key: &str) -> Option<&'a Value> {
     if map.len() <= 12 {
-        map.iter().find(|(k, _)| k.as_str() == key).map(|(_, v)| v)
+        map.iter().find(|(k, _)| short_eq(k, key)).map(|(_, v)| v)
     } else {
         map.get(key)
     }
@@ -358,7 +407,7 @@ impl Expr {
                 Ok(false)
             }
             Expr::Test(t) => {
-                if t.object_type != root_type {
+                if !short_eq(&t.object_type, root_type) {
                     return Ok(false);
                 }
                 t.holds(obs, root)
@@ -366,9 +415,42 @@ impl Expr {
         }
     }
 
+    /// The object type of every test, when they all name the same one: no object of another
+    /// type can satisfy the expression (a test of another type is false, before any `NOT`).
+    fn only_type(&self) -> Option<&str> {
+        match self {
+            Expr::Test(t) => Some(&t.object_type),
+            Expr::And(items) | Expr::Or(items) => {
+                let (first, rest) = items.split_first()?;
+                let ty = first.only_type()?;
+                rest.iter()
+                    .all(|x| x.only_type().is_some_and(|t| short_eq(t, ty)))
+                    .then_some(ty)
+            }
+        }
+    }
+
     /// Whether some root object of `obs` satisfies the whole expression.
     pub(crate) fn matches(&self, all: &Observations, obs: &Observation) -> Result<bool, EvalError> {
         let scope = Scope { all, obs };
+        if let Some(ty) = self.only_type() {
+            // Roots carry the index of their type: compare that instead of the strings.
+            let Some(ti) = all.types.iter().position(|t| short_eq(t, ty)) else {
+                return Ok(false);
+            };
+            for &(r, t) in &obs.roots {
+                if t as usize != ti {
+                    continue;
+                }
+                let Some(root) = all.objects.get(r as usize) else {
+                    continue;
+                };
+                if self.holds(scope, root, ty)? {
+                    return Ok(true);
+                }
+            }
+            return Ok(false);
+        }
         for &(r, ty) in &obs.roots {
             let (Some(root), Some(ty)) = (all.objects.get(r as usize), all.types.get(ty as usize))
             else {

@@ -331,11 +331,16 @@ fn compile_comparison(
                 Operator::IsSuperset(s) => Op::IsSuperset(net(s)?),
                 Operator::Exists => Op::Exists,
             };
+            let steps: Vec<eval::Step> = t.path.steps.iter().map(eval::Step::compile).collect();
+            let simple = steps
+                .iter()
+                .all(|s| matches!(s, eval::Step::Key(_, eval::KeyKind::Plain)));
             Expr::Test(Test {
                 object_type: t.path.object_type.clone(),
-                steps: t.path.steps.iter().map(eval::Step::compile).collect(),
+                steps,
                 negated: t.negated,
                 op,
+                simple,
             })
         }
     })

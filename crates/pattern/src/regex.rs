@@ -122,6 +122,15 @@ fn sets_multi_line(src: &str) -> bool {
     })
 }
 
+/// Byte equality of two slices of equal length, in line for short ones.
+#[inline]
+fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() > 32 {
+        return a == b;
+    }
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
 /// A compiled `LIKE` operand: `%` is any run of characters, `_` any one character (newlines
 /// included), everything else literal.
 #[derive(Debug, Clone)]
@@ -182,11 +191,12 @@ impl Like {
     /// Whether the whole of `s` matches.
     pub(crate) fn is_match(&self, s: &str) -> bool {
         match &self.literal {
-            Some((a, None)) => return s == a,
+            Some((a, None)) => return crate::eval::short_eq(s, a),
             Some((a, Some(b))) => {
+                let (s, a, b) = (s.as_bytes(), a.as_bytes(), b.as_bytes());
                 return s.len() >= a.len() + b.len()
-                    && s.starts_with(a.as_str())
-                    && s.ends_with(b.as_str());
+                    && bytes_eq(&s[..a.len()], a)
+                    && bytes_eq(&s[s.len() - b.len()..], b);
             }
             None => {}
         }
