@@ -277,6 +277,9 @@ pub(crate) fn short_eq(a: &str, b: &str) -> bool {
     if a.len() != b.len() {
         return false;
     }
+    if std::ptr::eq(a, b) {
+        return true;
+    }
     if a.len() > 32 {
         return a == b;
     }
@@ -430,12 +433,28 @@ impl Expr {
         }
     }
 
-    /// Whether some root object of `obs` satisfies the whole expression.
-    pub(crate) fn matches(&self, all: &Observations, obs: &Observation) -> Result<bool, EvalError> {
+    /// What [`Expr::matches_typed`] needs to know of the expression's object type, worked out
+    /// once per set of observations: `Some((type, None))` when no loaded object has it.
+    pub(crate) fn type_filter<'s>(
+        &'s self,
+        all: &Observations,
+    ) -> Option<(&'s str, Option<usize>)> {
+        let ty = self.only_type()?;
+        Some((ty, all.types.iter().position(|t| short_eq(t, ty))))
+    }
+
+    /// Whether some root object of `obs` satisfies the whole expression; `filter` is
+    /// [`Expr::type_filter`] for `all`.
+    pub(crate) fn matches_typed(
+        &self,
+        all: &Observations,
+        obs: &Observation,
+        filter: Option<(&str, Option<usize>)>,
+    ) -> Result<bool, EvalError> {
         let scope = Scope { all, obs };
-        if let Some(ty) = self.only_type() {
+        if let Some((ty, ti)) = filter {
             // Roots carry the index of their type: compare that instead of the strings.
-            let Some(ti) = all.types.iter().position(|t| short_eq(t, ty)) else {
+            let Some(ti) = ti else {
                 return Ok(false);
             };
             for &(r, t) in &obs.roots {
@@ -493,8 +512,20 @@ enum Constraint {
 
 struct Ctx<'a> {
     obs: &'a [Observation],
-    cands: Vec<Vec<u32>>,
+    /// The candidates of every leaf, one after the other; `ranges[leaf]` delimits a leaf's.
+    cands: Vec<u32>,
+    ranges: Vec<(u32, u32)>,
     limit: u64,
+}
+
+impl Ctx<'_> {
+    /// The observations that satisfy leaf `i`, in input order.
+    fn cands(&self, i: usize) -> &[u32] {
+        match self.ranges.get(i) {
+            Some(&(a, b)) => self.cands.get(a as usize..b as usize).unwrap_or(&[]),
+            None => &[],
+        }
+    }
 }
 
 struct State {
@@ -582,7 +613,7 @@ impl State {
 fn solve(ctx: &Ctx<'_>, st: &mut State, node: &Node, k: &mut Cont<'_>) -> bool {
     match node {
         Node::Leaf(i) => {
-            for &o in &ctx.cands[*i] {
+            for &o in ctx.cands(*i) {
                 let ou = o as usize;
                 let ob = &ctx.obs[ou];
                 if st.used[ou] >= ob.count || !st.admissible(ob.first, ob.last) {
@@ -751,7 +782,7 @@ fn free_capacity(ctx: &Ctx<'_>, st: &State, node: &Node) -> u64 {
     let mut seen = vec![false; ctx.obs.len()];
     let mut total = 0u64;
     for leaf in leaves {
-        for &o in &ctx.cands[leaf] {
+        for &o in ctx.cands(leaf) {
             let o = o as usize;
             if !seen[o] {
                 seen[o] = true;
@@ -779,7 +810,7 @@ fn repeat_leaf(
             None => false,
         };
     }
-    let cands = &ctx.cands[leaf];
+    let cands = ctx.cands(leaf);
     let mut capacity = 0u64;
     for &o in &cands[from..] {
         let ob = &ctx.obs[o as usize];
@@ -842,14 +873,15 @@ pub(crate) fn exists_binding(
     limit: u64,
 ) -> Result<bool, EvalError> {
     if let (Node::Leaf(0), [leaf]) = (root, leaves) {
+        let filter = leaf.type_filter(observations);
         for o in &observations.items {
-            if leaf.matches(observations, o)? {
+            if leaf.matches_typed(observations, o, filter)? {
                 return Ok(true);
             }
         }
         return Ok(false);
     }
-    Ok(find_binding(root, leaves, observations, limit)?.is_some())
+    search(root, leaves, observations, limit, &mut |_| {})
 }
 
 /// Finds one binding; returns the observation indexes it uses, sorted and deduplicated.
@@ -862,41 +894,120 @@ pub(crate) fn find_binding(
     let obs = &observations.items;
     if let (Node::Leaf(0), [leaf]) = (root, leaves) {
         // One bracketed expression: the first observation that satisfies it is the binding.
+        let filter = leaf.type_filter(observations);
         for (i, o) in obs.iter().enumerate() {
-            if leaf.matches(observations, o)? {
+            if leaf.matches_typed(observations, o, filter)? {
                 return Ok(Some(vec![i]));
             }
         }
         return Ok(None);
     }
-    let mut cands = Vec::with_capacity(leaves.len());
-    for leaf in leaves {
-        let mut c = Vec::new();
-        for (i, o) in obs.iter().enumerate() {
-            if leaf.matches(observations, o)? {
-                c.push(i as u32);
-            }
-        }
-        cands.push(c);
-    }
-    let ctx = Ctx { obs, cands, limit };
-    let mut st = State {
-        used: vec![0; obs.len()],
-        trail: Vec::new(),
-        constraints: Vec::new(),
-        undo: Vec::new(),
-        steps: 0,
-        aborted: false,
-    };
     let mut found: Option<Vec<usize>> = None;
-    solve(&ctx, &mut st, root, &mut |st, _| {
-        let mut b: Vec<usize> = st.trail.iter().map(|&o| o as usize).collect();
+    search(root, leaves, observations, limit, &mut |trail| {
+        let mut b: Vec<usize> = trail.iter().map(|&o| o as usize).collect();
         b.sort_unstable();
         b.dedup();
         found = Some(b);
+    })?;
+    Ok(found)
+}
+
+/// Buffers of the binding search, kept per thread between evaluations so that an evaluation
+/// allocates nothing once the buffers have grown (no state is carried: each search clears them).
+#[derive(Default)]
+struct Scratch {
+    cands: Vec<u32>,
+    ranges: Vec<(u32, u32)>,
+    used: Vec<u64>,
+    trail: Vec<u32>,
+    constraints: Vec<Constraint>,
+    undo: Vec<(usize, Option<Span>)>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::Cell<Option<Box<Scratch>>> = const { std::cell::Cell::new(None) };
+}
+
+/// Stage 1 then stage 2; calls `report` with the trail of the first binding found, and says
+/// whether there was one.
+fn search(
+    root: &Node,
+    leaves: &[Expr],
+    observations: &Observations,
+    limit: u64,
+    report: &mut dyn FnMut(&[u32]),
+) -> Result<bool, EvalError> {
+    let obs = &observations.items;
+    let mut scratch = SCRATCH.with(|c| c.take()).unwrap_or_default();
+    let r = search_in(root, leaves, observations, obs, limit, report, &mut scratch);
+    SCRATCH.with(|c| c.set(Some(scratch)));
+    r
+}
+
+fn search_in(
+    root: &Node,
+    leaves: &[Expr],
+    observations: &Observations,
+    obs: &[Observation],
+    limit: u64,
+    report: &mut dyn FnMut(&[u32]),
+    scratch: &mut Scratch,
+) -> Result<bool, EvalError> {
+    let Scratch {
+        cands,
+        ranges,
+        used,
+        trail,
+        constraints,
+        undo,
+    } = scratch;
+    cands.clear();
+    ranges.clear();
+    for leaf in leaves {
+        let start = cands.len() as u32;
+        let filter = leaf.type_filter(observations);
+        if !matches!(filter, Some((_, None))) {
+            for (i, o) in obs.iter().enumerate() {
+                if leaf.matches_typed(observations, o, filter)? {
+                    cands.push(i as u32);
+                }
+            }
+        }
+        ranges.push((start, cands.len() as u32));
+    }
+    used.clear();
+    used.resize(obs.len(), 0);
+    trail.clear();
+    constraints.clear();
+    undo.clear();
+    let ctx = Ctx {
+        obs,
+        cands: std::mem::take(cands),
+        ranges: std::mem::take(ranges),
+        limit,
+    };
+    let mut st = State {
+        used: std::mem::take(used),
+        trail: std::mem::take(trail),
+        constraints: std::mem::take(constraints),
+        undo: std::mem::take(undo),
+        steps: 0,
+        aborted: false,
+    };
+    let mut found = false;
+    solve(&ctx, &mut st, root, &mut |st, _| {
+        report(&st.trail);
+        found = true;
         true
     });
-    if st.aborted && found.is_none() {
+    let aborted = st.aborted;
+    *cands = ctx.cands;
+    *ranges = ctx.ranges;
+    *used = st.used;
+    *trail = st.trail;
+    *constraints = st.constraints;
+    *undo = st.undo;
+    if aborted && !found {
         return Err(EvalError::SearchLimit(limit));
     }
     Ok(found)
