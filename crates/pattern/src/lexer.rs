@@ -248,6 +248,30 @@ impl<'a> Lexer<'a> {
 
     /// Reads a quoted body after the opening quote; `\'` and `\\` are the only escapes.
     fn quoted(&mut self, start: Position, escapes: bool) -> Result<String, ParseError> {
+        // Fast path: a body without escapes is copied in one piece.
+        let rest = &self.src[self.at..];
+        let stop = if escapes {
+            rest.find(['\'', '\\'])
+        } else {
+            rest.find('\'')
+        };
+        if let Some(end) = stop
+            && rest.as_bytes()[end] == b'\''
+        {
+            let body = &rest[..end];
+            for c in body.chars() {
+                if c == '\n' {
+                    self.line += 1;
+                    self.column = 1;
+                } else {
+                    self.column += 1;
+                }
+            }
+            // The body, then the closing quote.
+            self.at += end + 1;
+            self.column += 1;
+            return Ok(body.to_string());
+        }
         let mut out = String::new();
         loop {
             let pos = self.pos();
@@ -414,12 +438,13 @@ impl<'a> Lexer<'a> {
             }
             c if c.is_ascii_alphabetic() || c == '_' => {
                 let start = self.at;
-                while self
-                    .peek()
-                    .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-                {
-                    self.bump();
-                }
+                // ASCII only, no newline: advance over the bytes directly.
+                let n = self.src.as_bytes()[start..]
+                    .iter()
+                    .take_while(|&&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                    .count();
+                self.at += n;
+                self.column += n as u32;
                 let word = &self.src[start..self.at];
                 match Kw::from_word(word) {
                     Some(k) => Tok::Kw(k),
@@ -448,7 +473,7 @@ pub(crate) fn tokenize(src: &str, max_tokens: usize) -> Result<Vec<Token>, Parse
         line: 1,
         column: 1,
     };
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(src.len() / 4 + 2);
     loop {
         let t = lx.next_token()?;
         let eof = t.tok == Tok::Eof;

@@ -89,12 +89,26 @@ impl Parser<'_> {
         self.toks[self.at.min(self.toks.len() - 1)].pos
     }
 
+    /// Takes the next token out of the list (no copy of its text). May step past the final
+    /// `Eof`; `peek` clamps. A caller that does not want the token gives it back with
+    /// [`Parser::unbump`], so that errors describe it.
     fn bump(&mut self) -> Tok {
-        let t = self.peek().clone();
-        // May step past the final `Eof`; `peek` clamps, and callers that un-read with
-        // `self.at -= 1` then land back on the token they read.
+        let last = self.toks.len() - 1;
+        let t = if self.at < last {
+            std::mem::replace(&mut self.toks[self.at].tok, Tok::Eof)
+        } else {
+            Tok::Eof
+        };
         self.at += 1;
         t
+    }
+
+    /// Un-reads the token `bump` just returned.
+    fn unbump(&mut self, t: Tok) {
+        self.at -= 1;
+        if self.at < self.toks.len() - 1 {
+            self.toks[self.at].tok = t;
+        }
     }
 
     fn unexpected(&self, expected: &str) -> ParseError {
@@ -116,7 +130,7 @@ impl Parser<'_> {
 
     fn eat(&mut self, t: &Tok) -> bool {
         if self.peek() == t {
-            self.bump();
+            self.at += 1;
             true
         } else {
             false
@@ -165,28 +179,46 @@ impl Parser<'_> {
 
     fn observation_fb(&mut self) -> Result<ObservationExpr, ParseError> {
         self.enter()?;
-        let mut items = vec![self.observation_or()?];
-        while self.eat_kw(Kw::FollowedBy) {
-            items.push(self.observation_or()?);
-        }
+        let first = self.observation_or()?;
+        let e = if self.eat_kw(Kw::FollowedBy) {
+            let mut items = vec![first, self.observation_or()?];
+            while self.eat_kw(Kw::FollowedBy) {
+                items.push(self.observation_or()?);
+            }
+            ObservationExpr::FollowedBy(items)
+        } else {
+            first
+        };
         self.leave();
-        Ok(chain(items, ObservationExpr::FollowedBy))
+        Ok(e)
     }
 
     fn observation_or(&mut self) -> Result<ObservationExpr, ParseError> {
-        let mut items = vec![self.observation_and()?];
-        while self.eat_kw(Kw::Or) {
-            items.push(self.observation_and()?);
-        }
-        Ok(chain(items, ObservationExpr::Or))
+        let first = self.observation_and()?;
+        let e = if self.eat_kw(Kw::Or) {
+            let mut items = vec![first, self.observation_and()?];
+            while self.eat_kw(Kw::Or) {
+                items.push(self.observation_and()?);
+            }
+            ObservationExpr::Or(items)
+        } else {
+            first
+        };
+        Ok(e)
     }
 
     fn observation_and(&mut self) -> Result<ObservationExpr, ParseError> {
-        let mut items = vec![self.observation_qualified()?];
-        while self.eat_kw(Kw::And) {
-            items.push(self.observation_qualified()?);
-        }
-        Ok(chain(items, ObservationExpr::And))
+        let first = self.observation_qualified()?;
+        let e = if self.eat_kw(Kw::And) {
+            let mut items = vec![first, self.observation_qualified()?];
+            while self.eat_kw(Kw::And) {
+                items.push(self.observation_qualified()?);
+            }
+            ObservationExpr::And(items)
+        } else {
+            first
+        };
+        Ok(e)
     }
 
     fn observation_qualified(&mut self) -> Result<ObservationExpr, ParseError> {
@@ -240,8 +272,8 @@ impl Parser<'_> {
                                 },
                             )
                         })?,
-                    _ => {
-                        self.at -= 1;
+                    other => {
+                        self.unbump(other);
                         return Err(self.unexpected("a positive number of seconds"));
                     }
                 };
@@ -263,8 +295,8 @@ impl Parser<'_> {
                     Tok::Int(t) if !t.starts_with('-') => {
                         t.trim_start_matches('+').parse::<u32>().ok()
                     }
-                    _ => {
-                        self.at -= 1;
+                    other => {
+                        self.unbump(other);
                         return Err(self.unexpected("a positive integer"));
                     }
                 };
@@ -313,8 +345,8 @@ impl Parser<'_> {
                     },
                 )
             }),
-            _ => {
-                self.at -= 1;
+            other => {
+                self.unbump(other);
                 Err(self.unexpected("a timestamp literal t'...'"))
             }
         }
@@ -324,20 +356,32 @@ impl Parser<'_> {
 
     fn comparison_or(&mut self) -> Result<ComparisonExpr, ParseError> {
         self.enter()?;
-        let mut items = vec![self.comparison_and()?];
-        while self.eat_kw(Kw::Or) {
-            items.push(self.comparison_and()?);
-        }
+        let first = self.comparison_and()?;
+        let e = if self.eat_kw(Kw::Or) {
+            let mut items = vec![first, self.comparison_and()?];
+            while self.eat_kw(Kw::Or) {
+                items.push(self.comparison_and()?);
+            }
+            ComparisonExpr::Or(items)
+        } else {
+            first
+        };
         self.leave();
-        Ok(chain(items, ComparisonExpr::Or))
+        Ok(e)
     }
 
     fn comparison_and(&mut self) -> Result<ComparisonExpr, ParseError> {
-        let mut items = vec![self.comparison_atom()?];
-        while self.eat_kw(Kw::And) {
-            items.push(self.comparison_atom()?);
-        }
-        Ok(chain(items, ComparisonExpr::And))
+        let first = self.comparison_atom()?;
+        let e = if self.eat_kw(Kw::And) {
+            let mut items = vec![first, self.comparison_atom()?];
+            while self.eat_kw(Kw::And) {
+                items.push(self.comparison_atom()?);
+            }
+            ComparisonExpr::And(items)
+        } else {
+            first
+        };
+        Ok(e)
     }
 
     fn comparison_atom(&mut self) -> Result<ComparisonExpr, ParseError> {
@@ -373,8 +417,8 @@ impl Parser<'_> {
     fn object_path(&mut self) -> Result<ObjectPath, ParseError> {
         let object_type = match self.bump() {
             Tok::Ident(s) => s,
-            _ => {
-                self.at -= 1;
+            other => {
+                self.unbump(other);
                 return Err(self.unexpected("an object type"));
             }
         };
@@ -403,8 +447,8 @@ impl Parser<'_> {
                                 ));
                             }
                         },
-                        _ => {
-                            self.at -= 1;
+                        other => {
+                            self.unbump(other);
                             return Err(self.unexpected("an integer index or '*'"));
                         }
                     };
@@ -439,8 +483,8 @@ impl Parser<'_> {
                     found: format!("identifier {s:?}"),
                 },
             )),
-            _ => {
-                self.at -= 1;
+            other => {
+                self.unbump(other);
                 Err(self.unexpected("a property name"))
             }
         }
@@ -473,8 +517,8 @@ impl Parser<'_> {
             }
             Tok::Kw(Kw::IsSubset) => Operator::IsSubset(self.network_operand()?),
             Tok::Kw(Kw::IsSuperset) => Operator::IsSuperset(self.network_operand()?),
-            _ => {
-                self.at -= 1;
+            other => {
+                self.unbump(other);
                 return Err(self.unexpected(
                     "a comparison operator (=, !=, <, <=, >, >=, IN, LIKE, MATCHES, ISSUBSET, ISSUPERSET)",
                 ));
@@ -498,8 +542,8 @@ impl Parser<'_> {
                 }
                 Ok((pos, s))
             }
-            _ => {
-                self.at -= 1;
+            other => {
+                self.unbump(other);
                 Err(self.unexpected("a string literal"))
             }
         }
@@ -520,8 +564,8 @@ impl Parser<'_> {
                 }
                 Ok(s)
             }
-            _ => {
-                self.at -= 1;
+            other => {
+                self.unbump(other);
                 Err(self.unexpected("a string literal holding an address or network"))
             }
         }
@@ -603,8 +647,8 @@ impl Parser<'_> {
             Tok::Time(t) => Constant::Timestamp(
                 Timestamp::parse_literal(&t).map_err(|d| invalid("timestamp", d))?,
             ),
-            _ => {
-                self.at -= 1;
+            other => {
+                self.unbump(other);
                 return Err(self.unexpected(if orderable {
                     "a number, string, binary, hex or timestamp literal"
                 } else {
@@ -614,16 +658,6 @@ impl Parser<'_> {
         };
         Ok(c)
     }
-}
-
-/// One operand stands for itself; two or more make an n-ary node.
-fn chain<T>(mut items: Vec<T>, make: impl FnOnce(Vec<T>) -> T) -> T {
-    if items.len() == 1
-        && let Some(only) = items.pop()
-    {
-        return only;
-    }
-    make(items)
 }
 
 fn same_set_type(a: &Constant, b: &Constant) -> bool {
