@@ -4,8 +4,8 @@
 //! response's events in a transaction of its own, before answering, costs a commit per response:
 //! it took the p99 of a page of 100 from under a millisecond to tens of milliseconds. Instead, a
 //! request hands its events to the [`AuditWriter`] and answers; one dedicated thread takes
-//! whatever has accumulated (up to [`MAX_BATCH`] events) and writes it in one store transaction,
-//! so that under load many responses share one commit.
+//! whatever has accumulated within [`LINGER`] of the first event (up to [`MAX_BATCH`] events) and
+//! writes it in one store transaction, so that many responses share one commit.
 //!
 //! # What this guarantees, and what it trades
 //!
@@ -23,8 +23,8 @@
 //!   [`AuditWriter::flush`] waits for the same at any time.
 //! - **The trade-off:** an event is durable once its batch commits, not when its response is
 //!   sent. If the process is killed (SIGKILL, OOM killer, power loss) the events of reads answered
-//!   in the moments before, typically the last few milliseconds and at most a full queue, are
-//!   lost; the objects served remain served.
+//!   in the moments before are lost: those of the last [`LINGER`] and one commit in normal
+//!   operation, at most a full queue under overload; the objects served remain served.
 //!
 //! Writes, deletes and failed logins do not go through this queue: their events are committed
 //! before the client is answered (a `202` to a POST, a `200` to a DELETE, a `401`), so they
@@ -43,6 +43,11 @@ use crate::metrics::Metrics;
 /// over many events; small enough that a read waiting for room in a full queue waits for one
 /// short transaction, not a long one (room is made each time the writer takes a batch).
 pub const MAX_BATCH: usize = 1000;
+
+/// How long the writer waits for more events after the first one of a batch, unless the batch
+/// fills up, a flush is asked for, or the writer is closing. It adds at most this much to how
+/// long an event stays only in memory.
+pub const LINGER: Duration = Duration::from_millis(10);
 
 /// Failed attempts at a batch after which, once the writer is closing, the batch is given up.
 const ATTEMPTS_WHEN_CLOSING: u32 = 5;
@@ -95,6 +100,10 @@ struct Queue {
     failing: bool,
     /// No more events are accepted; the writer drains what is queued and stops.
     closed: bool,
+    /// Someone waits in [`AuditWriter::flush`]: commit without lingering until the queue is empty.
+    urgent: bool,
+    /// Requests waiting for room: the writer must not linger either.
+    waiting_for_room: usize,
     /// The writer thread has ended.
     stopped: bool,
 }
@@ -160,10 +169,13 @@ impl AuditWriter {
                 waited = true;
                 self.metrics.audit_queue_full();
             }
+            queue.waiting_for_room += 1;
+            shared.work.notify_one();
             queue = shared
                 .progress
                 .wait(queue)
                 .unwrap_or_else(PoisonError::into_inner);
+            queue.waiting_for_room -= 1;
         }
         queue.queued += events.len() as u64;
         queue.events.extend(events);
@@ -188,6 +200,10 @@ impl AuditWriter {
         let shared = &self.shared;
         let mut queue = shared.lock();
         let target = queue.queued;
+        if queue.finished < target {
+            queue.urgent = true;
+            shared.work.notify_one();
+        }
         while queue.finished < target && !queue.stopped {
             queue = match deadline {
                 None => shared
@@ -253,8 +269,30 @@ fn write_loop(shared: &Shared, store: &dyn Store, metrics: &Metrics) {
             if queue.events.is_empty() {
                 return;
             }
+            // Linger a little for more events: one commit of many events costs far less than
+            // many commits of a few (each commit rewrites every index page it touched).
+            let linger_until = Instant::now() + LINGER;
+            while queue.events.len() < MAX_BATCH
+                && !queue.closed
+                && !queue.urgent
+                && queue.waiting_for_room == 0
+            {
+                let left = linger_until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                queue = shared
+                    .work
+                    .wait_timeout(queue, left)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
             let n = queue.events.len().min(MAX_BATCH);
-            queue.events.drain(..n).collect()
+            let batch: Vec<AuditEvent> = queue.events.drain(..n).collect();
+            if queue.events.is_empty() {
+                queue.urgent = false;
+            }
+            batch
         };
         // Room was made.
         shared.progress.notify_all();
