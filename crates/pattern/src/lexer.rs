@@ -172,13 +172,24 @@ struct Lexer<'a> {
 
 impl<'a> Lexer<'a> {
     fn peek(&self) -> Option<char> {
-        self.src[self.at..].chars().next()
+        match self.src.as_bytes().get(self.at) {
+            Some(&b) if b.is_ascii() => Some(char::from(b)),
+            Some(_) => self.src[self.at..].chars().next(),
+            None => None,
+        }
     }
 
     fn peek2(&self) -> Option<char> {
-        let mut it = self.src[self.at..].chars();
-        it.next();
-        it.next()
+        let b = self.src.as_bytes();
+        match (b.get(self.at), b.get(self.at + 1)) {
+            (Some(&c), Some(&d)) if c.is_ascii() && d.is_ascii() => Some(char::from(d)),
+            (Some(&c), None) if c.is_ascii() => None,
+            _ => {
+                let mut it = self.src[self.at..].chars();
+                it.next();
+                it.next()
+            }
+        }
     }
 
     fn bump(&mut self) -> Option<char> {

@@ -128,8 +128,23 @@ impl Parser<'_> {
         }
     }
 
+    /// Consumes the next token if it is `t`: punctuation (compared by kind) or a keyword.
     fn eat(&mut self, t: &Tok) -> bool {
-        if self.peek() == t {
+        let hit = match (self.peek(), t) {
+            (Tok::Kw(a), Tok::Kw(b)) => a == b,
+            (
+                Tok::Ident(_)
+                | Tok::Str(_)
+                | Tok::Int(_)
+                | Tok::Float(_)
+                | Tok::Hex(_)
+                | Tok::Bin(_)
+                | Tok::Time(_),
+                _,
+            ) => self.peek() == t,
+            (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
+        };
+        if hit {
             self.at += 1;
             true
         } else {

@@ -151,6 +151,20 @@ enum LikeChar {
 impl Like {
     pub(crate) fn new(operand: &str) -> Like {
         let parts: Vec<&str> = operand.split('%').collect();
+        let literal = match parts.as_slice() {
+            [a] if !a.contains('_') => Some((a.to_string(), None)),
+            [a, b] if !a.contains('_') && !b.contains('_') => {
+                Some((a.to_string(), Some(b.to_string())))
+            }
+            _ => None,
+        };
+        if literal.is_some() {
+            // The segments serve only when there is no literal form.
+            return Like {
+                segments: Vec::new(),
+                literal,
+            };
+        }
         let segments = parts
             .iter()
             .map(|p| {
@@ -165,13 +179,6 @@ impl Like {
                     .collect()
             })
             .collect();
-        let literal = match parts.as_slice() {
-            [a] if !a.contains('_') => Some((a.to_string(), None)),
-            [a, b] if !a.contains('_') && !b.contains('_') => {
-                Some((a.to_string(), Some(b.to_string())))
-            }
-            _ => None,
-        };
         Like { segments, literal }
     }
 
