@@ -199,6 +199,10 @@ fn text_of<'v>(v: &'v Val<'_>) -> Option<std::borrow::Cow<'v, str>> {
 impl Test {
     /// The test on one selected value, before `NOT`: `None` when it does not apply.
     fn base(&self, v: &Val<'_>) -> Result<Option<bool>, EvalError> {
+        // The most common test, string equality, without going through an ordering.
+        if let (Op::Eq(Constant::Str(k)), Val::Json(Value::String(s))) = (&self.op, v) {
+            return Ok(Some(s.len() == k.len() && s.as_bytes() == k.as_bytes()));
+        }
         Ok(match &self.op {
             Op::Eq(c) => equals(v, c),
             Op::Neq(c) => equals(v, c).map(|e| !e),
