@@ -220,6 +220,11 @@ impl<'a> Lexer<'a> {
 
     fn skip_trivia(&mut self) -> Result<(), ParseError> {
         loop {
+            if self.src.as_bytes().get(self.at) == Some(&b' ') {
+                self.at += 1;
+                self.column += 1;
+                continue;
+            }
             match (self.peek(), self.peek2()) {
                 (Some(c), _) if c.is_whitespace() => {
                     self.bump();
@@ -260,21 +265,21 @@ impl<'a> Lexer<'a> {
     /// Reads a quoted body after the opening quote; `\'` and `\\` are the only escapes.
     fn quoted(&mut self, start: Position, escapes: bool) -> Result<String, ParseError> {
         // Fast path: a body without escapes is copied in one piece.
+        // `'` and `\` are ASCII, so a byte search finds them at character boundaries.
         let rest = &self.src[self.at..];
-        let stop = if escapes {
-            rest.find(['\'', '\\'])
-        } else {
-            rest.find('\'')
-        };
+        let stop = rest
+            .bytes()
+            .position(|b| b == b'\'' || (escapes && b == b'\\'));
         if let Some(end) = stop
             && rest.as_bytes()[end] == b'\''
         {
             let body = &rest[..end];
-            for c in body.chars() {
-                if c == '\n' {
+            // Columns count characters: every byte that does not continue a UTF-8 sequence.
+            for &b in body.as_bytes() {
+                if b == b'\n' {
                     self.line += 1;
                     self.column = 1;
-                } else {
+                } else if b & 0xC0 != 0x80 {
                     self.column += 1;
                 }
             }
@@ -487,7 +492,7 @@ pub(crate) fn tokenize(src: &str, max_tokens: usize) -> Result<Vec<Token>, Parse
     let mut out = Vec::with_capacity(src.len() / 4 + 2);
     loop {
         let t = lx.next_token()?;
-        let eof = t.tok == Tok::Eof;
+        let eof = matches!(t.tok, Tok::Eof);
         out.push(t);
         if eof {
             return Ok(out);
