@@ -211,14 +211,14 @@ fn check_loadable<'a, J: Json<'a>>(bundle: J) -> Result<(), String> {
         .get("objects")
         .and_then(Json::items)
         .ok_or("invalid input: bundle without objects")?;
-    for (n, o) in objects.iter().map(J::item).enumerate() {
-        let ty = o
-            .get("type")
-            .and_then(Json::as_str)
-            .ok_or("invalid input: an input object has no string \"type\"")?;
-        if ty == "observed-data" {
-            check_observed_data(o, n)?;
-        }
+    // Objects inside a bundle need no type (the loader skips them); observed-data are counted
+    // in order for the label of one without an id.
+    let ods = objects
+        .iter()
+        .map(J::item)
+        .filter(|o| o.get("type").and_then(Json::as_str) == Some("observed-data"));
+    for (n, o) in ods.enumerate() {
+        check_observed_data(o, n)?;
     }
     Ok(())
 }

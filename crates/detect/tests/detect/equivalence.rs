@@ -499,3 +499,21 @@ fn incremental_changes_keep_the_equivalence() {
     older["modified"] = json!("2023-01-01T00:00:00.000Z");
     assert!(set.insert(&older).is_err());
 }
+
+/// Found by the `logs` fuzz target: an object without `type` inside a bundle is not an error
+/// for the pattern engine, so the index's cheap check must not refuse the line either.
+#[test]
+fn fuzz_bundle_member_without_type_is_no_error_for_the_index() {
+    let line = r#"{"type":"bundle","id":"bundle--1","objects":[{"type":"observed-d&ata","id":"obZ"},{"typ*e":"domain-name","id":"domain-name--1","value":"example.org"}]}"#;
+    let (inds, _) = corpus(0x5eed_0020, 20);
+    let set = load(&inds);
+    let now = Timestamp::parse("2026-01-01T00:00:00Z").unwrap();
+    let obs = Observation {
+        source: "fuzz".into(),
+        bundle: serde_json::from_str(line).unwrap(),
+        notes: Vec::new(),
+    };
+    assert!(set.matches_exhaustive(&obs).unwrap().is_empty());
+    assert!(set.matches(&obs).unwrap().is_empty());
+    assert!(set.matches_json_line(line, "fuzz", now).unwrap().is_empty());
+}
