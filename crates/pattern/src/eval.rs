@@ -944,9 +944,25 @@ fn search(
     let obs = &observations.items;
     let mut scratch = SCRATCH.with(|c| c.take()).unwrap_or_default();
     let r = search_in(root, leaves, observations, obs, limit, report, &mut scratch);
-    SCRATCH.with(|c| c.set(Some(scratch)));
+    // Buffers grown by a large set of observations are dropped rather than kept by the thread.
+    let large = [
+        scratch.cands.capacity(),
+        scratch.ranges.capacity(),
+        scratch.used.capacity(),
+        scratch.trail.capacity(),
+        scratch.constraints.capacity(),
+        scratch.undo.capacity(),
+    ]
+    .into_iter()
+    .any(|c| c > SCRATCH_KEEP_MAX);
+    if !large {
+        SCRATCH.with(|c| c.set(Some(scratch)));
+    }
     r
 }
+
+/// The largest buffer (in elements) a thread keeps between evaluations.
+const SCRATCH_KEEP_MAX: usize = 1 << 16;
 
 fn search_in(
     root: &Node,
