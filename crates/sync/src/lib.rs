@@ -43,6 +43,7 @@ pub mod config;
 pub mod engine;
 mod error;
 pub mod ledger;
+pub mod metrics;
 pub mod retry;
 pub mod state;
 

@@ -72,6 +72,19 @@ pub struct Metrics {
     connections_open: AtomicI64,
     connections: AtomicU64,
     connections_dropped: Mutex<BTreeMap<&'static str, u64>>,
+    extra: std::sync::OnceLock<ExtraMetrics>,
+}
+
+/// A renderer of further series (for example the federation status of `kizuna-sync`) appended
+/// to [`Metrics::render`]'s output; it must write complete Prometheus text lines.
+pub type ExtraMetricsFn = dyn Fn(&mut String) + Send + Sync;
+
+struct ExtraMetrics(std::sync::Arc<ExtraMetricsFn>);
+
+impl std::fmt::Debug for ExtraMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExtraMetrics")
+    }
 }
 
 fn bump(map: &Mutex<BTreeMap<&'static str, u64>>, label: &'static str) {
@@ -181,6 +194,12 @@ impl Metrics {
     /// A connection was dropped before it was served (limit, handshake failure or timeout).
     pub fn connection_dropped(&self, reason: &'static str) {
         bump(&self.connections_dropped, reason);
+    }
+
+    /// Sets the renderer of further series appended to [`Metrics::render`] (once; returns false
+    /// if one was already set).
+    pub fn set_extra(&self, render: std::sync::Arc<ExtraMetricsFn>) -> bool {
+        self.extra.set(ExtraMetrics(render)).is_ok()
     }
 
     /// The metrics in the Prometheus text exposition format (version 0.0.4).
@@ -315,6 +334,9 @@ impl Metrics {
             "reason",
             &self.connections_dropped,
         );
+        if let Some(extra) = self.extra.get() {
+            (extra.0)(&mut out);
+        }
         out
     }
 }

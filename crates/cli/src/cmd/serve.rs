@@ -82,6 +82,13 @@ pub fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
         service.default_api_root = default_collection.as_ref().map(|(root, _)| root.clone());
         service.egress = egress_policies(&config.partners);
         let state = AppState::new(store, service)?;
+        if let Some((_, engine)) = &sync_task {
+            // The federation status in /metrics.
+            let (engine, names) = (engine.clone(), partner_names(&config.partners));
+            state
+                .metrics
+                .set_extra(Arc::new(move |out: &mut String| engine.render_metrics(&names, out)));
+        }
         let server = kizuna_taxii::start(ServerConfig::new(listen, tls), state).await?;
         let url = server.url();
         let discovery = format!("{url}/taxii2/");
@@ -125,7 +132,7 @@ pub fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
         eprintln!("shutting down");
         let _ = stop_tx.send(true);
         server.shutdown().await;
-        if let Some(task) = sync_task {
+        if let Some((task, _)) = sync_task {
             let _ = task.await;
         }
         anyhow::Ok(())
@@ -134,12 +141,12 @@ pub fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Starts the federation loop when partners are configured: every partner is synced every
-/// `[sync] interval_seconds` until `stop` turns true.
+/// `[sync] interval_seconds` until `stop` turns true. Returns the task and the engine.
 fn start_sync(
     config: &Config,
     store: Arc<dyn Store>,
     mut stop: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+) -> anyhow::Result<Option<(tokio::task::JoinHandle<()>, Arc<kizuna_sync::SyncEngine>)>> {
     if config.partners.is_empty() {
         return Ok(None);
     }
@@ -161,13 +168,18 @@ fn start_sync(
         "  federation: {} partner(s), every {interval} s",
         partners.len()
     );
-    Ok(Some(tokio::spawn(engine.run_periodically(
+    let task = tokio::spawn(engine.clone().run_periodically(
         partners,
         std::time::Duration::from_secs_f64(interval),
         async move {
             let _ = stop.wait_for(|stopped| *stopped).await;
         },
-    ))))
+    ));
+    Ok(Some((task, engine)))
+}
+
+fn partner_names(partners: &[PartnerConfig]) -> Vec<String> {
+    partners.iter().map(|p| p.name.clone()).collect()
 }
 
 /// The egress policy of each partner that reads from us with a local account (`account = "..."`

@@ -129,6 +129,8 @@ pub struct SyncEngine {
     store: Arc<dyn Store>,
     db: Arc<SyncDb>,
     options: SyncOptions,
+    /// Failed runs per partner since this engine was made (for `/metrics`).
+    errors: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 impl std::fmt::Debug for SyncEngine {
@@ -142,7 +144,32 @@ impl std::fmt::Debug for SyncEngine {
 impl SyncEngine {
     /// An engine over the hub's store and the sync database.
     pub fn new(store: Arc<dyn Store>, db: Arc<SyncDb>, options: SyncOptions) -> Self {
-        Self { store, db, options }
+        Self {
+            store,
+            db,
+            options,
+            errors: Default::default(),
+        }
+    }
+
+    /// Counts a failed run with `partner`.
+    pub(crate) fn count_error(&self, partner: &str) {
+        *self
+            .errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(partner.to_owned())
+            .or_default() += 1;
+    }
+
+    /// Failed runs with `partner` since this engine was made.
+    pub fn errors(&self, partner: &str) -> u64 {
+        self.errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(partner)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The sync database.
@@ -156,6 +183,9 @@ impl SyncEngine {
         self.db.run_started(&partner.name)?;
         let result = self.sync_partner_inner(partner).await;
         let error = result.as_ref().err().map(ToString::to_string);
+        if error.is_some() {
+            self.count_error(&partner.name);
+        }
         self.db.run_finished(&partner.name, error.as_deref())?;
         result
     }
