@@ -142,3 +142,76 @@ pub fn indicator(run: u32, n: u32) -> serde_json::Value {
 
 /// The TAXII 2.1 media type.
 pub const TAXII: &str = "application/taxii+json;version=2.1";
+
+impl Hub {
+    /// Like [`Hub::start`], with `kizuna --config CONFIG`.
+    pub fn start_with_config(data: &Path, admin_password: Option<&str>, config: &Path) -> Hub {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kizuna"));
+        cmd.arg("--config")
+            .arg(config)
+            .arg("--data")
+            .arg(data)
+            .args(["--log", "warn", "serve", "--listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        match admin_password {
+            Some(p) => cmd.env("KIZUNA_ADMIN_PASSWORD", p),
+            None => cmd.env_remove("KIZUNA_ADMIN_PASSWORD"),
+        };
+        let mut child = cmd.spawn().expect("spawn kizuna serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut reader = BufReader::new(stderr);
+        let mut lines = Vec::new();
+        let url = loop {
+            let mut line = String::new();
+            let n = reader.read_line(&mut line).expect("read kizuna stderr");
+            assert!(
+                n > 0,
+                "kizuna serve exited before listening:\n{}",
+                lines.join("")
+            );
+            if let Some(rest) = line.strip_prefix("Kizuna hub listening: ") {
+                let discovery = rest.trim().to_owned();
+                lines.push(line);
+                break discovery.trim_end_matches("/taxii2/").to_owned();
+            }
+            lines.push(line);
+        };
+        // The lines printed right after (certificate, collection) arrive before the drain starts
+        // only if read here: read up to the certificate line.
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            let done = line.contains("TLS certificate:") || line.contains("WARNING: plain HTTP");
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+                sink.clear();
+            }
+        });
+        Hub {
+            child,
+            url,
+            cert: data.join("tls").join("cert.pem"),
+            data: data.to_path_buf(),
+            stderr_lines: lines,
+        }
+    }
+
+    /// The SHA-256 fingerprint of the hub's certificate as `kizuna serve` printed it (only for
+    /// hubs started with [`Hub::start_with_config`]).
+    pub fn fingerprint(&self) -> Option<String> {
+        self.stderr_lines.iter().find_map(|l| {
+            let (_, rest) = l.split_once("(SHA-256 ")?;
+            Some(rest.trim().trim_end_matches(')').to_owned())
+        })
+    }
+}
