@@ -53,7 +53,19 @@ impl Hub {
     /// Starts `kizuna serve` on 127.0.0.1:0 over TLS with `data` as data directory and waits for
     /// the line that says where it listens (read from its stderr: no polling, no sleeps).
     pub fn start(data: &Path, admin_password: Option<&str>) -> Hub {
+        Self::spawn(data, admin_password, None)
+    }
+
+    /// Like [`Hub::start`], with `kizuna --config CONFIG`.
+    pub fn start_with_config(data: &Path, admin_password: Option<&str>, config: &Path) -> Hub {
+        Self::spawn(data, admin_password, Some(config))
+    }
+
+    fn spawn(data: &Path, admin_password: Option<&str>, config: Option<&Path>) -> Hub {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_kizuna"));
+        if let Some(config) = config {
+            cmd.arg("--config").arg(config);
+        }
         cmd.arg("--data")
             .arg(data)
             .args(["--log", "warn", "serve", "--listen", "127.0.0.1:0"])
@@ -68,7 +80,11 @@ impl Hub {
         let stderr = child.stderr.take().expect("stderr");
         let mut reader = BufReader::new(stderr);
         let mut lines = Vec::new();
-        let url = loop {
+        let mut url = None;
+        // Read up to the line after "listening" that names the certificate (or warns of plain
+        // HTTP), so that `fingerprint` can find it; then drain stderr in the background so the
+        // child never blocks on a full pipe.
+        loop {
             let mut line = String::new();
             let n = reader.read_line(&mut line).expect("read kizuna stderr");
             assert!(
@@ -77,13 +93,15 @@ impl Hub {
                 lines.join("")
             );
             if let Some(rest) = line.strip_prefix("Kizuna hub listening: ") {
-                let discovery = rest.trim().to_owned();
-                lines.push(line);
-                break discovery.trim_end_matches("/taxii2/").to_owned();
+                url = Some(rest.trim().trim_end_matches("/taxii2/").to_owned());
             }
+            let done = url.is_some()
+                && (line.contains("TLS certificate:") || line.contains("WARNING: plain HTTP"));
             lines.push(line);
-        };
-        // Keep draining stderr so the child never blocks on a full pipe.
+            if done {
+                break;
+            }
+        }
         std::thread::spawn(move || {
             let mut sink = String::new();
             while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
@@ -92,7 +110,7 @@ impl Hub {
         });
         Hub {
             child,
-            url,
+            url: url.expect("listening line"),
             cert: data.join("tls").join("cert.pem"),
             data: data.to_path_buf(),
             stderr_lines: lines,
@@ -144,70 +162,7 @@ pub fn indicator(run: u32, n: u32) -> serde_json::Value {
 pub const TAXII: &str = "application/taxii+json;version=2.1";
 
 impl Hub {
-    /// Like [`Hub::start`], with `kizuna --config CONFIG`.
-    pub fn start_with_config(data: &Path, admin_password: Option<&str>, config: &Path) -> Hub {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kizuna"));
-        cmd.arg("--config")
-            .arg(config)
-            .arg("--data")
-            .arg(data)
-            .args(["--log", "warn", "serve", "--listen", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        match admin_password {
-            Some(p) => cmd.env("KIZUNA_ADMIN_PASSWORD", p),
-            None => cmd.env_remove("KIZUNA_ADMIN_PASSWORD"),
-        };
-        let mut child = cmd.spawn().expect("spawn kizuna serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut reader = BufReader::new(stderr);
-        let mut lines = Vec::new();
-        let url = loop {
-            let mut line = String::new();
-            let n = reader.read_line(&mut line).expect("read kizuna stderr");
-            assert!(
-                n > 0,
-                "kizuna serve exited before listening:\n{}",
-                lines.join("")
-            );
-            if let Some(rest) = line.strip_prefix("Kizuna hub listening: ") {
-                let discovery = rest.trim().to_owned();
-                lines.push(line);
-                break discovery.trim_end_matches("/taxii2/").to_owned();
-            }
-            lines.push(line);
-        };
-        // The lines printed right after (certificate, collection) arrive before the drain starts
-        // only if read here: read up to the certificate line.
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                break;
-            }
-            let done = line.contains("TLS certificate:") || line.contains("WARNING: plain HTTP");
-            lines.push(line);
-            if done {
-                break;
-            }
-        }
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
-                sink.clear();
-            }
-        });
-        Hub {
-            child,
-            url,
-            cert: data.join("tls").join("cert.pem"),
-            data: data.to_path_buf(),
-            stderr_lines: lines,
-        }
-    }
-
-    /// The SHA-256 fingerprint of the hub's certificate as `kizuna serve` printed it (only for
-    /// hubs started with [`Hub::start_with_config`]).
+    /// The SHA-256 fingerprint of the hub's certificate as `kizuna serve` printed it.
     pub fn fingerprint(&self) -> Option<String> {
         self.stderr_lines.iter().find_map(|l| {
             let (_, rest) = l.split_once("(SHA-256 ")?;
