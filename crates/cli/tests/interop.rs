@@ -101,8 +101,26 @@ fn fixture() -> Fixture {
     }
 }
 
-fn run_python(args: &[&str]) -> (bool, String) {
-    let out = Command::new(python()).args(args).output().unwrap();
+/// Runs a Python script of the repository against the fixture's hub, with the connection
+/// arguments the conformance suite and the tour share, then `extra`.
+fn run_script(f: &Fixture, script: &str, extra: &[&str]) -> (bool, String) {
+    let discovery = format!("{}/taxii2/", f.hub.url);
+    let out = Command::new(python())
+        .arg(repo().join(script))
+        .args([
+            "--discovery",
+            &discovery,
+            "--user",
+            "tester",
+            "--password",
+            TESTER_PASSWORD,
+        ])
+        .arg("--cacert")
+        .arg(&f.hub.cert)
+        .args(["--collection", &f.rw])
+        .args(extra)
+        .output()
+        .unwrap();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -114,26 +132,17 @@ fn run_python(args: &[&str]) -> (bool, String) {
 #[test]
 fn taxii21_conformance_suite_passes_every_must() {
     let f = fixture();
-    let suite = repo().join("conformance/taxii21_conformance.py");
-    let discovery = format!("{}/taxii2/", f.hub.url);
-    let (ok, out) = run_python(&[
-        suite.to_str().unwrap(),
-        "--discovery",
-        &discovery,
-        "--user",
-        "tester",
-        "--password",
-        TESTER_PASSWORD,
-        "--cacert",
-        f.hub.cert.to_str().unwrap(),
-        "--collection",
-        &f.rw,
-        "--read-only-collection",
-        &f.read_only,
-        "--write-only-collection",
-        &f.write_only,
-        "--strict",
-    ]);
+    let (ok, out) = run_script(
+        &f,
+        "conformance/taxii21_conformance.py",
+        &[
+            "--read-only-collection",
+            &f.read_only,
+            "--write-only-collection",
+            &f.write_only,
+            "--strict",
+        ],
+    );
     let last = out
         .lines()
         .rev()
@@ -146,20 +155,6 @@ fn taxii21_conformance_suite_passes_every_must() {
 #[test]
 fn taxii2_client_tour_with_stix2_validator() {
     let f = fixture();
-    let tour = repo().join("interop/taxii2client_tour.py");
-    let discovery = format!("{}/taxii2/", f.hub.url);
-    let (ok, out) = run_python(&[
-        tour.to_str().unwrap(),
-        "--discovery",
-        &discovery,
-        "--user",
-        "tester",
-        "--password",
-        TESTER_PASSWORD,
-        "--cacert",
-        f.hub.cert.to_str().unwrap(),
-        "--collection",
-        &f.rw,
-    ]);
+    let (ok, out) = run_script(&f, "interop/taxii2client_tour.py", &[]);
     assert!(ok, "taxii2-client tour failed:\n{out}");
 }
