@@ -74,6 +74,7 @@ use std::fmt;
 pub use error::{EvalError, ObservationError, ParseError, ParseErrorKind, Position};
 pub use index::IndexKey;
 pub use indicator::check_indicator_pattern;
+pub use net::Net;
 pub use observations::{Observations, SpecVersion};
 pub use timestamp::Timestamp;
 

@@ -2,10 +2,12 @@
 
 use std::net::IpAddr;
 
-/// A network: address bits (left aligned in 128 bits) and prefix length. IPv4 and IPv6 never
-/// contain one another.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Net {
+/// An IPv4 or IPv6 network read exactly as `ISSUBSET`/`ISSUPERSET` read their operands and
+/// observed addresses: address bits (IPv4 left aligned in 128 bits) and prefix length; a bare
+/// address is a single-address network and `/0` is allowed. IPv4 and IPv6 never contain one
+/// another. Public so that indexes in front of the evaluator read networks the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Net {
     v6: bool,
     bits: u128,
     prefix: u8,
@@ -13,7 +15,7 @@ pub(crate) struct Net {
 
 impl Net {
     /// Parses `addr` (a single address: /32 or /128) or `addr/prefix`, prefix 0 allowed.
-    pub(crate) fn parse(s: &str) -> Option<Net> {
+    pub fn parse(s: &str) -> Option<Net> {
         let (addr, prefix) = match s.split_once('/') {
             Some((a, p)) => {
                 if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) || p.len() > 3 {
@@ -34,12 +36,33 @@ impl Net {
         Some(Net { v6, bits, prefix })
     }
 
-    fn mask(prefix: u8) -> u128 {
+    /// The mask of the first `prefix` bits (of 128).
+    pub fn mask(prefix: u8) -> u128 {
         if prefix == 0 {
             0
         } else {
-            u128::MAX << (128 - u32::from(prefix))
+            u128::MAX << (128 - u32::from(prefix.min(128)))
         }
+    }
+
+    /// Whether this is an IPv6 network.
+    pub fn is_v6(&self) -> bool {
+        self.v6
+    }
+
+    /// The prefix length (32 or 128 for a single address).
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
+    /// The address bits as written, IPv4 left aligned in 128 bits.
+    pub fn bits(&self) -> u128 {
+        self.bits
+    }
+
+    /// The network's first address (the bits under the prefix mask).
+    pub fn base(&self) -> u128 {
+        self.bits & Self::mask(self.prefix)
     }
 
     /// Whether every address of `self` lies in `outer`.
@@ -69,6 +92,16 @@ mod tests {
 
     fn n(s: &str) -> Net {
         Net::parse(s).unwrap()
+    }
+
+    #[test]
+    fn base_and_prefix() {
+        assert_eq!(n("10.1.2.3/8").base(), 10u128 << 120);
+        assert_eq!(n("10.1.2.3/8").prefix(), 8);
+        assert!(Net::parse("10.0.0.0/33").is_none());
+        assert_eq!(n("::/0").base(), 0);
+        assert!(n("2001:db8::1").is_v6());
+        assert_eq!(n("2001:db8::1").prefix(), 128);
     }
 
     #[test]

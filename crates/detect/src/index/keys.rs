@@ -12,7 +12,7 @@ use kizuna_pattern::ast::{
 };
 
 use super::literal;
-use super::net::Net;
+use kizuna_pattern::Net;
 
 /// One step of an indexed path: list indexes (`[0]`, `[*]`) all read as "any element", which
 /// selects a superset of what the pattern selects.

@@ -29,7 +29,6 @@
 
 mod keys;
 mod literal;
-mod net;
 pub(crate) mod view;
 
 use std::collections::HashMap;
@@ -38,7 +37,7 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use kizuna_pattern::ast::ObservationExpr;
 
 use keys::{Key, Path, Scalar, Step};
-use net::Net;
+use kizuna_pattern::Net;
 use view::Json;
 
 /// Position of an indicator in the set.
@@ -263,7 +262,7 @@ impl Index {
                 Key::Within(path, n) => {
                     let t = self.table(&path);
                     t.uses -= 1;
-                    if let Some(bases) = t.nets.get_mut(&(n.v6, n.prefix)) {
+                    if let Some(bases) = t.nets.get_mut(&(n.is_v6(), n.prefix())) {
                         if let Some(v) = bases.get_mut(&n.base()) {
                             v.retain(|s| *s != slot);
                             if v.is_empty() {
@@ -271,7 +270,7 @@ impl Index {
                             }
                         }
                         if bases.is_empty() {
-                            t.nets.remove(&(n.v6, n.prefix));
+                            t.nets.remove(&(n.is_v6(), n.prefix()));
                         }
                     }
                 }
@@ -333,7 +332,7 @@ impl Index {
                 let t = self.table(path);
                 t.uses += 1;
                 t.nets
-                    .entry((n.v6, n.prefix))
+                    .entry((n.is_v6(), n.prefix()))
                     .or_default()
                     .entry(n.base())
                     .or_default()
@@ -436,9 +435,9 @@ impl Index {
                 && let Some(n) = Net::parse(s)
             {
                 for (&(v6, prefix), bases) in &t.nets {
-                    if v6 == n.v6
-                        && prefix <= n.prefix
-                        && let Some(slots) = bases.get(&(n.bits & Net::mask(prefix)))
+                    if v6 == n.is_v6()
+                        && prefix <= n.prefix()
+                        && let Some(slots) = bases.get(&(n.bits() & Net::mask(prefix)))
                     {
                         out.extend_from_slice(slots);
                     }
