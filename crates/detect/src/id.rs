@@ -15,7 +15,7 @@ pub const SCO_NAMESPACE: Uuid = Uuid::from_u128(0x00ab_edb4_aa42_466c_9c01_fed2_
 pub const KIZUNA_NAMESPACE: Uuid = Uuid::from_u128(0x6b69_7a75_6e61_5d00_8000_6465_7465_6374);
 
 /// The ID contributing properties of each SCO type the sensors emit.
-fn contributing(kind: &str) -> &'static [&'static str] {
+pub(crate) fn contributing(kind: &str) -> &'static [&'static str] {
     match kind {
         "artifact" => &["hashes", "payload_bin"],
         "autonomous-system" => &["number"],

@@ -17,6 +17,9 @@
 //!   [`IndicatorStream`] adds patterns that bind several observations (`FOLLOWEDBY`, `REPEATS`,
 //!   `WITHIN`) across a stream, with bounded state per pattern.
 //! * The sink is the caller's: the CLI prints JSON lines or a table; the hub stores sightings.
+//! * **Privacy reduction** — [`reduce`] cuts the observed-data a sighting shares down to what
+//!   the indicator's pattern used (the `reduce` module argues how), optionally with email
+//!   addresses hashed, so that a hub can share sightings without sharing its mail.
 //!
 //! # Why a push pipeline of plain iterators
 //!
@@ -57,12 +60,14 @@ mod logs;
 mod mail;
 mod matcher;
 mod objects;
+pub mod reduce;
 mod zip;
 
 pub use error::Error;
 pub use logs::{LogFormat, LogSource, map_json_line};
 pub use mail::{MailLimits, MailOptions, MailSource, scan_message};
 pub use matcher::{Hit, IndicatorSet, IndicatorStream, LoadReport, StreamLimits};
+pub use reduce::{ReduceOptions, Reduced, reduce};
 
 use serde_json::{Value, json};
 

@@ -391,6 +391,12 @@ impl IndicatorSet {
         true
     }
 
+    /// The compiled pattern of the indicator `id`, if loaded.
+    pub fn pattern(&self, id: &str) -> Option<&Pattern> {
+        let slot = *self.by_id.get(id)?;
+        Some(&self.slots.get(slot as usize)?.as_ref()?.pattern)
+    }
+
     /// Number of compiled indicators.
     pub fn len(&self) -> usize {
         self.by_id.len()

@@ -5,6 +5,7 @@ mod equivalence;
 mod logs;
 mod mail;
 mod matcher;
+mod reduce;
 mod robust;
 mod stream;
 mod valid;
