@@ -23,6 +23,8 @@ pub struct Config {
     /// Partner hubs (`[[partner]]` tables), see docs/federation.md.
     #[serde(rename = "partner")]
     pub partners: Vec<kizuna_sync::PartnerConfig>,
+    /// Sensors feeding the hub: where sightings go, watched directories (docs/detection.md).
+    pub detect: DetectSection,
 }
 
 impl Default for Config {
@@ -33,6 +35,7 @@ impl Default for Config {
             taxii: TaxiiSection::default(),
             sync: SyncSection::default(),
             partners: Vec::new(),
+            detect: DetectSection::default(),
         }
     }
 }
@@ -79,6 +82,67 @@ impl Default for SyncSection {
             interval_seconds: 60.0,
         }
     }
+}
+
+/// `[detect]`: what `kizuna scan --hub` and the watched directories of `kizuna serve` do with
+/// their sightings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectSection {
+    /// The collection (id or alias) sightings are written to; default the hub's `shared` one.
+    pub sightings_collection: Option<String>,
+    /// This organisation's STIX identity (`identity--UUID`), named in `where_sighted_refs`.
+    pub identity: Option<String>,
+    /// The TLP marking of every object written (a sighting reveals what the organisation saw).
+    pub tlp: Tlp,
+    /// Replace email addresses in shared observed-data by salted hashes.
+    pub hash_emails: bool,
+    /// Salt of those hashes; empty: a random secret kept in the store, stable for the hub.
+    pub email_hash_salt: String,
+    /// Seconds between two scans of the watched directories.
+    pub interval_seconds: f64,
+    /// Directories `kizuna serve` watches (`[[detect.watch]]` tables).
+    pub watch: Vec<WatchConfig>,
+}
+
+impl Default for DetectSection {
+    fn default() -> Self {
+        Self {
+            sightings_collection: None,
+            identity: None,
+            tlp: Tlp::Amber,
+            hash_emails: false,
+            email_hash_salt: String::new(),
+            interval_seconds: 10.0,
+            watch: Vec::new(),
+        }
+    }
+}
+
+/// What a watched directory holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WatchKind {
+    /// A Maildir: new messages in `new/` and `cur/`.
+    Maildir,
+    /// Zeek JSON logs (one record per line).
+    Zeek,
+    /// Suricata EVE JSON.
+    Suricata,
+    /// STIX bundles or observed-data, one per line.
+    Stix,
+}
+
+/// `[[detect.watch]]`: one directory `kizuna serve` scans on every round.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchConfig {
+    /// What the directory holds.
+    pub kind: WatchKind,
+    /// The directory (a Maildir, or a directory of log files, read as they grow).
+    pub path: PathBuf,
+    /// Where its sightings go; default `[detect] sightings_collection`.
+    pub collection: Option<String>,
 }
 
 /// `[taxii]`.
@@ -189,6 +253,18 @@ mod tests {
         assert_eq!(c.taxii.max_page_size, 500);
         assert_eq!(c.taxii.unmarked_as, Tlp::Green);
         let err = toml::from_str::<Config>("[server]\nlisten_addr = \"x\"").unwrap_err();
+        assert!(err.to_string().contains("listen_addr"), "{err}");
+        let c: Config = toml::from_str(
+            "[detect]\ntlp = \"green\"\n[[detect.watch]]\nkind = \"maildir\"\npath = \"/m\"",
+        )
+        .unwrap();
+        assert_eq!(c.detect.tlp, Tlp::Green);
+        assert_eq!(c.detect.watch[0].kind, WatchKind::Maildir);
+        assert_eq!(Config::default().detect.tlp, Tlp::Amber);
+        let err = toml::from_str::<Config>(
+            "[[detect.watch]]\nkind = \"maildir\"\npath = \"/m\"\ncolection = \"x\"",
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("listen_addr"), "{err}");
     }
 }

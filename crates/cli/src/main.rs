@@ -7,6 +7,7 @@
 mod cmd;
 mod config;
 mod hub;
+mod sightings;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -103,8 +104,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(args) => cmd::export::run(&config, args),
         Command::Audit(args) => cmd::audit::run(&config, args),
         Command::Pattern(c) => cmd::pattern::run(c),
-        Command::Scan(c) => cmd::scan::run(c),
-        Command::Match(args) => cmd::detect_match::run(args),
+        Command::Scan(c) => cmd::scan::run(&config, c),
+        Command::Match(args) => cmd::detect_match::run(&config, args),
         Command::Partner(c) => cmd::partner::run(&config, config_path, c),
         Command::Sync(args) => cmd::sync::run(&config, config_path, args),
         Command::Policy(c) => cmd::policy::run(&config, config_path, c),

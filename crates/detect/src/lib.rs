@@ -54,6 +54,7 @@
 //! ([`MailLimits`]); a malformed item becomes a note or an error naming it, never a crash.
 
 mod error;
+pub mod explain;
 pub mod id;
 mod index;
 mod logs;
@@ -64,6 +65,7 @@ pub mod reduce;
 mod zip;
 
 pub use error::Error;
+pub use explain::{TestExplanation, explain};
 pub use logs::{LogFormat, LogSource, map_json_line};
 pub use mail::{MailLimits, MailOptions, MailSource, scan_message};
 pub use matcher::{Hit, IndicatorSet, IndicatorStream, LoadReport, StreamLimits};

@@ -25,6 +25,8 @@ pub use stream::{IndicatorStream, StreamLimits};
 #[derive(Debug)]
 struct Compiled {
     id: String,
+    /// `name`, for people.
+    name: Option<String>,
     /// `modified`, to keep the newest version of an id.
     modified: Option<Timestamp>,
     pattern: Pattern,
@@ -300,6 +302,7 @@ fn compile(obj: &Value, id: &str, modified: Option<Timestamp>) -> Result<Compile
     let pattern = Pattern::parse(text).map_err(|e| e.to_string())?;
     Ok(Compiled {
         id: id.to_owned(),
+        name: obj.get("name").and_then(Value::as_str).map(str::to_owned),
         modified,
         valid_from: timestamp(obj, "valid_from")?,
         valid_until: timestamp(obj, "valid_until")?,
@@ -395,6 +398,12 @@ impl IndicatorSet {
     pub fn pattern(&self, id: &str) -> Option<&Pattern> {
         let slot = *self.by_id.get(id)?;
         Some(&self.slots.get(slot as usize)?.as_ref()?.pattern)
+    }
+
+    /// The `name` of the indicator `id`, if loaded and named.
+    pub fn name(&self, id: &str) -> Option<&str> {
+        let slot = *self.by_id.get(id)?;
+        self.slots.get(slot as usize)?.as_ref()?.name.as_deref()
     }
 
     /// Number of compiled indicators.

@@ -26,6 +26,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use kizuna_detect::IndicatorSet;
 use kizuna_stix::Timestamp;
 
+use crate::config::Config;
+
 /// Lines handed to a worker at a time: large enough to amortise the channel, small enough to
 /// keep every core busy on short inputs.
 const BATCH_LINES: usize = 512;
@@ -37,8 +39,19 @@ const MAX_LINE_BYTES: u64 = 16 << 20;
 #[derive(Debug, Args)]
 pub struct MatchArgs {
     /// STIX indicators: a bundle, a JSON array or JSON lines.
-    #[arg(long, value_name = "FILE")]
-    pub indicators: PathBuf,
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "hub",
+        conflicts_with = "hub"
+    )]
+    pub indicators: Option<PathBuf>,
+    /// Match the indicators of the hub in --data (sightings are printed, not stored).
+    #[arg(long)]
+    pub hub: bool,
+    /// With --hub: read indicators from this collection (id or alias) only; repeatable.
+    #[arg(long = "from-collection", value_name = "COLLECTION", requires = "hub")]
+    pub from_collections: Vec<String>,
     /// Observations: JSON lines, one bundle or observed-data per line; `-` reads standard input.
     #[arg(long, value_name = "FILE")]
     pub observations: PathBuf,
@@ -67,19 +80,40 @@ struct Done {
 }
 
 /// Runs `kizuna match`.
-pub fn run(args: MatchArgs) -> anyhow::Result<ExitCode> {
+pub fn run(config: &Config, args: MatchArgs) -> anyhow::Result<ExitCode> {
     let now = Timestamp::now();
-    let text = std::fs::read_to_string(&args.indicators)
-        .with_context(|| format!("reading indicators {}", args.indicators.display()))?;
-    let local = kizuna_detect::id::derived_id("identity", &["kizuna-local-sensor"]);
-    let identity = args.identity.as_deref().unwrap_or(&local);
-    let (set, report) = IndicatorSet::from_json(&text, identity, now)?;
-    for skipped in &report.skipped {
-        eprintln!("kizuna: indicator skipped: {skipped}");
-    }
-    if set.is_empty() {
-        bail!("{}: no usable STIX indicator", args.indicators.display());
-    }
+    let identity = crate::sightings::identity(args.identity.as_deref(), config)?;
+    let set = match &args.indicators {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading indicators {}", path.display()))?;
+            let (set, report) = IndicatorSet::from_json(&text, &identity, now)?;
+            for skipped in &report.skipped {
+                eprintln!("kizuna: indicator skipped: {skipped}");
+            }
+            if set.is_empty() {
+                bail!("{}: no usable STIX indicator", path.display());
+            }
+            set
+        }
+        None => {
+            crate::sightings::require_hub(config)?;
+            let store = crate::hub::open(config)?;
+            let set = crate::sightings::load_indicators(
+                store.as_ref(),
+                &args.from_collections,
+                &identity,
+                now,
+            )?;
+            if set.is_empty() {
+                bail!(
+                    "the hub in {} holds no usable STIX indicator",
+                    config.data.display()
+                );
+            }
+            set
+        }
+    };
     let name = args.observations.display().to_string();
     let input: Box<dyn BufRead + Send> = if name == "-" {
         Box::new(BufReader::new(std::io::stdin()))

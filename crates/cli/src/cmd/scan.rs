@@ -2,9 +2,12 @@
 //!
 //! Reads mail (`.eml`, mbox, Maildir) or logs (Zeek JSON, Suricata EVE, STIX JSONL), and either
 //! prints what was extracted (`--observables`, one `{"source", "bundle"}` line per message or
-//! log line) or matches it against indicators (`--indicators FILE`) and prints each hit as a
-//! STIX sighting (`--format jsonl`) or a table. A malformed message or log line is reported on
-//! stderr with its `PATH`, `PATH#N` or `PATH:LINE` and the scan goes on.
+//! log line) or matches it against indicators (`--indicators FILE`, or `--hub`: those of the
+//! hub's store) and prints each hit as a STIX sighting (`--format jsonl`) or a table, with
+//! `--explain` saying why it matched. With `--hub`, each sighting is also written, privacy-
+//! reduced and marked, into a collection of the hub (`crate::sightings`). A malformed message
+//! or log line is reported on stderr with its `PATH`, `PATH#N` or `PATH:LINE` and the scan goes
+//! on.
 //!
 //! Exit status, as virus scanners have it: 0 when nothing matched, 1 when some indicator
 //! matched, 2 when an input could not be read at all or the indicators could not be loaded.
@@ -15,11 +18,18 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
+use std::sync::Arc;
+
 use kizuna_detect::{
-    Error, IndicatorSet, IndicatorStream, LogFormat, LogSource, MailOptions, MailSource,
-    Observation, StreamLimits,
+    Error, Hit, IndicatorSet, IndicatorStream, LogFormat, LogSource, MailOptions, MailSource,
+    Observation, ReduceOptions, StreamLimits,
 };
-use kizuna_stix::Timestamp;
+use kizuna_stix::{Timestamp, Tlp};
+use kizuna_store::Store;
+
+use crate::config::Config;
+use crate::hub;
+use crate::sightings::{self, SightingSink};
 
 /// Subcommands of `kizuna scan`.
 #[derive(Debug, Subcommand)]
@@ -59,7 +69,7 @@ pub enum InputFormat {
 /// How hits are printed.
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum HitFormat {
-    /// One line per hit: source, indicator, first seen.
+    /// One line per hit: source, indicator (name or id), matched value, first seen; a summary.
     Table,
     /// One JSON object per hit: `{"source", "indicator", "sighting", "observed_data"}`.
     Jsonl,
@@ -72,23 +82,43 @@ pub struct OutputArgs {
     /// matching.
     #[arg(
         long,
-        conflicts_with = "indicators",
-        required_unless_present = "indicators"
+        conflicts_with_all = ["indicators", "hub"],
+        required_unless_present_any = ["indicators", "hub"]
     )]
     pub observables: bool,
     /// STIX indicators to match (bundle, JSON array or JSON lines).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "hub")]
     pub indicators: Option<PathBuf>,
+    /// Use the hub in --data: indicators from its collections, and every sighting written
+    /// (privacy-reduced, marked) into a collection, from where partners receive it.
+    #[arg(long)]
+    pub hub: bool,
+    /// Read indicators from this collection (id or alias) only; repeatable. Default: all.
+    #[arg(long = "from-collection", value_name = "COLLECTION", requires = "hub")]
+    pub from_collections: Vec<String>,
+    /// Write sightings into this collection (default: `[detect] sightings_collection`, else
+    /// `shared`).
+    #[arg(long, value_name = "COLLECTION", requires = "hub")]
+    pub to_collection: Option<String>,
+    /// TLP marking of the objects written (default: `[detect] tlp`, else amber).
+    #[arg(long, value_name = "LEVEL", requires = "hub")]
+    pub tlp: Option<Tlp>,
+    /// Replace email addresses in the shared observed-data by salted hashes.
+    #[arg(long, requires = "hub")]
+    pub hash_emails: bool,
     /// Output format of hits.
     #[arg(long, value_enum, default_value = "table")]
     pub format: HitFormat,
+    /// For each hit, show why it matched: each test of the pattern and the observed values.
+    #[arg(long)]
+    pub explain: bool,
     /// The identity that sighted the indicators (`where_sighted_refs` of every sighting).
     #[arg(long, value_name = "IDENTITY_ID")]
     pub identity: Option<String>,
 }
 
 /// Runs `kizuna scan`.
-pub fn run(cmd: ScanCommand) -> anyhow::Result<ExitCode> {
+pub fn run(config: &Config, cmd: ScanCommand) -> anyhow::Result<ExitCode> {
     let now = Timestamp::now();
     let (source, output): (
         Box<dyn Iterator<Item = Result<Observation, Error>>>,
@@ -114,10 +144,37 @@ pub fn run(cmd: ScanCommand) -> anyhow::Result<ExitCode> {
             (Box::new(LogSource::new(format, paths, now)), output)
         }
     };
+    let identity = sightings::identity(output.identity.as_deref(), config)?;
+    let mut sink = None;
     let indicators = match &output.indicators {
-        Some(path) => Some(load_indicators(path, output.identity.as_deref(), now)?),
+        Some(path) => Some(load_indicators(path, &identity, now)?),
+        None if output.hub => {
+            sightings::require_hub(config)?;
+            let store: Arc<dyn Store> = hub::open(config)?;
+            let set = sightings::load_indicators(
+                store.as_ref(),
+                &output.from_collections,
+                &identity,
+                now,
+            )?;
+            if set.is_empty() {
+                bail!(
+                    "the hub in {} holds no usable STIX indicator",
+                    config.data.display()
+                );
+            }
+            eprintln!("kizuna: {} indicators loaded from the hub", set.len());
+            sink = Some(SightingSink::new(
+                store,
+                config,
+                output.to_collection.as_deref(),
+                output.tlp,
+                output.hash_emails,
+            )?);
+            Some(set)
+        }
         None if output.observables => None,
-        None => bail!("give --observables to print what is extracted, or --indicators FILE"),
+        None => bail!("give --observables to print what is extracted, --indicators FILE or --hub"),
     };
     // Messages and lines arrive in order, one at a time: a stream also matches the patterns
     // that bind several observations (`FOLLOWEDBY`, `REPEATS`, `WITHIN`) across them.
@@ -128,7 +185,11 @@ pub fn run(cmd: ScanCommand) -> anyhow::Result<ExitCode> {
     let mut out = BufWriter::new(stdout.lock());
     let mut tally = Tally::default();
     if matcher.is_some() && output.format == HitFormat::Table {
-        writeln!(out, "{:<48} {:<56} FIRST SEEN", "SOURCE", "INDICATOR")?;
+        writeln!(
+            out,
+            "{:<40} {:<40} {:<40} FIRST SEEN",
+            "SOURCE", "INDICATOR", "MATCHED"
+        )?;
     }
     for item in source {
         let obs = match item {
@@ -142,27 +203,22 @@ pub fn run(cmd: ScanCommand) -> anyhow::Result<ExitCode> {
         for note in &obs.notes {
             eprintln!("kizuna: {}: {note}", obs.source);
         }
-        let written = match &mut matcher {
-            None => obs.write_json_line(&mut out),
-            Some(stream) => match stream.push(&obs) {
+        let written = match (&mut matcher, &indicators) {
+            (Some(stream), Some(set)) => match stream.push(&obs) {
                 Ok(hits) => hits.iter().try_for_each(|hit| {
                     tally.hits += 1;
-                    match output.format {
-                        HitFormat::Jsonl => writeln!(out, "{}", hit.to_json()),
-                        HitFormat::Table => writeln!(
-                            out,
-                            "{:<48} {:<56} {}",
-                            hit.source,
-                            hit.indicator,
-                            hit.sighting["first_seen"].as_str().unwrap_or("")
-                        ),
+                    tally.indicators.insert(hit.indicator.clone());
+                    if let Some(sink) = &mut sink {
+                        sink.write(set, &obs, hit).map_err(std::io::Error::other)?;
                     }
+                    print_hit(&mut out, set, &obs, hit, &output)
                 }),
                 Err(e) => {
                     tally.error(&e);
                     Ok(())
                 }
             },
+            _ => obs.write_json_line(&mut out),
         };
         if let Err(e) = written {
             // A closed pipe (`| head`) ends the scan quietly.
@@ -171,6 +227,15 @@ pub fn run(cmd: ScanCommand) -> anyhow::Result<ExitCode> {
             }
             return Err(e.into());
         }
+    }
+    if matcher.is_some() && output.format == HitFormat::Table {
+        let _ = writeln!(
+            out,
+            "{} hits of {} indicators in {} observations",
+            tally.hits,
+            tally.indicators.len(),
+            tally.observations
+        );
     }
     out.flush().or_else(|e| {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
@@ -183,18 +248,93 @@ pub fn run(cmd: ScanCommand) -> anyhow::Result<ExitCode> {
         "kizuna: {} observations, {} hits, {} errors",
         tally.observations, tally.hits, tally.errors
     );
+    if let Some(sink) = &sink {
+        let w = sink.written;
+        eprintln!(
+            "kizuna: sightings written to collection {} ({}): {} new, {} already there, {} not written",
+            sink.collection().id,
+            sink.collection().title,
+            w.sightings,
+            w.already,
+            w.failed
+        );
+    }
     Ok(tally.exit_code())
 }
 
-fn load_indicators(
-    path: &PathBuf,
-    identity: Option<&str>,
-    now: Timestamp,
-) -> anyhow::Result<IndicatorSet> {
+/// One hit, as a table row or a JSON line, with its explanation when asked.
+fn print_hit(
+    out: &mut impl Write,
+    set: &IndicatorSet,
+    obs: &Observation,
+    hit: &Hit,
+    output: &OutputArgs,
+) -> std::io::Result<()> {
+    let pattern = set.pattern(&hit.indicator);
+    let explained = match pattern {
+        Some(p) if output.explain || output.format == HitFormat::Table => {
+            // Explained on what a partner would be shown, when the hit can be reduced.
+            let bundle = kizuna_detect::reduce(hit, obs, p, &ReduceOptions::default())
+                .map_or_else(|_| obs.bundle.clone(), |r| r.bundle());
+            kizuna_detect::explain(p, &bundle)
+        }
+        _ => Vec::new(),
+    };
+    match output.format {
+        HitFormat::Jsonl => {
+            let mut line = hit.to_json();
+            if output.explain {
+                line["explain"] = serde_json::json!({
+                    "pattern": pattern.map(ToString::to_string),
+                    "tests": explained.iter().map(|t| serde_json::json!({
+                        "test": t.test, "holds": t.holds, "observed": t.values,
+                    })).collect::<Vec<_>>(),
+                });
+            }
+            writeln!(out, "{line}")
+        }
+        HitFormat::Table => {
+            let matched = explained
+                .iter()
+                .find(|t| t.holds)
+                .and_then(|t| t.values.first())
+                .map(|v| v.trim_matches('"').to_owned())
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "{:<40} {:<40} {:<40} {}",
+                hit.source,
+                set.name(&hit.indicator).unwrap_or(&hit.indicator),
+                matched,
+                hit.sighting["first_seen"].as_str().unwrap_or("")
+            )?;
+            if output.explain {
+                if let Some(p) = pattern {
+                    writeln!(out, "    {} {p}", hit.indicator)?;
+                }
+                for t in &explained {
+                    writeln!(
+                        out,
+                        "    {} {}    observed: {}",
+                        if t.holds { "MATCH" } else { "no   " },
+                        t.test,
+                        if t.values.is_empty() {
+                            "(nothing)".to_owned()
+                        } else {
+                            t.values.join(", ")
+                        }
+                    )?;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn load_indicators(path: &PathBuf, identity: &str, now: Timestamp) -> anyhow::Result<IndicatorSet> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading indicators {}", path.display()))?;
-    let local = kizuna_detect::id::derived_id("identity", &["kizuna-local-sensor"]);
-    let (set, report) = IndicatorSet::from_json(&text, identity.unwrap_or(&local), now)?;
+    let (set, report) = IndicatorSet::from_json(&text, identity, now)?;
     for skipped in &report.skipped {
         eprintln!("kizuna: indicator skipped: {skipped}");
     }
@@ -208,6 +348,7 @@ fn load_indicators(
 #[derive(Default)]
 struct Tally {
     observations: u64,
+    indicators: std::collections::HashSet<String>,
     hits: u64,
     errors: u64,
     unreadable: u64,
