@@ -8,6 +8,7 @@ mod cmd;
 mod config;
 mod hub;
 mod sightings;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

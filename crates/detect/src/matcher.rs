@@ -394,6 +394,11 @@ impl IndicatorSet {
         true
     }
 
+    /// Sightings made from now on are created at `now` (a long-running sensor moves the clock).
+    pub fn set_now(&mut self, now: Timestamp) {
+        self.now = now;
+    }
+
     /// The compiled pattern of the indicator `id`, if loaded.
     pub fn pattern(&self, id: &str) -> Option<&Pattern> {
         let slot = *self.by_id.get(id)?;

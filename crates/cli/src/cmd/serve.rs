@@ -82,12 +82,20 @@ pub fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
         service.default_api_root = default_collection.as_ref().map(|(root, _)| root.clone());
         service.egress = egress_policies(&config.partners);
         let state = AppState::new(store, service)?;
-        if let Some((_, engine)) = &sync_task {
-            // The federation status in /metrics.
-            let (engine, names) = (engine.clone(), partner_names(&config.partners));
-            state
-                .metrics
-                .set_extra(Arc::new(move |out: &mut String| engine.render_metrics(&names, out)));
+        let watch = crate::watch::start(config, state.store.clone())?;
+        let watch_metrics = watch.as_ref().map(crate::watch::Watch::metrics);
+        if sync_task.is_some() || watch_metrics.is_some() {
+            // The federation status and the watched directories in /metrics.
+            let engine = sync_task.as_ref().map(|(_, engine)| engine.clone());
+            let names = partner_names(&config.partners);
+            state.metrics.set_extra(Arc::new(move |out: &mut String| {
+                if let Some(engine) = &engine {
+                    engine.render_metrics(&names, out);
+                }
+                if let Some(m) = &watch_metrics {
+                    m.render(out);
+                }
+            }));
         }
         let server = kizuna_taxii::start(ServerConfig::new(listen, tls), state).await?;
         let url = server.url();
@@ -134,6 +142,9 @@ pub fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
         server.shutdown().await;
         if let Some((task, _)) = sync_task {
             let _ = task.await;
+        }
+        if let Some(watch) = watch {
+            let _ = tokio::task::spawn_blocking(move || watch.stop()).await;
         }
         anyhow::Ok(())
     })?;
