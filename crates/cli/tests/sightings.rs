@@ -266,11 +266,87 @@ fn serve_watches_a_maildir_and_serves_its_sightings_without_duplicates() {
     assert_eq!(after.len(), 4, "{after:?}");
     let text = after.iter().map(Value::to_string).collect::<String>();
     assert!(text.contains(kizuna_stix::Tlp::Amber.marking_id()));
+    let metrics = metrics(&hub);
+    assert!(metrics.contains("kizuna_detect_hits_total"), "{metrics}");
+}
+
+#[test]
+fn serve_reads_appended_log_lines_once_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = hub_with_indicators(dir.path());
+    let mail = testdata().join("plain-utf8.eml");
+    let (_, observables, _) = kizuna(
+        &data,
+        &["scan", "mail", mail.to_str().unwrap(), "--observables"],
+        None,
+    );
+    let bundle: Value = serde_json::from_str::<Value>(observables.lines().next().unwrap()).unwrap()
+        ["bundle"]
+        .clone();
+    let od_id = bundle["objects"][0]["id"].as_str().unwrap().to_owned();
+    // The same observation under another observed-data id: a new line, new sightings.
+    let line = |n: u32| {
+        let fresh = format!("observed-data--00000000-0000-4000-8000-{n:012}");
+        format!("{}\n", bundle.to_string().replace(&od_id, &fresh))
+    };
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let file = logs.join("observations.jsonl");
+    std::fs::write(&file, line(1)).unwrap();
+    let config = dir.path().join("kizuna.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[detect]\ninterval_seconds = 0.1\n[[detect.watch]]\nkind = \"stix\"\npath = {:?}\n",
+            logs.display().to_string()
+        ),
+    )
+    .unwrap();
+    let hub = common::Hub::start_with_config(&data, Some(common::ADMIN_PASSWORD), &config);
+    assert_eq!(wait_for_sightings(&hub, 2).len(), 2);
+    let append = |text: &str| {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&file)
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    };
+    append(&line(2));
+    assert_eq!(wait_for_sightings(&hub, 4).len(), 4);
+    hub.kill();
+
+    let hub = common::Hub::start_with_config(&data, Some(common::ADMIN_PASSWORD), &config);
+    append(&line(3));
+    wait_for_sightings(&hub, 6);
+    let state = data.join("watch-state.json");
+    let size = std::fs::metadata(&file).unwrap().len();
+    for _ in 0..600 {
+        if std::fs::read_to_string(&state).is_ok_and(|s| s.contains(&format!("\"offset\":{size}")))
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(wait_for_sightings(&hub, 6).len(), 6);
+    // After the restart only the new line was matched: offsets survived.
+    let metrics = metrics(&hub);
+    assert!(
+        metrics.contains("\nkizuna_detect_hits_total 2\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("\nkizuna_detect_observations_total 1\n"),
+        "{metrics}"
+    );
+}
+
+fn metrics(hub: &common::Hub) -> String {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let metrics = rt.block_on(async {
+    rt.block_on(async {
         hub.client()
             .get(format!("{}/metrics", hub.url))
             .basic_auth("admin", Some(common::ADMIN_PASSWORD))
@@ -280,6 +356,5 @@ fn serve_watches_a_maildir_and_serves_its_sightings_without_duplicates() {
             .text()
             .await
             .unwrap()
-    });
-    assert!(metrics.contains("kizuna_detect_hits_total"), "{metrics}");
+    })
 }
