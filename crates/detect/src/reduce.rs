@@ -470,10 +470,7 @@ pub fn reduce(
         }
     }
     if !still_matches(pattern, &kept.bundle(od)) {
-        return Err(bad(&format!(
-            "the projection no longer matches: {}",
-            kept.bundle(od)
-        )));
+        return Err(bad("the projection no longer matches"));
     }
 
     // 2. Greedy minimisation, the evaluator as judge.
