@@ -240,3 +240,77 @@ fn hashing_hides_every_address_consistently_and_marks_every_object() {
         )
     );
 }
+
+/// Patterns from a log observation: every address, domain, URL, hash and port it holds.
+fn log_patterns(obs: &Observation) -> Vec<String> {
+    let mut out = Vec::new();
+    for o in obs.bundle["objects"].as_array().unwrap() {
+        let kind = o["type"].as_str().unwrap();
+        match kind {
+            "ipv4-addr" | "ipv6-addr" | "domain-name" | "url" => out.push(format!(
+                "[{kind}:value = '{}']",
+                quote(o["value"].as_str().unwrap())
+            )),
+            "network-traffic" => {
+                if let Some(p) = o["dst_port"].as_u64() {
+                    out.push(format!("[network-traffic:dst_port = {p}]"));
+                }
+                out.push("[network-traffic:dst_ref.value ISSUBSET '0.0.0.0/0']".to_owned());
+            }
+            "file" | "x509-certificate" => {
+                for (alg, h) in o["hashes"].as_object().into_iter().flatten() {
+                    out.push(format!(
+                        "[{kind}:hashes.'{alg}' = '{}']",
+                        h.as_str().unwrap()
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn reduced_log_sightings_validate_and_still_match() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/logs");
+    let now = Timestamp::parse("2026-01-01T00:00:00Z").unwrap();
+    let mut checked = 0;
+    for (format, dir) in [
+        (kizuna_detect::LogFormat::Zeek, "zeek"),
+        (kizuna_detect::LogFormat::Suricata, "suricata"),
+    ] {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(root.join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        for obs in kizuna_detect::LogSource::new(format, files, now).filter_map(Result::ok) {
+            let inds: Vec<Value> = log_patterns(&obs)
+                .iter()
+                .enumerate()
+                .map(|(n, p)| indicator(n, p))
+                .collect();
+            let (set, _) =
+                IndicatorSet::from_json(&Value::Array(inds).to_string(), IDENTITY, now).unwrap();
+            for hit in set.matches(&obs).unwrap() {
+                let pattern = set.pattern(&hit.indicator).unwrap();
+                let r = reduce(&hit, &obs, pattern, &ReduceOptions::default())
+                    .unwrap_or_else(|e| panic!("{e}"));
+                for o in r.objects.iter().chain([&r.observed_data, &r.sighting]) {
+                    let problems = kizuna_stix::validate_object(o);
+                    assert!(
+                        problems.is_empty(),
+                        "{}: {pattern}: {o}: {problems:?}",
+                        obs.source
+                    );
+                }
+                let loaded = Observations::from_json(&r.bundle(), SpecVersion::V21).unwrap();
+                assert!(pattern.matches(&loaded).unwrap().matched, "{pattern}");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 20, "only {checked} log sightings checked");
+}
