@@ -126,6 +126,7 @@ pub fn load_indicators(
             eprintln!("kizuna: indicator skipped: {s}");
         }
     }
+    set.compact();
     Ok(set)
 }
 

@@ -281,6 +281,7 @@ impl Watcher {
             self.seen
                 .insert(cref, (count, last.or(Some(Timestamp::from_unix_micros(0)))));
         }
+        self.set.compact();
         self.metrics
             .indicators
             .store(self.set.len() as u64, Ordering::Relaxed);

@@ -394,6 +394,13 @@ impl IndicatorSet {
         true
     }
 
+    /// Builds the index structures that incremental inserts left pending: call after inserting
+    /// many indicators one at a time (a bulk load from a store), as `from_json` does.
+    pub fn compact(&mut self) {
+        self.index.compact();
+        self.stream_index.compact();
+    }
+
     /// Sightings made from now on are created at `now` (a long-running sensor moves the clock).
     pub fn set_now(&mut self, now: Timestamp) {
         self.now = now;
