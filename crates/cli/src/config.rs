@@ -265,6 +265,6 @@ mod tests {
             "[[detect.watch]]\nkind = \"maildir\"\npath = \"/m\"\ncolection = \"x\"",
         )
         .unwrap_err();
-        assert!(err.to_string().contains("listen_addr"), "{err}");
+        assert!(err.to_string().contains("colection"), "{err}");
     }
 }
