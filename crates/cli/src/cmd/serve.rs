@@ -1,19 +1,19 @@
 //! `kizuna serve`: the TAXII 2.1 hub over HTTPS.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Args;
 use kizuna_store::Store;
-use kizuna_sync::{EgressPolicy, PartnerConfig};
+use kizuna_sync::state::SyncDb;
 use kizuna_taxii::{AppState, ServerConfig, TlsMode};
 
 use crate::config::Config;
 use crate::hub;
+use crate::live::{self, LivePartners};
 
 /// Arguments of `kizuna serve`.
 #[derive(Debug, Args)]
@@ -40,8 +40,13 @@ pub struct ServeArgs {
     ready_file: Option<PathBuf>,
 }
 
-/// Runs `kizuna serve` until Ctrl-C or SIGTERM.
-pub fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
+/// Runs `kizuna serve` until Ctrl-C or SIGTERM. `config_path` is the `--config` given, if any:
+/// its `[[partner]]` tables are re-read on SIGHUP and at every sync round.
+pub fn run(
+    config: &Config,
+    config_path: Option<&Path>,
+    args: ServeArgs,
+) -> anyhow::Result<ExitCode> {
     let store = hub::open_initialised(config)?;
     let listen = args.listen.unwrap_or(config.server.listen);
     let plaintext = args.danger_plaintext_http || config.server.danger_plaintext_http;
@@ -77,17 +82,34 @@ pub fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
         kizuna_taxii::tls::install_crypto_provider();
         let store: Arc<dyn Store> = store;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let sync_task = start_sync(config, store.clone(), stop_rx)?;
+        // The sync database is also the egress ledger every exit writes: push, TAXII reads by
+        // partner accounts, export.
+        let db = Arc::new(
+            SyncDb::open(&config.data)
+                .with_context(|| format!("cannot open the sync state in {}", config.data.display()))?,
+        );
+        let partners = Arc::new(LivePartners::new(
+            live::config_file(config_path),
+            config.partners.clone(),
+        ));
+        let (sync_task, engine) = start_sync(config, store.clone(), db.clone(), partners.clone(), stop_rx.clone())?;
+        let reload_task = live::spawn_reload_on_sighup(partners.clone(), stop_rx);
         let mut service = config.service();
         service.default_api_root = default_collection.as_ref().map(|(root, _)| root.clone());
-        service.egress = egress_policies(&config.partners);
+        service.egress = partners.egress();
+        service.ledger = Some(db);
+        let readers = service.egress.accounts();
+        if !readers.is_empty() {
+            eprintln!("  egress policy on TAXII reads by: {}", readers.join(", "));
+        }
         let state = AppState::new(store, service)?;
-        if let Some((_, engine)) = &sync_task {
-            // The federation status in /metrics.
-            let (engine, names) = (engine.clone(), partner_names(&config.partners));
-            state
-                .metrics
-                .set_extra(Arc::new(move |out: &mut String| engine.render_metrics(&names, out)));
+        {
+            // The federation status in /metrics, for the partners in force.
+            let partners = partners.clone();
+            state.metrics.set_extra(Arc::new(move |out: &mut String| {
+                let names: Vec<String> = partners.partners().iter().map(|p| p.name.clone()).collect();
+                engine.render_metrics(&names, out);
+            }));
         }
         let server = kizuna_taxii::start(ServerConfig::new(listen, tls), state).await?;
         let url = server.url();
@@ -132,71 +154,55 @@ pub fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
         eprintln!("shutting down");
         let _ = stop_tx.send(true);
         server.shutdown().await;
-        if let Some((task, _)) = sync_task {
-            let _ = task.await;
-        }
+        let _ = sync_task.await;
+        let _ = reload_task.await;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Starts the federation loop when partners are configured: every partner is synced every
-/// `[sync] interval_seconds` until `stop` turns true. Returns the task and the engine.
+/// Starts the federation loop: every `[sync] interval_seconds`, the `[[partner]]` tables are
+/// re-read (see [`crate::live`]) and every partner then configured is synced, until `stop` turns
+/// true. Returns the task and the engine.
 fn start_sync(
     config: &Config,
     store: Arc<dyn Store>,
+    db: Arc<SyncDb>,
+    partners: Arc<LivePartners>,
     mut stop: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<Option<(tokio::task::JoinHandle<()>, Arc<kizuna_sync::SyncEngine>)>> {
-    if config.partners.is_empty() {
-        return Ok(None);
-    }
+) -> anyhow::Result<(tokio::task::JoinHandle<()>, Arc<kizuna_sync::SyncEngine>)> {
     let interval = config.sync.interval_seconds;
     if !(interval.is_finite() && interval > 0.0) {
         bail!("[sync] interval_seconds must be a positive number of seconds, not {interval}");
     }
-    let db = Arc::new(
-        kizuna_sync::state::SyncDb::open(&config.data)
-            .with_context(|| format!("cannot open the sync state in {}", config.data.display()))?,
-    );
     let engine = Arc::new(kizuna_sync::SyncEngine::new(
         store,
         db,
         kizuna_sync::SyncOptions::default(),
     ));
-    let partners = config.partners.clone();
-    eprintln!(
-        "  federation: {} partner(s), every {interval} s",
-        partners.len()
-    );
-    let task = tokio::spawn(engine.clone().run_periodically(
-        partners,
+    if !config.partners.is_empty() {
+        eprintln!(
+            "  federation: {} partner(s), every {interval} s",
+            config.partners.len()
+        );
+    }
+    let task = tokio::spawn(engine.clone().run_rounds(
+        move || {
+            let partners = partners.clone();
+            async move {
+                let reloaded = partners.clone();
+                if let Err(e) = tokio::task::spawn_blocking(move || reloaded.reload()).await {
+                    tracing::error!(error = %e, "partner configuration reload failed");
+                }
+                partners.partners()
+            }
+        },
         std::time::Duration::from_secs_f64(interval),
         async move {
             let _ = stop.wait_for(|stopped| *stopped).await;
         },
     ));
-    Ok(Some((task, engine)))
-}
-
-fn partner_names(partners: &[PartnerConfig]) -> Vec<String> {
-    partners.iter().map(|p| p.name.clone()).collect()
-}
-
-/// The egress policy of each partner that reads from us with a local account (`account = "..."`
-/// in its `[[partner]]` table), by account: the TAXII server applies it to everything that
-/// account reads, as push applies it to everything sent. (Config loading refuses an account given
-/// to two partners.)
-fn egress_policies(partners: &[PartnerConfig]) -> HashMap<String, EgressPolicy> {
-    let policies: HashMap<String, EgressPolicy> = partners
-        .iter()
-        .filter_map(|p| Some((p.account.clone()?, p.policy.clone())))
-        .collect();
-    if !policies.is_empty() {
-        let mut accounts: Vec<&str> = policies.keys().map(String::as_str).collect();
-        accounts.sort_unstable();
-        eprintln!("  egress policy on TAXII reads by: {}", accounts.join(", "));
-    }
-    policies
+    Ok((task, engine))
 }
 
 /// The first collection of the first API root, to show how to connect.
