@@ -19,7 +19,11 @@ pub(crate) mod tests {
     pub(crate) fn entry(n: u32) -> LedgerEntry {
         LedgerEntry {
             time: Timestamp::from_unix_micros(1_700_000_000_000_000 + i64::from(n)),
-            exit: if n % 2 == 0 { Exit::Taxii } else { Exit::Push },
+            exit: if n.is_multiple_of(2) {
+                Exit::Taxii
+            } else {
+                Exit::Push
+            },
             partner: "dod".into(),
             object_id: format!("indicator--00000000-0000-4000-8000-{n:012}"),
             version: "2026-01-01T00:00:00.000Z".into(),

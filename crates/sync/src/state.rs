@@ -1,5 +1,7 @@
 //! The sync database (`sync.db` in the data directory): pull checkpoints, push watermarks,
-//! quarantined objects, provenance of pulled versions, per-partner status, and the egress ledger.
+//! quarantined objects, provenance of pulled versions, per-partner status, and the egress ledger
+//! (every exit's records: push writes them with its watermark, the TAXII server and
+//! `kizuna export --partner` through [`LedgerStorage`]).
 //!
 //! It is a separate SQLite file from the hub's store on purpose, for now: the store's schema is
 //! owned by `kizuna-store`, and everything here is federation state. The seam is narrow: the

@@ -42,11 +42,14 @@ pub struct PartnerEgress {
     pub policy: EgressPolicy,
 }
 
+/// One version of the map: swapped whole, never edited.
+type Entries = Arc<HashMap<String, Arc<PartnerEgress>>>;
+
 /// Account name → the partner it belongs to. Cloning shares the map: a replacement through one
 /// clone is seen by all.
 #[derive(Debug, Clone, Default)]
 pub struct EgressMap {
-    current: Arc<RwLock<Arc<HashMap<String, Arc<PartnerEgress>>>>>,
+    current: Arc<RwLock<Entries>>,
 }
 
 impl EgressMap {

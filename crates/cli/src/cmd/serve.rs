@@ -82,35 +82,17 @@ pub fn run(
         kizuna_taxii::tls::install_crypto_provider();
         let store: Arc<dyn Store> = store;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        // The sync database is also the egress ledger every exit writes: push, TAXII reads by
-        // partner accounts, export.
-        let db = Arc::new(
-            SyncDb::open(&config.data)
-                .with_context(|| format!("cannot open the sync state in {}", config.data.display()))?,
-        );
-        let partners = Arc::new(LivePartners::new(
-            live::config_file(config_path),
-            config.partners.clone(),
-        ));
-        let (sync_task, engine) = start_sync(config, store.clone(), db.clone(), partners.clone(), stop_rx.clone())?;
-        let reload_task = live::spawn_reload_on_sighup(partners.clone(), stop_rx);
+        let federation = start_federation(config, config_path, store.clone(), stop_rx)?;
         let mut service = config.service();
         service.default_api_root = default_collection.as_ref().map(|(root, _)| root.clone());
-        service.egress = partners.egress();
-        service.ledger = Some(db);
+        service.egress = federation.partners.egress();
+        service.ledger = Some(federation.db.clone());
         let readers = service.egress.accounts();
         if !readers.is_empty() {
             eprintln!("  egress policy on TAXII reads by: {}", readers.join(", "));
         }
         let state = AppState::new(store, service)?;
-        {
-            // The federation status in /metrics, for the partners in force.
-            let partners = partners.clone();
-            state.metrics.set_extra(Arc::new(move |out: &mut String| {
-                let names: Vec<String> = partners.partners().iter().map(|p| p.name.clone()).collect();
-                engine.render_metrics(&names, out);
-            }));
-        }
+        state.metrics.set_extra(federation.metrics());
         let server = kizuna_taxii::start(ServerConfig::new(listen, tls), state).await?;
         let url = server.url();
         let discovery = format!("{url}/taxii2/");
@@ -154,41 +136,80 @@ pub fn run(
         eprintln!("shutting down");
         let _ = stop_tx.send(true);
         server.shutdown().await;
-        let _ = sync_task.await;
-        let _ = reload_task.await;
+        for task in federation.tasks {
+            let _ = task.await;
+        }
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Starts the federation loop: every `[sync] interval_seconds`, the `[[partner]]` tables are
-/// re-read (see [`crate::live`]) and every partner then configured is synced, until `stop` turns
-/// true. Returns the task and the engine.
-fn start_sync(
-    config: &Config,
-    store: Arc<dyn Store>,
+/// What `kizuna serve` runs beside the TAXII server for federation.
+struct Federation {
+    /// The sync database, which is also the egress ledger every exit writes (push, TAXII reads by
+    /// partner accounts, export).
     db: Arc<SyncDb>,
+    /// The `[[partner]]` tables in force, and the TAXII server's egress map built from them.
     partners: Arc<LivePartners>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<(tokio::task::JoinHandle<()>, Arc<kizuna_sync::SyncEngine>)> {
+    engine: Arc<kizuna_sync::SyncEngine>,
+    /// The sync rounds and the SIGHUP reloads; both end when `stop` turns true.
+    tasks: [tokio::task::JoinHandle<()>; 2],
+}
+
+impl Federation {
+    /// The federation status in /metrics, for the partners in force (nothing without partners).
+    fn metrics(&self) -> Arc<dyn Fn(&mut String) + Send + Sync> {
+        let (engine, partners) = (self.engine.clone(), self.partners.clone());
+        Arc::new(move |out: &mut String| {
+            let names: Vec<String> = partners.partners().iter().map(|p| p.name.clone()).collect();
+            if !names.is_empty() {
+                engine.render_metrics(&names, out);
+            }
+        })
+    }
+}
+
+/// Opens the sync database, loads the partners (checked as `kizuna sync` and every later reload
+/// check them, so that a file accepted now is not refused at the first reload), and starts the
+/// sync rounds (every `[sync] interval_seconds`, each re-reading the `[[partner]]` tables first,
+/// see [`crate::live`]) and the SIGHUP reloads, until `stop` turns true.
+fn start_federation(
+    config: &Config,
+    config_path: Option<&Path>,
+    store: Arc<dyn Store>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Federation> {
     let interval = config.sync.interval_seconds;
     if !(interval.is_finite() && interval > 0.0) {
         bail!("[sync] interval_seconds must be a positive number of seconds, not {interval}");
     }
-    let engine = Arc::new(kizuna_sync::SyncEngine::new(
-        store,
-        db,
-        kizuna_sync::SyncOptions::default(),
-    ));
-    if !config.partners.is_empty() {
+    let db = Arc::new(
+        SyncDb::open(&config.data)
+            .with_context(|| format!("cannot open the sync state in {}", config.data.display()))?,
+    );
+    let config_file = live::config_file(config_path);
+    let initial = match &config_file {
+        Some(path) => kizuna_sync::config::load_partners(path)?,
+        None => config.partners.clone(),
+    };
+    if !initial.is_empty() {
         eprintln!(
             "  federation: {} partner(s), every {interval} s",
-            config.partners.len()
+            initial.len()
         );
     }
-    let task = tokio::spawn(engine.clone().run_rounds(
+    let partners = Arc::new(LivePartners::new(config_file, initial));
+    let engine = Arc::new(kizuna_sync::SyncEngine::new(
+        store,
+        db.clone(),
+        kizuna_sync::SyncOptions::default(),
+    ));
+    let reload_task = live::spawn_reload_on_sighup(partners.clone(), stop.clone());
+    let mut stop = stop;
+    let round_partners = partners.clone();
+    let sync_task = tokio::spawn(engine.clone().run_rounds(
         move || {
-            let partners = partners.clone();
+            let partners = round_partners.clone();
             async move {
                 let reloaded = partners.clone();
                 if let Err(e) = tokio::task::spawn_blocking(move || reloaded.reload()).await {
@@ -202,7 +223,12 @@ fn start_sync(
             let _ = stop.wait_for(|stopped| *stopped).await;
         },
     ));
-    Ok((task, engine))
+    Ok(Federation {
+        db,
+        partners,
+        engine,
+        tasks: [sync_task, reload_task],
+    })
 }
 
 /// The first collection of the first API root, to show how to connect.
