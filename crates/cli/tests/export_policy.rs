@@ -602,3 +602,36 @@ fn a_sync_round_reloads_the_policy() {
     std::fs::write(&config, with_rounds(&stricter_config())).unwrap();
     reader.wait_until_reads(&[]);
 }
+
+/// An export whose output fails (a full disk) fails, and says what the ledger holds: the versions
+/// of the page being written, recorded before the write, although they never fully left.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_failed_export_says_what_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, config) = seeded(dir.path());
+    let (code, _, err) = kizuna(
+        &data,
+        &[
+            "--config",
+            &config,
+            "export",
+            "--collection",
+            "shared",
+            "--partner",
+            "dod",
+            "--output",
+            "/dev/full",
+        ],
+        None,
+    );
+    assert_ne!(code, 0, "{err}");
+    assert!(
+        err.contains("2 object versions for partner dod are in the egress ledger"),
+        "{err}"
+    );
+    let recorded = ledger_of_dod(&data, &config);
+    assert_eq!(recorded.len(), 2);
+    assert!(recorded.iter().all(|(exit, _, _)| exit == "export"));
+    assert_ledger_intact(&data, &config);
+}
