@@ -7,6 +7,7 @@
 mod cmd;
 mod config;
 mod hub;
+mod live;
 mod sightings;
 mod watch;
 
@@ -97,7 +98,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = config::Config::load(cli.config.as_deref(), cli.data)?;
     let config_path = cli.config.as_deref();
     match cli.command {
-        Command::Serve(args) => cmd::serve::run(&config, args),
+        Command::Serve(args) => cmd::serve::run(&config, config_path, args),
         Command::Account(c) => cmd::account::run(&config, c),
         Command::Collection(c) => cmd::collection::run(&config, c),
         Command::Validate(args) => cmd::validate::run(args),

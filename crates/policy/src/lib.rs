@@ -24,12 +24,16 @@
 //!
 //! Redaction ([`Redaction`]) is applied after the decision, to what is allowed.
 //!
+//! The [`ledger`] module is the other half of "one engine at every exit": the hash-chained record
+//! each exit writes of what it let out (its record type, hashing, chaining and verification; the
+//! storage is the caller's, behind [`ledger::LedgerStorage`]).
+//!
 //! # What it must never do
 //!
 //! - **Let RED or AMBER+STRICT out**, whatever a partner's allow lists say: TLP is checked first
 //!   and cannot be configured away.
 //! - **Do I/O, keep state or read the clock.** It is pure (STIX JSON in, a [`Decision`] and bytes
-//!   out), so that the TAXII server, the sync engine and the command line can all call it, tests
+//!   out; for the ledger, callers give the time and keep the records), so that the TAXII server, the sync engine and the command line can all call it, tests
 //!   can drive it exhaustively, and an answer given by `kizuna policy explain` is the answer every
 //!   exit gives. It depends on `kizuna-stix` (markings) and nothing async.
 //! - **Re-serialise what it does not change.** [`EgressPolicy::egress_bytes`] hands back the
@@ -41,6 +45,8 @@ use kizuna_stix::{Tlp, effective_tlp};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+
+pub mod ledger;
 
 /// One partner's egress policy (`[partner.policy]` in `kizuna.toml`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,6 +136,16 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// The marking as the egress ledger records it: the effective TLP level (`green`,
+    /// `amber`, ...), or `unmarked (as LEVEL)` for an object without a TLP marking.
+    pub fn marking_label(&self) -> String {
+        if self.marked {
+            self.tlp.as_str().to_owned()
+        } else {
+            format!("unmarked (as {})", self.tlp.as_str())
+        }
+    }
+
     /// The reason the object was refused, if it was.
     pub fn refusal(&self) -> Option<&str> {
         if self.allowed {

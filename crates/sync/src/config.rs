@@ -374,11 +374,9 @@ pub fn partners_from_str(text: &str) -> Result<Vec<PartnerConfig>> {
         #[serde(default)]
         partner: Vec<PartnerConfig>,
     }
-    let table: toml::Table = toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
-    let only: toml::Table = table.into_iter().filter(|(k, _)| k == "partner").collect();
-    let parsed: Partners = only
-        .try_into()
-        .map_err(|e: toml::de::Error| Error::Config(e.to_string()))?;
+    // Deserialised from the text itself (other top-level tables are skipped), so that an error
+    // inside a `[[partner]]` table says its line and column.
+    let parsed: Partners = toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
     let mut names = std::collections::HashSet::new();
     let mut accounts = std::collections::HashSet::new();
     for p in &parsed.partner {
@@ -579,6 +577,14 @@ danger_plaintext_http = true
                 .to_string()
                 .contains("two partners")
         );
+    }
+
+    /// `kizuna serve` logs a bad `[[partner]]` table with its line when it re-reads the file.
+    #[test]
+    fn errors_inside_a_partner_table_say_the_line() {
+        let t = "[server]\nlisten = \"127.0.0.1:1\"\n\n[[partner]]\nname = \"x\"\nurl = \"http://h/\"\ndanger_plaintext_http = true\n[partner.policy]\ndeny_typos = [\"note\"]\n";
+        let e = partners_from_str(t).unwrap_err().to_string();
+        assert!(e.contains("line 9") && e.contains("deny_typos"), "{e}");
     }
 
     #[test]

@@ -84,6 +84,9 @@ pub enum Error {
     /// The egress ledger is not a valid chain.
     #[error("ledger: {0}")]
     Ledger(String),
+    /// The egress ledger's storage failed.
+    #[error(transparent)]
+    LedgerStorage(#[from] kizuna_policy::ledger::LedgerError),
     /// A blocking task panicked or was cancelled.
     #[error("background task failed: {0}")]
     Task(String),

@@ -11,10 +11,14 @@
 //! - [`policy`]: the one egress policy (TLP 2.0, per-partner allow/deny, redaction), re-exported
 //!   from the pure `kizuna-policy` crate, which every exit of the hub (TAXII reads by partner
 //!   accounts, push, export) asks.
-//! - [`ledger`]: the append-only, hash-chained record of every object version that left the hub,
-//!   and its verification.
+//! - [`ledger`]: the append-only, hash-chained record of every object version that left the hub
+//!   and by which exit (push, TAXII read, export), and its verification: the chain logic from
+//!   `kizuna-policy` (every exit's crate knows it), stored in `sync.db` by [`state::SyncDb`],
+//!   which `kizuna serve` also hands to the TAXII server as its ledger.
 //! - [`config`]: partners as written in `kizuna.toml`.
-//! - [`engine`]: pull and push, with checkpoints and watermarks in the [`state`] database.
+//! - [`engine`]: pull and push, with checkpoints and watermarks in the [`state`] database; rounds
+//!   with every partner, the partner list asked for at each round so that a running hub follows
+//!   its configuration ([`SyncEngine::run_rounds`]).
 //!
 //! # What it must never do
 //!

@@ -1,5 +1,7 @@
 //! The sync database (`sync.db` in the data directory): pull checkpoints, push watermarks,
-//! quarantined objects, provenance of pulled versions, per-partner status, and the egress ledger.
+//! quarantined objects, provenance of pulled versions, per-partner status, and the egress ledger
+//! (every exit's records: push writes them with its watermark, the TAXII server and
+//! `kizuna export --partner` through [`LedgerStorage`]).
 //!
 //! It is a separate SQLite file from the hub's store on purpose, for now: the store's schema is
 //! owned by `kizuna-store`, and everything here is federation state. The seam is narrow: the
@@ -17,7 +19,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::ledger::{Head, LedgerEntry, LedgerRecord, LedgerStorage, chain};
+use crate::ledger::{
+    self, Exit, Head, LedgerEntry, LedgerError, LedgerRecord, LedgerStorage, RecordFormat, chain,
+};
 
 /// File name of the sync database in the data directory.
 pub const SYNC_DB_FILE: &str = "sync.db";
@@ -32,7 +36,8 @@ CREATE TABLE IF NOT EXISTS ledger (
     marking TEXT NOT NULL,
     sha256 TEXT NOT NULL,
     prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
+    hash TEXT NOT NULL,
+    exit TEXT
 );
 CREATE INDEX IF NOT EXISTS ledger_partner ON ledger(partner, seq);
 CREATE TABLE IF NOT EXISTS ledger_head (
@@ -149,6 +154,7 @@ impl SyncDb {
 
     fn init(conn: Connection) -> Result<Self> {
         conn.execute_batch(SCHEMA)?;
+        add_ledger_exit_column(&conn)?;
         Ok(Self {
             conn: Mutex::new(conn),
         })
@@ -427,7 +433,7 @@ impl SyncDb {
     pub fn ledger_for(&self, partner: &str, after: u64, limit: usize) -> Result<Vec<LedgerRecord>> {
         self.with(|c| {
             let mut st = c.prepare(
-                "SELECT seq, time, partner, object_id, version, marking, sha256, prev_hash, hash
+                "SELECT seq, time, partner, object_id, version, marking, sha256, prev_hash, hash, exit
                  FROM ledger WHERE partner = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
             )?;
             let rows = st.query_map(params![partner, after as i64, limit as i64], read_record)?;
@@ -513,6 +519,21 @@ fn cut_utf8(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+/// Ledgers written before the exit was recorded have no `exit` column: it is added, and their
+/// records keep `exit` NULL, which reads as a [`RecordFormat::V1`] push (hashed without the exit,
+/// as they were written).
+fn add_ledger_exit_column(c: &Connection) -> rusqlite::Result<()> {
+    let has_exit: bool = c.query_row(
+        "SELECT count(*) FROM pragma_table_info('ledger') WHERE name = 'exit'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !has_exit {
+        c.execute_batch("ALTER TABLE ledger ADD COLUMN exit TEXT")?;
+    }
+    Ok(())
+}
+
 fn read_head(c: &Connection) -> rusqlite::Result<Option<Head>> {
     c.query_row("SELECT seq, hash FROM ledger_head WHERE one = 1", [], |r| {
         Ok(Head {
@@ -534,8 +555,8 @@ fn append_tx(
     let records = chain(head.as_ref(), entries);
     {
         let mut st = tx.prepare_cached(
-            "INSERT INTO ledger (seq, time, partner, object_id, version, marking, sha256, prev_hash, hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT INTO ledger (seq, time, partner, object_id, version, marking, sha256, prev_hash, hash, exit)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?;
         for r in &records {
             st.execute(params![
@@ -547,7 +568,8 @@ fn append_tx(
                 r.entry.marking,
                 r.entry.sha256,
                 r.prev_hash,
-                r.hash
+                r.hash,
+                r.entry.exit.as_str()
             ])?;
         }
     }
@@ -566,10 +588,26 @@ fn read_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerRecord> {
     let time = Timestamp::parse(&time).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e))
     })?;
+    let exit: Option<String> = r.get(9)?;
+    let (exit, format) = match exit.as_deref() {
+        None => (Exit::Push, RecordFormat::V1),
+        Some(name) => (
+            Exit::parse(name).ok_or_else(|| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    9,
+                    rusqlite::types::Type::Text,
+                    format!("unknown ledger exit {name:?}").into(),
+                )
+            })?,
+            RecordFormat::V2,
+        ),
+    };
     Ok(LedgerRecord {
         seq: r.get::<_, i64>(0)?.max(0) as u64,
+        format,
         entry: LedgerEntry {
             time,
+            exit,
             partner: r.get(2)?,
             object_id: r.get(3)?,
             version: r.get(4)?,
@@ -581,8 +619,10 @@ fn read_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerRecord> {
     })
 }
 
-impl LedgerStorage for SyncDb {
-    fn append(&self, entries: &[LedgerEntry]) -> Result<Vec<LedgerRecord>> {
+impl SyncDb {
+    /// Appends ledger records in one transaction (the [`LedgerStorage`] append, with this crate's
+    /// error).
+    pub fn append_ledger(&self, entries: &[LedgerEntry]) -> Result<Vec<LedgerRecord>> {
         self.with(|c| {
             let tx = c.transaction()?;
             let records = append_tx(&tx, entries)?;
@@ -591,10 +631,10 @@ impl LedgerStorage for SyncDb {
         })
     }
 
-    fn records(&self, after: u64, limit: usize) -> Result<Vec<LedgerRecord>> {
+    fn ledger_records(&self, after: u64, limit: usize) -> Result<Vec<LedgerRecord>> {
         self.with(|c| {
             let mut st = c.prepare(
-                "SELECT seq, time, partner, object_id, version, marking, sha256, prev_hash, hash
+                "SELECT seq, time, partner, object_id, version, marking, sha256, prev_hash, hash, exit
                  FROM ledger WHERE seq > ?1 ORDER BY seq LIMIT ?2",
             )?;
             let rows = st.query_map(params![after as i64, limit as i64], read_record)?;
@@ -602,9 +642,30 @@ impl LedgerStorage for SyncDb {
         })
     }
 
-    fn head(&self) -> Result<Option<Head>> {
+    /// The ledger head recorded beside the chain.
+    pub fn ledger_head(&self) -> Result<Option<Head>> {
         self.with(|c| read_head(c))
     }
+}
+
+/// The sync database is the hub's ledger storage: `kizuna serve` hands it to the TAXII server,
+/// `kizuna export --partner` appends to it, push writes it with [`SyncDb::commit_push`].
+impl LedgerStorage for SyncDb {
+    fn append(&self, entries: &[LedgerEntry]) -> ledger::Result<Vec<LedgerRecord>> {
+        self.append_ledger(entries).map_err(storage_error)
+    }
+
+    fn records(&self, after: u64, limit: usize) -> ledger::Result<Vec<LedgerRecord>> {
+        self.ledger_records(after, limit).map_err(storage_error)
+    }
+
+    fn head(&self) -> ledger::Result<Option<Head>> {
+        self.ledger_head().map_err(storage_error)
+    }
+}
+
+fn storage_error(e: Error) -> LedgerError {
+    LedgerError::Storage(Box::new(e))
 }
 
 #[cfg(test)]
@@ -632,6 +693,9 @@ mod tests {
                             "UPDATE ledger SET partner = 'evil' WHERE seq = ?1",
                             [s as i64],
                         )?;
+                    }
+                    Tamper::EditExit(s) => {
+                        c.execute("UPDATE ledger SET exit = 'push' WHERE seq = ?1", [s as i64])?;
                     }
                     Tamper::EditDigest(s) => {
                         c.execute(
@@ -675,17 +739,77 @@ mod tests {
         tamper_suite(&make, &tamper);
     }
 
+    #[derive(Debug)]
     struct SharedDb(Arc<SyncDb>);
     impl LedgerStorage for SharedDb {
-        fn append(&self, e: &[LedgerEntry]) -> Result<Vec<LedgerRecord>> {
+        fn append(&self, e: &[LedgerEntry]) -> ledger::Result<Vec<LedgerRecord>> {
             self.0.append(e)
         }
-        fn records(&self, a: u64, l: usize) -> Result<Vec<LedgerRecord>> {
+        fn records(&self, a: u64, l: usize) -> ledger::Result<Vec<LedgerRecord>> {
             self.0.records(a, l)
         }
-        fn head(&self) -> Result<Option<Head>> {
+        fn head(&self) -> ledger::Result<Option<Head>> {
             LedgerStorage::head(self.0.as_ref())
         }
+    }
+
+    /// A `sync.db` written before the exit was recorded: its ledger gains the column, its records
+    /// still verify (as V1 pushes), and new records of any exit chain after them.
+    #[test]
+    fn a_ledger_without_exits_is_migrated_and_still_verifies() {
+        use crate::ledger::{GENESIS_HASH, record_hash_in};
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = Connection::open(dir.path().join(SYNC_DB_FILE)).unwrap();
+            c.execute_batch(&SCHEMA.replace(
+                "hash TEXT NOT NULL,\n    exit TEXT\n",
+                "hash TEXT NOT NULL\n",
+            ))
+            .unwrap();
+            let mut prev = GENESIS_HASH.to_owned();
+            for seq in 1..=2u64 {
+                let e = entry(1); // a push
+                let hash = record_hash_in(RecordFormat::V1, seq, &e, &prev);
+                c.execute(
+                    "INSERT INTO ledger (seq, time, partner, object_id, version, marking, sha256, prev_hash, hash)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![seq as i64, e.time.to_string(), e.partner, e.object_id, e.version, e.marking, e.sha256, prev, hash],
+                )
+                .unwrap();
+                c.execute(
+                    "INSERT INTO ledger_head VALUES (1, ?1, ?2)
+                     ON CONFLICT DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+                    params![seq as i64, hash],
+                )
+                .unwrap();
+                prev = hash;
+            }
+            let cols: i64 = c
+                .query_row(
+                    "SELECT count(*) FROM pragma_table_info('ledger') WHERE name = 'exit'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(cols, 0, "the old schema has no exit column");
+        }
+        let db = SyncDb::open(dir.path()).unwrap();
+        let v = verify(&db, None).unwrap();
+        assert!(v.is_intact() && v.records == 2, "{:?}", v.problems);
+        db.append_ledger(&[entry(2)]).unwrap(); // a TAXII read
+        let v = verify(&db, None).unwrap();
+        assert!(v.is_intact() && v.records == 3, "{:?}", v.problems);
+        let exits: Vec<Exit> = db
+            .ledger_for("dod", 0, 10)
+            .unwrap()
+            .iter()
+            .map(|r| r.entry.exit)
+            .collect();
+        assert_eq!(exits, [Exit::Push, Exit::Push, Exit::Taxii]);
+        // Passing off an old push as something else is an edit.
+        db.raw(|c| c.execute("UPDATE ledger SET exit = 'export' WHERE seq = 1", []))
+            .unwrap();
+        assert!(!verify(&db, None).unwrap().is_intact());
     }
 
     #[test]

@@ -295,6 +295,14 @@ async fn two_hubs_share_what_policy_allows_and_nothing_else() {
     let v = verify(mod_db.as_ref(), None).unwrap();
     assert!(v.is_intact(), "{:?}", v.problems);
     assert_eq!(v.records, 5);
+    assert!(
+        mod_db
+            .ledger_for("dod", 0, 100)
+            .unwrap()
+            .iter()
+            .all(|r| r.entry.exit == kizuna_sync::ledger::Exit::Push),
+        "push records say so"
+    );
 
     // Nothing new: a further run sends and stores nothing.
     let r = mod_engine.sync_partner(&mod_to_dod).await.unwrap();

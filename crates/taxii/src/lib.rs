@@ -28,6 +28,9 @@
 //! - **Serve a partner's reading account what its egress policy withholds**, or the properties it
 //!   redacts ([`ServiceConfig::egress`], the `kizuna-policy` engine push obeys too), through
 //!   objects, object, versions or manifest.
+//! - **Serve such an account an object that is not in the egress ledger.** Objects and object
+//!   append what they are about to serve to [`ServiceConfig::ledger`] first, and answer 503
+//!   instead when that fails ([`egress`]).
 //! - **Listen without TLS by accident.** Without a certificate the server makes a self-signed one;
 //!   plain HTTP needs [`server::TlsMode::DangerPlaintextHttp`], named so it is seen in review.
 //! - **Run the slow password hash on every request.** A verified password is remembered for a
@@ -62,6 +65,7 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod egress;
 pub mod error;
 pub mod limits;
 pub mod media;
@@ -72,6 +76,7 @@ pub mod state;
 pub mod tls;
 pub mod token;
 
+pub use egress::{EgressMap, PartnerEgress};
 pub use error::ApiError;
 pub use server::{RunningServer, ServerConfig, ServerError, TlsMode, router, start};
 pub use state::{AppState, AuthMethod, ConnectionInfo, Principal, ServiceConfig, StateError};

@@ -1,15 +1,15 @@
 //! State shared by every request handler, and the identity a request was authenticated as.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use kizuna_policy::EgressPolicy;
+use kizuna_policy::ledger::LedgerStorage;
 use kizuna_stix::Tlp;
 use kizuna_store::{Account, ApiRoot, Store, StoreError};
 
 use crate::audit::AuditWriter;
 use crate::auth::{AuthConfig, Authenticator};
+use crate::egress::EgressMap;
 use crate::limits::RateLimiter;
 use crate::metrics::Metrics;
 use crate::token::TokenSealer;
@@ -56,11 +56,16 @@ pub struct ServiceConfig {
     pub max_buffered_bytes: u64,
     /// Password verification cache, failed-login limits.
     pub auth: AuthConfig,
-    /// The egress policy of each account a partner reads with, by account name: what such an
-    /// account reads through Get Objects, Get an Object, Get Object Versions and Get Manifest is
-    /// what the policy lets through, redacted as it says (the same [`EgressPolicy`] push obeys).
-    /// Accounts without an entry read everything their clearance and permissions allow.
-    pub egress: HashMap<String, EgressPolicy>,
+    /// The partner and egress policy of each account a partner reads with, by account name: what
+    /// such an account reads through Get Objects, Get an Object, Get Object Versions and Get
+    /// Manifest is what the policy lets through, redacted as it says (the same `EgressPolicy` push
+    /// obeys). Accounts without an entry read everything their clearance and permissions allow.
+    /// Live: replacing its entries (through any clone) changes what the next request is served.
+    pub egress: EgressMap,
+    /// The egress ledger: every object version Get Objects and Get an Object serve to an account
+    /// of [`ServiceConfig::egress`] is appended here before the response is sent, and such reads
+    /// fail (503) when it is missing or failing (see [`crate::egress`]).
+    pub ledger: Option<Arc<dyn LedgerStorage>>,
 }
 
 impl ServiceConfig {
@@ -91,7 +96,8 @@ impl Default for ServiceConfig {
             max_body_bytes: 32 << 20,
             max_buffered_bytes: 256 << 20,
             auth: AuthConfig::default(),
-            egress: HashMap::new(),
+            egress: EgressMap::default(),
+            ledger: None,
         }
     }
 }

@@ -1,6 +1,15 @@
 //! `kizuna export`: a collection's objects as JSON lines (the exact stored bytes) or a bundle;
 //! with `--partner`, only what that partner's egress policy lets out, redacted as it says (the
 //! policy push and the TAXII server apply to the same partner).
+//!
+//! With `--partner`, every version written is in the egress ledger (exit `export`, SHA-256 of the
+//! bytes written: the one-line form for JSON lines, the object as stored or redacted in a bundle)
+//! before it is written: each page of up to 1,000 versions is appended to the ledger in one
+//! transaction, then written. So the ledger holds at least what left: if writing fails midway
+//! (disk full, a closed pipe), the versions of the page being written are recorded although some
+//! of them never reached the file, and the command fails saying how many versions were recorded.
+//! If the ledger cannot be written, nothing more is written out and the command fails. An export
+//! without `--partner` is not for a partner and is not ledgered.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -10,7 +19,9 @@ use anyhow::Context;
 use clap::Args;
 use kizuna_stix::Tlp;
 use kizuna_store::{ObjectQuery, Store, VersionFilter};
-use kizuna_sync::EgressPolicy;
+use kizuna_sync::ledger::{Exit, LedgerEntry, sha256_hex};
+use kizuna_sync::state::SyncDb;
+use kizuna_sync::{Decision, EgressPolicy};
 
 use crate::config::Config;
 use crate::hub;
@@ -58,6 +69,15 @@ pub fn run(config: &Config, args: ExportArgs) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
+    let ledger = match &args.partner {
+        Some(partner) => Some((
+            partner.as_str(),
+            SyncDb::open(&config.data).with_context(|| {
+                format!("cannot open the egress ledger in {}", config.data.display())
+            })?,
+        )),
+        None => None,
+    };
     let store = hub::open(config)?;
     let collection =
         hub::find_collection(store.as_ref(), args.api_root.as_deref(), &args.collection)?;
@@ -96,63 +116,108 @@ pub fn run(config: &Config, args: ExportArgs) -> anyhow::Result<ExitCode> {
     }
     let mut count: u64 = 0;
     let mut withheld: u64 = 0;
+    let mut recorded: u64 = 0;
     let cref = collection.as_ref();
-    loop {
-        let page = store.objects(&cref, &query)?;
-        for rec in &page.records {
-            let json = match policy {
-                None => std::borrow::Cow::Borrowed(rec.json.as_str()),
-                Some(policy) => match let_out(policy, &names, &rec.json) {
-                    Some(json) => json,
-                    None => {
-                        withheld += 1;
-                        continue;
-                    }
-                },
-            };
-            if args.bundle && count > 0 {
-                out.write_all(b",")?;
+    let written = (|| -> anyhow::Result<()> {
+        loop {
+            let page = store.objects(&cref, &query)?;
+            // What this page lets out, in the form it is written.
+            let mut outgoing = Vec::with_capacity(page.records.len());
+            for rec in &page.records {
+                let (json, decision) = match policy {
+                    None => (std::borrow::Cow::Borrowed(rec.json.as_str()), None),
+                    Some(policy) => match let_out(policy, &names, &rec.json) {
+                        Some((json, decision)) => (json, Some(decision)),
+                        None => {
+                            withheld += 1;
+                            continue;
+                        }
+                    },
+                };
+                let bytes = if args.bundle {
+                    json
+                } else {
+                    std::borrow::Cow::Owned(single_line(&json).into_owned())
+                };
+                outgoing.push((rec, bytes, decision));
             }
-            if args.bundle {
-                out.write_all(json.as_bytes())?;
-            } else {
-                out.write_all(single_line(&json).as_bytes())?;
-                out.write_all(b"\n")?;
+            if let Some((partner, db)) = &ledger
+                && !outgoing.is_empty()
+            {
+                let now = kizuna_stix::Timestamp::now();
+                let entries: Vec<LedgerEntry> = outgoing
+                    .iter()
+                    .map(|(rec, bytes, decision)| LedgerEntry {
+                        time: now,
+                        exit: Exit::Export,
+                        partner: (*partner).to_owned(),
+                        object_id: rec.id.clone(),
+                        version: rec.version.to_string(),
+                        marking: decision
+                            .as_ref()
+                            .map(Decision::marking_label)
+                            .unwrap_or_default(),
+                        sha256: sha256_hex(bytes.as_bytes()),
+                    })
+                    .collect();
+                db.append_ledger(&entries).context(
+                    "cannot record the export in the egress ledger; nothing more written",
+                )?;
+                recorded += entries.len() as u64;
             }
-            count += 1;
+            for (_, bytes, _) in &outgoing {
+                if args.bundle && count > 0 {
+                    out.write_all(b",")?;
+                }
+                out.write_all(bytes.as_bytes())?;
+                if !args.bundle {
+                    out.write_all(b"\n")?;
+                }
+                count += 1;
+            }
+            match page.records.last() {
+                Some(last) if page.more => query.after_seq = Some(last.seq),
+                _ => break,
+            }
         }
-        match page.records.last() {
-            Some(last) if page.more => query.after_seq = Some(last.seq),
-            _ => break,
+        if args.bundle {
+            out.write_all(b"]}\n")?;
         }
+        out.flush()?;
+        Ok(())
+    })();
+    if let Err(e) = written {
+        if let Some(partner) = &args.partner {
+            eprintln!(
+                "export failed: {recorded} object versions for partner {partner} are in the egress ledger, of which {count} were handed to the output before the failure"
+            );
+        }
+        return Err(e);
     }
-    if args.bundle {
-        out.write_all(b"]}\n")?;
-    }
-    out.flush()?;
     eprintln!(
         "exported {count} object versions from {} (TLP up to {})",
         collection.id, args.max_tlp
     );
     if let Some(partner) = &args.partner {
         eprintln!("withheld {withheld} object versions by the egress policy of partner {partner}");
+        eprintln!("recorded {recorded} object versions in the egress ledger (exit export)");
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// The bytes `policy` lets out for a stored object of the collection named by `names` (its id
-/// and alias), or `None` when it withholds it. A stored object that does not parse is withheld:
-/// the policy fails closed.
+/// and alias), with the decision, or `None` when it withholds it. A stored object that does not
+/// parse is withheld: the policy fails closed.
 fn let_out<'a>(
     policy: &EgressPolicy,
     names: &[&str],
     json: &'a str,
-) -> Option<std::borrow::Cow<'a, str>> {
+) -> Option<(std::borrow::Cow<'a, str>, Decision)> {
     let object: serde_json::Value = serde_json::from_str(json).ok()?;
-    policy
-        .explain(&object, names)
+    let decision = policy.explain(&object, names);
+    decision
         .allowed
-        .then(|| policy.egress_bytes(json, &object))
+        .then(|| (policy.egress_bytes(json, &object), decision))
 }
 
 /// The object on one line, for JSON lines. Objects are stored as received, possibly

@@ -63,16 +63,17 @@ pub fn run(config: &Config, cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
         } => {
             let records = match &partner {
                 Some(p) => db.ledger_for(p, after, limit)?,
-                None => db.records(after, limit)?,
+                None => LedgerStorage::records(&db, after, limit)?,
             };
             for r in &records {
                 if json {
                     println!("{}", serde_json::to_string(r)?);
                 } else {
                     println!(
-                        "#{} {} {} {} {} [{}] sha256:{}",
+                        "#{} {} {:<6} {} {} {} [{}] sha256:{}",
                         r.seq,
                         r.entry.time,
+                        r.entry.exit,
                         r.entry.partner,
                         r.entry.object_id,
                         r.entry.version,

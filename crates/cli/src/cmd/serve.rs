@@ -1,19 +1,19 @@
 //! `kizuna serve`: the TAXII 2.1 hub over HTTPS.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Args;
 use kizuna_store::Store;
-use kizuna_sync::{EgressPolicy, PartnerConfig};
+use kizuna_sync::state::SyncDb;
 use kizuna_taxii::{AppState, ServerConfig, TlsMode};
 
 use crate::config::Config;
 use crate::hub;
+use crate::live::{self, LivePartners};
 
 /// Arguments of `kizuna serve`.
 #[derive(Debug, Args)]
@@ -40,8 +40,13 @@ pub struct ServeArgs {
     ready_file: Option<PathBuf>,
 }
 
-/// Runs `kizuna serve` until Ctrl-C or SIGTERM.
-pub fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
+/// Runs `kizuna serve` until Ctrl-C or SIGTERM. `config_path` is the `--config` given, if any:
+/// its `[[partner]]` tables are re-read on SIGHUP and at every sync round.
+pub fn run(
+    config: &Config,
+    config_path: Option<&Path>,
+    args: ServeArgs,
+) -> anyhow::Result<ExitCode> {
     let store = hub::open_initialised(config)?;
     let listen = args.listen.unwrap_or(config.server.listen);
     let plaintext = args.danger_plaintext_http || config.server.danger_plaintext_http;
@@ -77,26 +82,26 @@ pub fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
         kizuna_taxii::tls::install_crypto_provider();
         let store: Arc<dyn Store> = store;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let sync_task = start_sync(config, store.clone(), stop_rx)?;
+        let federation = start_federation(config, config_path, store.clone(), stop_rx)?;
         let mut service = config.service();
         service.default_api_root = default_collection.as_ref().map(|(root, _)| root.clone());
-        service.egress = egress_policies(&config.partners);
+        service.egress = federation.partners.egress();
+        service.ledger = Some(federation.db.clone());
+        let readers = service.egress.accounts();
+        if !readers.is_empty() {
+            eprintln!("  egress policy on TAXII reads by: {}", readers.join(", "));
+        }
         let state = AppState::new(store, service)?;
         let watch = crate::watch::start(config, state.store.clone())?;
         let watch_metrics = watch.as_ref().map(crate::watch::Watch::metrics);
-        if sync_task.is_some() || watch_metrics.is_some() {
-            // The federation status and the watched directories in /metrics.
-            let engine = sync_task.as_ref().map(|(_, engine)| engine.clone());
-            let names = partner_names(&config.partners);
-            state.metrics.set_extra(Arc::new(move |out: &mut String| {
-                if let Some(engine) = &engine {
-                    engine.render_metrics(&names, out);
-                }
-                if let Some(m) = &watch_metrics {
-                    m.render(out);
-                }
-            }));
-        }
+        // The federation status and the watched directories in /metrics.
+        let federation_metrics = federation.metrics();
+        state.metrics.set_extra(Arc::new(move |out: &mut String| {
+            federation_metrics(out);
+            if let Some(m) = &watch_metrics {
+                m.render(out);
+            }
+        }));
         let server = kizuna_taxii::start(ServerConfig::new(listen, tls), state).await?;
         let url = server.url();
         let discovery = format!("{url}/taxii2/");
@@ -140,7 +145,7 @@ pub fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
         eprintln!("shutting down");
         let _ = stop_tx.send(true);
         server.shutdown().await;
-        if let Some((task, _)) = sync_task {
+        for task in federation.tasks {
             let _ = task.await;
         }
         if let Some(watch) = watch {
@@ -151,63 +156,91 @@ pub fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Starts the federation loop when partners are configured: every partner is synced every
-/// `[sync] interval_seconds` until `stop` turns true. Returns the task and the engine.
-fn start_sync(
-    config: &Config,
-    store: Arc<dyn Store>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<Option<(tokio::task::JoinHandle<()>, Arc<kizuna_sync::SyncEngine>)>> {
-    if config.partners.is_empty() {
-        return Ok(None);
+/// What `kizuna serve` runs beside the TAXII server for federation.
+struct Federation {
+    /// The sync database, which is also the egress ledger every exit writes (push, TAXII reads by
+    /// partner accounts, export).
+    db: Arc<SyncDb>,
+    /// The `[[partner]]` tables in force, and the TAXII server's egress map built from them.
+    partners: Arc<LivePartners>,
+    engine: Arc<kizuna_sync::SyncEngine>,
+    /// The sync rounds and the SIGHUP reloads; both end when `stop` turns true.
+    tasks: [tokio::task::JoinHandle<()>; 2],
+}
+
+impl Federation {
+    /// The federation status in /metrics, for the partners in force (nothing without partners).
+    fn metrics(&self) -> Arc<dyn Fn(&mut String) + Send + Sync> {
+        let (engine, partners) = (self.engine.clone(), self.partners.clone());
+        Arc::new(move |out: &mut String| {
+            let names: Vec<String> = partners.partners().iter().map(|p| p.name.clone()).collect();
+            if !names.is_empty() {
+                engine.render_metrics(&names, out);
+            }
+        })
     }
+}
+
+/// Opens the sync database, loads the partners (checked as `kizuna sync` and every later reload
+/// check them, so that a file accepted now is not refused at the first reload), and starts the
+/// sync rounds (every `[sync] interval_seconds`, each re-reading the `[[partner]]` tables first,
+/// see [`crate::live`]) and the SIGHUP reloads, until `stop` turns true.
+fn start_federation(
+    config: &Config,
+    config_path: Option<&Path>,
+    store: Arc<dyn Store>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Federation> {
     let interval = config.sync.interval_seconds;
     if !(interval.is_finite() && interval > 0.0) {
         bail!("[sync] interval_seconds must be a positive number of seconds, not {interval}");
     }
     let db = Arc::new(
-        kizuna_sync::state::SyncDb::open(&config.data)
+        SyncDb::open(&config.data)
             .with_context(|| format!("cannot open the sync state in {}", config.data.display()))?,
     );
+    let config_file = live::config_file(config_path);
+    let initial = match &config_file {
+        Some(path) => kizuna_sync::config::load_partners(path)?,
+        None => config.partners.clone(),
+    };
+    if !initial.is_empty() {
+        eprintln!(
+            "  federation: {} partner(s), every {interval} s",
+            initial.len()
+        );
+    }
+    let partners = Arc::new(LivePartners::new(config_file, initial));
     let engine = Arc::new(kizuna_sync::SyncEngine::new(
         store,
-        db,
+        db.clone(),
         kizuna_sync::SyncOptions::default(),
     ));
-    let partners = config.partners.clone();
-    eprintln!(
-        "  federation: {} partner(s), every {interval} s",
-        partners.len()
-    );
-    let task = tokio::spawn(engine.clone().run_periodically(
-        partners,
+    let reload_task = live::spawn_reload_on_sighup(partners.clone(), stop.clone());
+    let mut stop = stop;
+    let round_partners = partners.clone();
+    let sync_task = tokio::spawn(engine.clone().run_rounds(
+        move || {
+            let partners = round_partners.clone();
+            async move {
+                let reloaded = partners.clone();
+                if let Err(e) = tokio::task::spawn_blocking(move || reloaded.reload()).await {
+                    tracing::error!(error = %e, "partner configuration reload failed");
+                }
+                partners.partners()
+            }
+        },
         std::time::Duration::from_secs_f64(interval),
         async move {
             let _ = stop.wait_for(|stopped| *stopped).await;
         },
     ));
-    Ok(Some((task, engine)))
-}
-
-fn partner_names(partners: &[PartnerConfig]) -> Vec<String> {
-    partners.iter().map(|p| p.name.clone()).collect()
-}
-
-/// The egress policy of each partner that reads from us with a local account (`account = "..."`
-/// in its `[[partner]]` table), by account: the TAXII server applies it to everything that
-/// account reads, as push applies it to everything sent. (Config loading refuses an account given
-/// to two partners.)
-fn egress_policies(partners: &[PartnerConfig]) -> HashMap<String, EgressPolicy> {
-    let policies: HashMap<String, EgressPolicy> = partners
-        .iter()
-        .filter_map(|p| Some((p.account.clone()?, p.policy.clone())))
-        .collect();
-    if !policies.is_empty() {
-        let mut accounts: Vec<&str> = policies.keys().map(String::as_str).collect();
-        accounts.sort_unstable();
-        eprintln!("  egress policy on TAXII reads by: {}", accounts.join(", "));
-    }
-    policies
+    Ok(Federation {
+        db,
+        partners,
+        engine,
+        tasks: [sync_task, reload_task],
+    })
 }
 
 /// The first collection of the first API root, to show how to connect.

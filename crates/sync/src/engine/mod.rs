@@ -238,15 +238,36 @@ impl SyncEngine {
             .collect()
     }
 
-    /// Syncs every partner every `interval` until `shutdown` completes (what `kizuna serve` runs).
-    /// A round starts only after the previous one ended, so a slow partner delays the next round
-    /// instead of piling runs up; failures are logged and recorded in each partner's status.
+    /// Syncs every partner every `interval` until `shutdown` completes. A round starts only after
+    /// the previous one ended, so a slow partner delays the next round instead of piling runs up;
+    /// failures are logged and recorded in each partner's status.
     pub async fn run_periodically(
         self: Arc<Self>,
         partners: Vec<PartnerConfig>,
         interval: Duration,
         shutdown: impl std::future::Future<Output = ()>,
     ) {
+        let partners = Arc::new(partners);
+        self.run_rounds(
+            move || std::future::ready(partners.clone()),
+            interval,
+            shutdown,
+        )
+        .await;
+    }
+
+    /// Like [`SyncEngine::run_periodically`], but asks `partners` for the partners at the start of
+    /// every round, so that a configuration change (a policy, a new partner) is picked up without
+    /// a restart: what `kizuna serve` runs, with `partners` re-reading `kizuna.toml`.
+    pub async fn run_rounds<F, Fut>(
+        self: Arc<Self>,
+        mut partners: F,
+        interval: Duration,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Arc<Vec<PartnerConfig>>>,
+    {
         let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(100)));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
@@ -255,7 +276,11 @@ impl SyncEngine {
                 () = &mut shutdown => return,
                 _ = ticker.tick() => {}
             }
-            let round = self.sync_all(&partners);
+            let current = tokio::select! {
+                () = &mut shutdown => return,
+                current = partners() => current,
+            };
+            let round = self.sync_all(&current);
             tokio::select! {
                 () = &mut shutdown => return,
                 results = round => {

@@ -8,7 +8,7 @@ use super::{Connection, ECHO_REASON, Planned, PushReport, SyncEngine, local_coll
 use crate::client::{ObjectsQuery, StatusResource, pack_envelopes};
 use crate::config::{PartnerConfig, PushMapping};
 use crate::error::{Error, Result};
-use crate::ledger::{LedgerEntry, sha256_hex};
+use crate::ledger::{Exit, LedgerEntry, sha256_hex};
 use crate::policy::{Decision, EgressPolicy};
 use crate::state::{SyncDb, version_key};
 
@@ -95,6 +95,7 @@ impl SyncEngine {
                     .iter()
                     .map(|p| LedgerEntry {
                         time: now,
+                        exit: Exit::Push,
                         partner: partner.name.clone(),
                         object_id: p.id.clone(),
                         version: p.version.clone(),

@@ -31,7 +31,8 @@
 //! about them (objects, object, versions, manifest), so they are never read into memory for that
 //! caller and are indistinguishable from objects that do not exist. An account with an egress
 //! policy ([`crate::state::ServiceConfig::egress`]) is then served only what that policy lets out,
-//! on the same four endpoints (see [`objects`]).
+//! on the same four endpoints (see [`objects`]), and what objects and object serve it is in the
+//! egress ledger before the response is built ([`crate::egress`]).
 //!
 //! # Performance
 //!

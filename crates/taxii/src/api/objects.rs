@@ -40,6 +40,10 @@
 //!   with `more: true`, and its date-added headers carry the last `date_added` read, so that
 //!   clients paging by `added_after` move on. A withheld object is otherwise indistinguishable
 //!   from a missing one (404 on object and versions). Only what is served is audited.
+//! - What objects and object serve a partner's account is appended to the egress ledger, on the
+//!   same blocking thread that read the page and before the response is built; when that fails
+//!   the request answers 503 and serves nothing ([`crate::egress`]). Manifests and version lists
+//!   are not ledgered: they serve ids, versions and dates, not objects.
 //!
 //! [`AuditWriter`]: crate::audit::AuditWriter
 //! [`ServiceConfig::egress`]: crate::state::ServiceConfig::egress
@@ -58,6 +62,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{Caller, Need, audit_event, blocking, date_added_headers, taxii_response};
+use crate::egress::Served;
 use crate::error::ApiError;
 use crate::query::{Endpoint, Filters};
 use crate::state::AppState;
@@ -170,14 +175,35 @@ pub(crate) fn load_page(
     if let Some(id) = &request.object_id {
         query.ids = vec![id.clone()];
     }
-    let policy = state.config.egress.get(caller.name());
-    let page = read_visible(state, &collection, policy, &query)?;
+    let egress = state.config.egress.get(caller.name());
+    let page = read_visible(
+        state,
+        &collection,
+        egress.as_deref().map(|e| &e.policy),
+        &query,
+    )?;
     if page.withheld > 0 {
         tracing::debug!(
             account = caller.name(),
             withheld = page.withheld,
             "egress policy withheld object versions"
         );
+    }
+    if let Some(egress) = egress.as_deref()
+        && request.serves_objects()
+    {
+        let served: Vec<Served<'_>> = page
+            .records
+            .iter()
+            .zip(&page.markings)
+            .map(|(r, marking)| Served {
+                object_id: &r.id,
+                version: r.version,
+                marking,
+                bytes: &r.json,
+            })
+            .collect();
+        crate::egress::record(state.config.ledger.as_ref(), egress, &served)?;
     }
     if request.serves_objects() {
         state.metrics.objects_served(page.records.len() as u64);
@@ -229,6 +255,8 @@ pub(crate) fn load_page(
 struct Visible {
     /// What may be served, in paging order, as the policy lets it out (redacted or not).
     records: Vec<ObjectRecord>,
+    /// Under a policy, the marking of each record as the ledger records it; empty without one.
+    markings: Vec<String>,
     /// Whether the store holds more matching records after `last`.
     more: bool,
     /// Sequence and `date_added` of the last record the store returned, served or withheld: where
@@ -261,6 +289,7 @@ fn read_visible(
         let last = page.records.last().map(|r| (r.seq, r.date_added));
         return Ok(Visible {
             records: page.records,
+            markings: Vec::new(),
             more: page.more,
             last,
             withheld: 0,
@@ -277,11 +306,14 @@ fn read_visible(
         read += page.records.len();
         let last = page.records.last().map(|r| (r.seq, r.date_added));
         let mut records = Vec::with_capacity(page.records.len());
+        let mut markings = Vec::with_capacity(page.records.len());
         for mut record in page.records {
-            if let_out(policy, &names, &mut record) {
-                records.push(record);
-            } else {
-                withheld += 1;
+            match let_out(policy, &names, &mut record) {
+                Some(marking) => {
+                    records.push(record);
+                    markings.push(marking);
+                }
+                None => withheld += 1,
             }
         }
         match last {
@@ -291,6 +323,7 @@ fn read_visible(
             _ => {
                 return Ok(Visible {
                     records,
+                    markings,
                     more: page.more,
                     last,
                     withheld,
@@ -300,15 +333,15 @@ fn read_visible(
     }
 }
 
-/// Whether `policy` lets `record` out of `collection` (named by `names`: its id and alias); when
-/// it does, `record.json` becomes the bytes to serve (the stored bytes unless a redaction rewrote
-/// the object). A stored record that does not parse is withheld: the policy fails closed.
-fn let_out(policy: &EgressPolicy, names: &[&str], record: &mut ObjectRecord) -> bool {
-    let Ok(object) = serde_json::from_str::<Value>(&record.json) else {
-        return false;
-    };
-    if !policy.explain(&object, names).allowed {
-        return false;
+/// Whether `policy` lets `record` out of `collection` (named by `names`: its id and alias): when
+/// it does, its marking as the ledger records it, and `record.json` becomes the bytes to serve
+/// (the stored bytes unless a redaction rewrote the object). A stored record that does not parse
+/// is withheld: the policy fails closed.
+fn let_out(policy: &EgressPolicy, names: &[&str], record: &mut ObjectRecord) -> Option<String> {
+    let object = serde_json::from_str::<Value>(&record.json).ok()?;
+    let decision = policy.explain(&object, names);
+    if !decision.allowed {
+        return None;
     }
     let redacted = match policy.egress_bytes(&record.json, &object) {
         Cow::Owned(bytes) => Some(bytes),
@@ -317,7 +350,7 @@ fn let_out(policy: &EgressPolicy, names: &[&str], record: &mut ObjectRecord) -> 
     if let Some(bytes) = redacted {
         record.json = bytes;
     }
-    true
+    Some(decision.marking_label())
 }
 
 /// Builds an envelope (§3.7) by concatenating the stored JSON of each record: objects are never
@@ -437,7 +470,8 @@ pub async fn get_versions(
             // Filters that leave no version of an existing object give an empty list; 404 is for
             // an object that is not there (or not visible to the caller: above its clearance, or
             // withheld in every version by its egress policy).
-            let policy = state.config.egress.get(caller.name());
+            let egress = state.config.egress.get(caller.name());
+            let policy = egress.as_deref().map(|e| &e.policy);
             let mut any = Filters::default().object_query(
                 caller.0.account.tlp_clearance,
                 state.config.unmarked_as,
