@@ -1069,6 +1069,97 @@ mod tests {
     }
 
     #[test]
+    fn rejections_are_counted_across_calls_then_set_aside_and_retried() {
+        let db = SyncDb::open_in_memory().unwrap();
+        let key = ("p", "l", "r");
+        let rejected = |id: &str| Rejected {
+            object_id: id.into(),
+            version: "2026-01-01T00:00:00.000Z".into(),
+            seq: 5,
+            message: "invalid".into(),
+        };
+        assert!(!db.has_rejections(key).unwrap());
+        assert_eq!(
+            db.count_rejection(key, &rejected("a"), 2).unwrap(),
+            (1, false)
+        );
+        assert!(db.has_rejections(key).unwrap());
+        assert!(
+            !db.is_set_aside(key, "a", "2026-01-01T00:00:00.000Z")
+                .unwrap()
+        );
+        assert_eq!(
+            db.count_rejection(key, &rejected("a"), 2).unwrap(),
+            (2, true)
+        );
+        assert!(
+            db.is_set_aside(key, "a", "2026-01-01T00:00:00.000Z")
+                .unwrap()
+        );
+        // Another mapping of the same partner counts on its own.
+        let other = ("p", "l", "r2");
+        assert_eq!(
+            db.count_rejection(other, &rejected("a"), 2).unwrap(),
+            (1, false)
+        );
+        // Retry: only set-aside ones, only this partner; rejected again, straight back aside.
+        assert_eq!(db.retry_set_aside("q", None).unwrap(), 0);
+        assert_eq!(db.retry_set_aside("p", Some("a")).unwrap(), 1);
+        assert_eq!(db.retries(key).unwrap().len(), 1);
+        assert!(db.retries(other).unwrap().is_empty());
+        assert_eq!(
+            db.count_rejection(key, &rejected("a"), 10).unwrap(),
+            (3, true)
+        );
+        assert!(db.retries(key).unwrap().is_empty());
+        let q = db.outbound_quarantine("p").unwrap();
+        assert_eq!(q.len(), 2);
+        // Accepted at last: forgotten.
+        db.clear_rejections(key, &[("a".into(), "2026-01-01T00:00:00.000Z".into())])
+            .unwrap();
+        assert!(!db.has_rejections(key).unwrap());
+        assert!(db.has_rejections(other).unwrap());
+    }
+
+    #[test]
+    fn deletion_watermark_advances_and_refusals_clear() {
+        let db = SyncDb::open_in_memory().unwrap();
+        assert_eq!(db.deletion_watermark("p", "l", "r").unwrap(), None);
+        db.deletion_refused("p", "l", "r", "HTTP 403").unwrap();
+        assert_eq!(db.deletion_watermark("p", "l", "r").unwrap(), None);
+        let pos = db.deletion_positions("p").unwrap();
+        assert!(pos[0].refused.as_deref().unwrap().ends_with("HTTP 403"));
+        db.commit_deletions("p", "l", "r", 7, 2).unwrap();
+        // Never backwards.
+        db.commit_deletions("p", "l", "r", 3, 1).unwrap();
+        assert_eq!(db.deletion_watermark("p", "l", "r").unwrap(), Some(7));
+        let pos = db.deletion_positions("p").unwrap();
+        assert_eq!((pos[0].deleted, pos[0].refused.as_deref()), (3, None));
+    }
+
+    #[test]
+    fn sent_to_compares_versions_as_instants() {
+        let db = SyncDb::open_in_memory().unwrap();
+        let mut e = entry(1);
+        e.object_id = "indicator--x".into();
+        e.version = "2026-01-01T00:00:00.100Z".into();
+        db.commit_push("dod", "l", "r", 1, &[e]).unwrap();
+        let v = |t: &str| Timestamp::parse(t).unwrap();
+        assert!(
+            db.sent_to("dod", "indicator--x", v("2026-01-01T00:00:00.1Z"))
+                .unwrap()
+        );
+        assert!(
+            !db.sent_to("dod", "indicator--x", v("2026-01-01T00:00:00.2Z"))
+                .unwrap()
+        );
+        assert!(
+            !db.sent_to("other", "indicator--x", v("2026-01-01T00:00:00.1Z"))
+                .unwrap()
+        );
+    }
+
+    #[test]
     fn pull_pages_record_checkpoint_provenance_and_quarantine() {
         let db = SyncDb::open_in_memory().unwrap();
         assert_eq!(db.checkpoint("p", "r", "l").unwrap(), None);

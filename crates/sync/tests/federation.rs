@@ -674,6 +674,21 @@ async fn a_partner_that_refuses_deletions_still_gets_objects() {
         ids(&p.dod.store, "inbox"),
         ["indicator--7a1c0000-0000-4000-8000-000000000002"]
     );
+
+    // A failure that cannot be confirmed (write-only again: dod's versions endpoint answers
+    // 403) is an error of the run, never a rejection: nothing is ever set aside for it.
+    p.dod
+        .store
+        .set_permission("mod", &write_only(false))
+        .unwrap();
+    let mut bad = object("indicator", 3, v1, green);
+    bad["pattern"] = json!("[this is not a pattern");
+    add(&p.modh.store, "shared", &[bad]);
+    for _ in 0..4 {
+        let e = p.mod_engine.sync_partner(&p.mod_to_dod).await.unwrap_err();
+        assert!(e.to_string().contains("403"), "{e}");
+    }
+    assert!(p.mod_db.outbound_quarantine("dod").unwrap().is_empty());
     p.dod.server.shutdown().await;
     p.modh.server.shutdown().await;
 }
