@@ -41,8 +41,11 @@ impl SyncEngine {
                 break;
             };
             let mut answered = 0;
+            // The last record of this page dealt with (sent and answered, or not due).
+            let mut done: Option<i64> = None;
             for rec in &page.records {
                 if !self.deletion_due(name, local, rec).await? {
+                    done = Some(rec.seq);
                     continue;
                 }
                 let query = ObjectsQuery {
@@ -66,9 +69,11 @@ impl SyncEngine {
                     Ok(()) => report.deleted += 1,
                     Err(Error::Status { status: 404, .. }) => report.already_gone += 1,
                     Err(e) => {
-                        // Everything before this one is answered; this one is not.
-                        self.db
-                            .commit_deletions(name, &local.id, remote, rec.seq - 1, answered)?;
+                        // Everything before this one is dealt with; this one is not.
+                        if let Some(done) = done {
+                            self.db
+                                .commit_deletions(name, &local.id, remote, done, answered)?;
+                        }
                         return match e {
                             Error::Status { status, .. }
                                 if (400..500).contains(&status)
@@ -87,6 +92,7 @@ impl SyncEngine {
                     }
                 }
                 answered += 1;
+                done = Some(rec.seq);
             }
             self.db
                 .commit_deletions(name, &local.id, remote, last, answered)?;
