@@ -103,6 +103,17 @@ pub trait Store: Send + Sync {
         query: &ObjectQuery,
     ) -> Result<ClearedDelete>;
 
+    /// A page of the collection's deletion log after `after_seq`: one record per object version
+    /// deleted by [`Store::delete_object`] or [`Store::delete_object_if_cleared`], written in the
+    /// same transaction as the delete, in the order the deletes committed. At most `limit`
+    /// records.
+    fn deletions(
+        &self,
+        collection: &CollectionRef,
+        after_seq: Option<i64>,
+        limit: usize,
+    ) -> Result<DeletionPage>;
+
     /// Number of object versions in a collection.
     fn count_objects(&self, collection: &CollectionRef) -> Result<u64>;
 

@@ -160,6 +160,34 @@ pub enum ClearedDelete {
     Deleted(u64),
 }
 
+/// One object version deleted from a collection, as the deletion log remembers it
+/// ([`Store::deletions`](crate::Store::deletions)): so that federation can tell the partners the
+/// version was pushed to, in the order the deletions happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletionRecord {
+    /// Position in the collection's deletion log: strictly increasing in commit order, never
+    /// reused (its own sequence, not the objects' one).
+    pub seq: i64,
+    /// Object id.
+    pub id: String,
+    /// The version deleted, printed as it was stored.
+    pub version: Timestamp,
+    /// Whether the object carried its own version (`modified` or `created`). When false (an SCO)
+    /// `version` was only the local `date_added`, which means nothing at another hub.
+    pub versioned: bool,
+    /// When it was deleted.
+    pub time: Timestamp,
+}
+
+/// A page of the deletion log.
+#[derive(Debug, Clone, Default)]
+pub struct DeletionPage {
+    /// The records, in log order.
+    pub records: Vec<DeletionRecord>,
+    /// Whether more records follow the last one.
+    pub more: bool,
+}
+
 /// One stored object version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectRecord {

@@ -624,6 +624,142 @@ mod suite {
         assert_eq!(store.count_objects(&c).unwrap(), 0);
     }
 
+    /// Every version deleted, by either delete, is logged in its collection's deletion log, in
+    /// commit order, with its version and whether it was the object's own; paging never skips or
+    /// repeats, and nothing is logged for a delete that deletes nothing or is refused.
+    pub fn deletion_log(store: &dyn Store) {
+        let c = setup(store);
+        let other = CollectionRef {
+            api_root: ROOT.into(),
+            id: OTHER.into(),
+        };
+        let (v1, v2) = ("2021-01-01T00:00:00.000Z", "2021-02-01T00:00:00.5Z");
+        store
+            .add_objects(
+                &c,
+                vec![
+                    indicator(1, v1, Some(Tlp::Green)),
+                    indicator(1, v2, Some(Tlp::Green)),
+                    indicator(2, v1, Some(Tlp::Red)),
+                    ipv4(3, None),
+                ],
+            )
+            .unwrap();
+        store
+            .add_objects(&other, vec![indicator(1, v1, None)])
+            .unwrap();
+        assert!(store.deletions(&c, None, 10).unwrap().records.is_empty());
+        let id = |kind: &str, n: u32| format!("{kind}--{}", uuid(n));
+        let at = |v: &str| ObjectQuery {
+            versions: VersionFilter::Set {
+                last: false,
+                first: false,
+                at: vec![Timestamp::parse(v).unwrap()],
+            },
+            ..ObjectQuery::default()
+        };
+        let all = ObjectQuery {
+            versions: VersionFilter::All,
+            clearance: Tlp::Green,
+            unmarked_as: Tlp::Red,
+            ..ObjectQuery::default()
+        };
+        let before = Timestamp::now();
+        assert_eq!(
+            store
+                .delete_object(&c, &id("indicator", 1), &at(v2))
+                .unwrap(),
+            1
+        );
+        // Nothing matches, or a matching version is above the clearance: nothing is logged.
+        assert_eq!(
+            store.delete_object(&c, &id("indicator", 9), &all).unwrap(),
+            0
+        );
+        assert_eq!(
+            store
+                .delete_object_if_cleared(&c, &id("indicator", 2), &all)
+                .unwrap(),
+            ClearedDelete::NoneVisible
+        );
+        assert_eq!(
+            store
+                .delete_object_if_cleared(&c, &id("indicator", 1), &all)
+                .unwrap(),
+            ClearedDelete::Deleted(1)
+        );
+        assert_eq!(
+            store.delete_object(&c, &id("ipv4-addr", 3), &all).unwrap(),
+            1
+        );
+        let log = store.deletions(&c, None, 10).unwrap();
+        assert!(!log.more);
+        let seen: Vec<(String, String, bool)> = log
+            .records
+            .iter()
+            .map(|r| (r.id.clone(), r.version.to_string(), r.versioned))
+            .collect();
+        assert_eq!(seen[0], (id("indicator", 1), v2.to_owned(), true));
+        assert_eq!(seen[1], (id("indicator", 1), v1.to_owned(), true));
+        assert_eq!(
+            (seen[2].0.as_str(), seen[2].2),
+            (id("ipv4-addr", 3).as_str(), false)
+        );
+        assert_eq!(seen.len(), 3);
+        for w in log.records.windows(2) {
+            assert!(w[0].seq < w[1].seq);
+        }
+        assert!(
+            log.records
+                .iter()
+                .all(|r| r.time.unix_micros() >= before.unix_micros())
+        );
+        // Paging: one at a time, resuming after the last seq, gives the same records.
+        let mut after = None;
+        let mut paged = Vec::new();
+        loop {
+            let page = store.deletions(&c, after, 1).unwrap();
+            after = page.records.last().map(|r| r.seq);
+            paged.extend(page.records);
+            if !page.more {
+                break;
+            }
+        }
+        assert_eq!(paged, log.records);
+        let last = log.records.last().map(|r| r.seq);
+        assert!(store.deletions(&c, last, 10).unwrap().records.is_empty());
+        // Another collection's log is its own.
+        assert!(
+            store
+                .deletions(&other, None, 10)
+                .unwrap()
+                .records
+                .is_empty()
+        );
+        store
+            .delete_object(&other, &id("indicator", 1), &all)
+            .unwrap();
+        let theirs = store.deletions(&other, None, 10).unwrap().records;
+        assert_eq!(theirs.len(), 1);
+        assert!(theirs[0].seq > last.unwrap());
+        // A version re-added and deleted again is logged again.
+        store
+            .add_objects(&c, vec![indicator(1, v2, Some(Tlp::Green))])
+            .unwrap();
+        store
+            .delete_object(&c, &id("indicator", 1), &at(v2))
+            .unwrap();
+        assert_eq!(store.deletions(&c, last, 10).unwrap().records.len(), 1);
+        let missing = CollectionRef {
+            api_root: ROOT.into(),
+            id: "no-such-collection".into(),
+        };
+        assert!(matches!(
+            store.deletions(&missing, None, 10),
+            Err(StoreError::NotFound(_))
+        ));
+    }
+
     /// Objects added with their audit events: one write event per version added, none for a
     /// duplicate or a rejection, in the same call.
     pub fn add_with_audit(store: &dyn Store) {
@@ -1075,6 +1211,7 @@ conformance!(
     duplicates_and_conflicts,
     delete_repairs_flags,
     delete_if_cleared,
+    deletion_log,
     add_with_audit,
     status_round_trip_and_expiry,
     accounts_and_credentials,

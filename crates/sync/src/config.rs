@@ -69,6 +69,14 @@ pub struct PartnerConfig {
         skip_serializing_if = "is_default_page_size"
     )]
     pub page_size: usize,
+    /// Confirmed rejections of one version (the partner's status says it failed and its versions
+    /// endpoint says it does not hold it), counted across runs, after which push sets the version
+    /// aside in the outbound quarantine and moves on.
+    #[serde(
+        default = "default_set_aside_after",
+        skip_serializing_if = "is_default_set_aside_after"
+    )]
+    pub set_aside_after: u32,
     /// Remote collections pulled into local ones.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pull: Vec<PullMapping>,
@@ -100,6 +108,12 @@ fn default_page_size() -> usize {
 }
 fn is_default_page_size(v: &usize) -> bool {
     *v == default_page_size()
+}
+fn default_set_aside_after() -> u32 {
+    3
+}
+fn is_default_set_aside_after(v: &u32) -> bool {
+    *v == default_set_aside_after()
 }
 
 /// HTTP credentials, by reference: the secret is read from the environment or a file when used.
@@ -231,6 +245,7 @@ impl PartnerConfig {
             timeout_secs: default_timeout(),
             max_response_bytes: default_max_response(),
             page_size: default_page_size(),
+            set_aside_after: default_set_aside_after(),
             pull: Vec::new(),
             push: Vec::new(),
             policy: EgressPolicy::default(),
@@ -297,6 +312,12 @@ impl PartnerConfig {
         if self.client_cert.is_some() != self.client_key.is_some() {
             return Err(Error::Config(format!(
                 "partner {}: client_cert and client_key go together",
+                self.name
+            )));
+        }
+        if self.set_aside_after == 0 {
+            return Err(Error::Config(format!(
+                "partner {}: set_aside_after must be at least 1",
                 self.name
             )));
         }

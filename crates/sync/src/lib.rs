@@ -16,9 +16,11 @@
 //!   `kizuna-policy` (every exit's crate knows it), stored in `sync.db` by [`state::SyncDb`],
 //!   which `kizuna serve` also hands to the TAXII server as its ledger.
 //! - [`config`]: partners as written in `kizuna.toml`.
-//! - [`engine`]: pull and push, with checkpoints and watermarks in the [`state`] database; rounds
-//!   with every partner, the partner list asked for at each round so that a running hub follows
-//!   its configuration ([`SyncEngine::run_rounds`]).
+//! - [`engine`]: pull and push (objects, and `DELETE`s for what was deleted locally after it was
+//!   pushed), with checkpoints, watermarks and the outbound quarantine (versions a partner
+//!   rejected, set aside after `set_aside_after` runs) in the [`state`] database; rounds with
+//!   every partner, the partner list asked for at each round so that a running hub follows its
+//!   configuration ([`SyncEngine::run_rounds`]).
 //!
 //! # What it must never do
 //!
@@ -29,7 +31,10 @@
 //! - **Skip or lose an object.** A pull checkpoint advances only after the page's objects are
 //!   committed to the store (a crash re-reads at most a page, and the store ignores exact
 //!   duplicates); a push watermark advances only after the partner's status resource confirms the
-//!   envelope, in the same transaction that writes the ledger records.
+//!   envelope, in the same transaction that writes the ledger records; a version is skipped only
+//!   when the partner confirmed, `set_aside_after` times, that it rejects it, and then it is
+//!   listed in the outbound quarantine. A deletion watermark advances only over `DELETE`s the
+//!   partner answered (200 or 404).
 //! - **Trust the partner.** Response bodies are capped and parsed strictly; received objects are
 //!   validated and quarantined with the reason when invalid; redirects are not followed, so
 //!   credentials go only to the configured origin; secrets never sit in the configuration file.

@@ -1,7 +1,8 @@
 //! The sync database (`sync.db` in the data directory): pull checkpoints, push watermarks,
-//! quarantined objects, provenance of pulled versions, per-partner status, and the egress ledger
+//! quarantined objects, provenance of pulled versions, per-partner status, the egress ledger
 //! (every exit's records: push writes them with its watermark, the TAXII server and
-//! `kizuna export --partner` through [`LedgerStorage`]).
+//! `kizuna export --partner` through [`LedgerStorage`]), deletion watermarks (deletions sent to
+//! partners) and the outbound quarantine (versions a partner rejected for good).
 //!
 //! It is a separate SQLite file from the hub's store on purpose, for now: the store's schema is
 //! owned by `kizuna-store`, and everything here is federation state. The seam is narrow: the
@@ -22,6 +23,10 @@ use crate::error::{Error, Result};
 use crate::ledger::{
     self, Exit, Head, LedgerEntry, LedgerError, LedgerRecord, LedgerStorage, RecordFormat, chain,
 };
+
+mod outbound;
+
+pub use outbound::{DeletionPosition, Rejected, SetAside};
 
 /// File name of the sync database in the data directory.
 pub const SYNC_DB_FILE: &str = "sync.db";
@@ -155,6 +160,7 @@ impl SyncDb {
     fn init(conn: Connection) -> Result<Self> {
         conn.execute_batch(SCHEMA)?;
         add_ledger_exit_column(&conn)?;
+        conn.execute_batch(outbound::SCHEMA)?;
         Ok(Self {
             conn: Mutex::new(conn),
         })

@@ -1,6 +1,7 @@
 //! The client against partners that misbehave (garbage, errors, stalls, cut connections, oversized
 //! bodies, redirects) and against TLS servers (pinned certificate, CA bundle, client certificate).
-//! Every server here is a scripted one on 127.0.0.1:0.
+//! Every server here is a scripted one on 127.0.0.1:0. And the engine against a partner whose
+//! `DELETE`s fail: the deletion watermark moves only over deletions the partner answered.
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on bad test data
 
@@ -357,4 +358,176 @@ async fn client_certificates_authenticate() {
     assert_eq!(try_discovery(&with, &url).await.unwrap(), "scripted");
     let without = tls_client(trust, None);
     assert!(try_discovery(&without, &url).await.is_err());
+}
+
+/// An API root whose `DELETE`s answer 503 until `accept` is set, then 200; every `DELETE` target
+/// is recorded.
+async fn deleting_partner(
+    accept: Arc<std::sync::atomic::AtomicBool>,
+    seen: Arc<std::sync::Mutex<Vec<String>>>,
+) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            let (accept, seen) = (accept.clone(), seen.clone());
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut byte = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut byte).await {
+                        Ok(n) if n > 0 && buf.len() < 64 * 1024 => {
+                            buf.extend_from_slice(&byte[..n])
+                        }
+                        _ => return,
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf).into_owned();
+                let mut words = head.split_whitespace();
+                let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+                let out = match (method, path) {
+                    ("GET", "/api/") => response(
+                        "200 OK",
+                        TAXII,
+                        r#"{"title":"scripted","versions":["application/taxii+json;version=2.1"],"max_content_length":100000}"#,
+                    ),
+                    ("DELETE", _) => {
+                        seen.lock().unwrap().push(path.to_owned());
+                        if accept.load(Ordering::SeqCst) {
+                            response("200 OK", TAXII, "")
+                        } else {
+                            response(
+                                "503 Service Unavailable",
+                                TAXII,
+                                r#"{"title":"down for maintenance"}"#,
+                            )
+                        }
+                    }
+                    _ => response("404 Not Found", TAXII, r#"{"title":"not found"}"#),
+                };
+                let _ = s.write_all(&out).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+/// The deletion watermark moves only over deletions the partner answered: a 503 (after the
+/// retries) fails the run and leaves it, so the next run sends the same `DELETE` again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletions_advance_only_once_the_partner_answered() {
+    use kizuna_stix::{ObjectMeta, Timestamp, Tlp};
+    use kizuna_store::{
+        ApiRoot, Collection, NewObject, ObjectQuery, SqliteStore, Store, VersionFilter,
+    };
+    use kizuna_sync::ledger::LedgerEntry;
+    use kizuna_sync::state::SyncDb;
+    use kizuna_sync::{PartnerConfig, PushMapping, SyncEngine, SyncOptions};
+
+    let accept = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let addr = deleting_partner(accept.clone(), seen.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    store
+        .create_api_root(&ApiRoot {
+            name: "hub".into(),
+            title: "hub".into(),
+            description: None,
+            max_content_length: 1 << 20,
+        })
+        .unwrap();
+    store
+        .create_collection(&Collection {
+            api_root: "hub".into(),
+            id: "0b3a6c1e-5d2f-4e8a-9c7b-1a2b3c4d5e01".into(),
+            title: "shared".into(),
+            description: None,
+            alias: Some("shared".into()),
+            media_types: vec![],
+        })
+        .unwrap();
+    let shared = store.collection("hub", "shared").unwrap().unwrap();
+    let id = "indicator--7a1c0000-0000-4000-8000-000000000001";
+    let version = "2026-01-01T00:00:00.000Z";
+    let indicator = serde_json::json!({"type": "indicator", "spec_version": "2.1", "id": id,
+        "created": version, "modified": version, "pattern": "[ipv4-addr:value = '192.0.2.1']",
+        "pattern_type": "stix", "valid_from": version,
+        "object_marking_refs": [Tlp::Green.marking_id()]});
+    store
+        .add_objects(
+            &shared.as_ref(),
+            vec![NewObject {
+                meta: ObjectMeta::from_value(&indicator).unwrap(),
+                json: indicator.to_string(),
+            }],
+        )
+        .unwrap();
+    // It went to the partner in an earlier run: the ledger says so, the watermark is past it.
+    let db = Arc::new(SyncDb::open(dir.path()).unwrap());
+    let sent = LedgerEntry {
+        time: Timestamp::now(),
+        partner: "scripted".into(),
+        object_id: id.into(),
+        version: version.into(),
+        marking: "green".into(),
+        sha256: kizuna_sync::ledger::sha256_hex(indicator.to_string().as_bytes()),
+    };
+    db.commit_push("scripted", &shared.id, "remote", 1_000, &[sent])
+        .unwrap();
+    let all = ObjectQuery {
+        versions: VersionFilter::All,
+        ..Default::default()
+    };
+    assert_eq!(store.delete_object(&shared.as_ref(), id, &all).unwrap(), 1);
+
+    let mut partner = PartnerConfig::new("scripted", format!("http://{addr}/api/"));
+    partner.danger_plaintext_http = true;
+    partner.push.push(PushMapping {
+        local: "shared".into(),
+        remote: "remote".into(),
+        local_api_root: None,
+    });
+    let options = SyncOptions {
+        retry: RetryPolicy {
+            attempts: 2,
+            base: Duration::from_millis(1),
+            max: Duration::from_millis(1),
+        },
+        ..SyncOptions::default()
+    };
+    let engine = SyncEngine::new(store.clone(), db.clone(), options);
+    let e = engine.sync_partner(&partner).await.unwrap_err();
+    assert!(e.to_string().contains("503"), "{e}");
+    assert_eq!(seen.lock().unwrap().len(), 2, "retried, then given up");
+    assert_eq!(
+        db.deletion_watermark("scripted", &shared.id, "remote")
+            .unwrap(),
+        None
+    );
+
+    accept.store(true, Ordering::SeqCst);
+    let r = engine.sync_partner(&partner).await.unwrap();
+    assert_eq!(r.pushes[0].1.deleted, 1, "{r:?}");
+    let last = seen.lock().unwrap().last().cloned().unwrap();
+    assert!(
+        last.starts_with(&format!(
+            "/api/collections/remote/objects/{id}/?match%5Bversion%5D=2026-01-01T00"
+        )) || last.starts_with(&format!(
+            "/api/collections/remote/objects/{id}/?match[version]=2026-01-01T00"
+        )),
+        "{last}"
+    );
+    assert!(
+        db.deletion_watermark("scripted", &shared.id, "remote")
+            .unwrap()
+            .is_some()
+    );
+    let r = engine.sync_partner(&partner).await.unwrap();
+    assert_eq!(r.pushes[0].1.deleted, 0, "sent once: {r:?}");
+    assert_eq!(seen.lock().unwrap().len(), 3);
 }

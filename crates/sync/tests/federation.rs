@@ -3,7 +3,10 @@
 //! revocations arrive as new versions, what the other sights flows back, and TLP:RED and
 //! AMBER+STRICT never leave (checked by reading everything the receiving hub holds, straight from
 //! its store). Three hubs in a chain: relayed objects reach the far end, nothing is echoed back to
-//! where it came from, and the far end's sighting reaches the first hub.
+//! where it came from, and the far end's sighting reaches the first hub. Deletions: what a hub
+//! deletes is deleted where it pushed it (relayed hop by hop, never echoed), a partner refusing
+//! deletions still receives objects, and a version the partner rejects is set aside after
+//! `set_aside_after` runs so that later versions flow.
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on bad test data
 
@@ -439,7 +442,372 @@ async fn three_hubs_relay_without_echo_or_leaks() {
             .any(|o| o["type"] == "sighting"),
         "c's sighting at a"
     );
+
+    // a deletes its indicator: b's copy goes (a pushed it there), and b passes the deletion on
+    // to c (b pushed it there), never back to a (b never sent it to a).
+    let relayed = "indicator--7a1c0000-0000-4000-8000-000000000001";
+    let a_shared = a
+        .store
+        .collection("hub", "shared")
+        .unwrap()
+        .unwrap()
+        .as_ref();
+    let all = ObjectQuery {
+        versions: VersionFilter::All,
+        ..Default::default()
+    };
+    assert_eq!(a.store.delete_object(&a_shared, relayed, &all).unwrap(), 1);
+    let r = a_engine.sync_partner(&a_to_b).await.unwrap();
+    assert_eq!(r.pushes[0].1.deleted, 1, "{r:?}");
+    assert!(
+        everything(&b.store, "inbox")
+            .iter()
+            .all(|o| o["id"] != relayed)
+    );
+    let r = b_engine.sync_partner(&b_to_c).await.unwrap();
+    assert_eq!(r.pushes[0].1.deleted, 1, "{r:?}");
+    assert!(
+        everything(&c.store, "inbox")
+            .iter()
+            .all(|o| o["id"] != relayed)
+    );
     for h in [a, b, c] {
         h.server.shutdown().await;
     }
+}
+
+/// The engines and partner configurations of two hubs, `mod` and `dod`, each with an account for
+/// the other.
+struct Pair {
+    modh: Hub,
+    dod: Hub,
+    mod_engine: SyncEngine,
+    mod_db: Arc<SyncDb>,
+    mod_to_dod: PartnerConfig,
+    _secrets: tempfile::TempDir,
+}
+
+async fn pair() -> Pair {
+    pair_with(SyncOptions::default()).await
+}
+
+async fn pair_with(options: SyncOptions) -> Pair {
+    const PW: &str = "two hubs that delete";
+    let secrets = tempfile::tempdir().unwrap();
+    let pw_file = secrets.path().join("pw");
+    std::fs::write(&pw_file, PW).unwrap();
+    let modh = hub(&["dod"], PW).await;
+    let dod = hub(&["mod"], PW).await;
+    let mod_db = Arc::new(SyncDb::open(secrets.path()).unwrap());
+    let mod_engine = SyncEngine::new(modh.store.clone(), mod_db.clone(), options);
+    let mod_to_dod = partner_of("dod", &dod, "mod", &pw_file);
+    Pair {
+        modh,
+        dod,
+        mod_engine,
+        mod_db,
+        mod_to_dod,
+        _secrets: secrets,
+    }
+}
+
+fn delete_all(store: &SqliteStore, alias: &str, id: &str) -> u64 {
+    let coll = store.collection("hub", alias).unwrap().unwrap().as_ref();
+    let all = ObjectQuery {
+        versions: VersionFilter::All,
+        ..Default::default()
+    };
+    store.delete_object(&coll, id, &all).unwrap()
+}
+
+fn ids(store: &SqliteStore, alias: &str) -> Vec<String> {
+    let mut ids: Vec<String> = everything(store, alias)
+        .iter()
+        .map(|o| o["id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_deletions_reach_the_partner_they_were_pushed_to_and_never_echo() {
+    let mut p = pair().await;
+    let v1 = "2026-01-01T00:00:00.000Z";
+    let v2 = "2026-02-01T00:00:00.000Z";
+    let green = Some(Tlp::Green);
+    add(
+        &p.modh.store,
+        "shared",
+        &[
+            object("indicator", 1, v1, green),
+            object("indicator", 1, v2, green),
+            object("indicator", 2, v1, green),
+            object("indicator", 3, v1, green),
+            object("indicator", 4, v1, Some(Tlp::Red)),
+        ],
+    );
+    let r = p.mod_engine.sync_partner(&p.mod_to_dod).await.unwrap();
+    assert_eq!(r.pushes[0].1.sent, 4, "{r:?}");
+    let id = |n: u32| format!("indicator--7a1c0000-0000-4000-8000-{n:012}");
+
+    // Deleted at mod (both versions of 1; the RED 4 that never left): gone at dod after the next
+    // run, and only what was sent is asked for.
+    assert_eq!(delete_all(&p.modh.store, "shared", &id(1)), 2);
+    assert_eq!(delete_all(&p.modh.store, "shared", &id(4)), 1);
+    let r = p.mod_engine.sync_partner(&p.mod_to_dod).await.unwrap();
+    assert_eq!(
+        (r.pushes[0].1.deleted, r.pushes[0].1.already_gone),
+        (2, 0),
+        "{r:?}"
+    );
+    assert_eq!(ids(&p.dod.store, "inbox"), [id(2), id(3)]);
+    // Nothing more to send; the watermark stays over what the partner answered.
+    let r = p.mod_engine.sync_partner(&p.mod_to_dod).await.unwrap();
+    assert_eq!(
+        (r.pushes[0].1.deleted, r.pushes[0].1.already_gone),
+        (0, 0),
+        "{r:?}"
+    );
+    let pos = p.mod_db.deletion_positions("dod").unwrap();
+    assert_eq!(
+        (pos.len(), pos[0].deleted, pos[0].refused.as_deref()),
+        (1, 2, None)
+    );
+
+    // Already gone at dod: a 404 counts as done (re-sending is harmless).
+    assert_eq!(delete_all(&p.dod.store, "inbox", &id(2)), 1);
+    assert_eq!(delete_all(&p.modh.store, "shared", &id(2)), 1);
+    let r = p.mod_engine.sync_partner(&p.mod_to_dod).await.unwrap();
+    assert_eq!(
+        (r.pushes[0].1.deleted, r.pushes[0].1.already_gone),
+        (0, 1),
+        "{r:?}"
+    );
+
+    // Deleted and added again before the next run: the partner keeps it.
+    assert_eq!(delete_all(&p.modh.store, "shared", &id(3)), 1);
+    add(
+        &p.modh.store,
+        "shared",
+        &[object("indicator", 3, v1, green)],
+    );
+    let r = p.mod_engine.sync_partner(&p.mod_to_dod).await.unwrap();
+    assert_eq!(r.pushes[0].1.deleted, 0, "{r:?}");
+    assert_eq!(ids(&p.dod.store, "inbox"), [id(3)]);
+
+    // No echo: dod's sighting, pulled into mod's inbox and pushed on by a second mapping (never
+    // back to dod), is deleted at mod; no DELETE goes to dod for it.
+    add(&p.dod.store, "shared", &[object("sighting", 1, v1, green)]);
+    p.mod_to_dod.push.push(PushMapping {
+        local: "inbox".into(),
+        remote: INBOX.into(),
+        local_api_root: None,
+    });
+    let r = p.mod_engine.sync_partner(&p.mod_to_dod).await.unwrap();
+    assert_eq!((r.pulls[0].1.added, r.pushes[1].1.echoes), (1, 1), "{r:?}");
+    let sighting = "sighting--7a1c0000-0000-4000-8000-000000000001";
+    assert_eq!(delete_all(&p.modh.store, "inbox", sighting), 1);
+    let r = p.mod_engine.sync_partner(&p.mod_to_dod).await.unwrap();
+    let pushed = &r.pushes[1].1;
+    assert_eq!((pushed.deleted, pushed.already_gone), (0, 0), "{r:?}");
+    assert_eq!(ids(&p.dod.store, "shared"), [sighting]);
+
+    p.dod.server.shutdown().await;
+    p.modh.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_that_refuses_deletions_still_gets_objects() {
+    let p = pair().await;
+    // At dod, mod may add to the inbox but not read it, and TAXII deletion needs both (§5.7).
+    let write_only = |read| Permission {
+        api_root: "hub".into(),
+        collection: INBOX.into(),
+        read,
+        write: true,
+    };
+    p.dod
+        .store
+        .set_permission("mod", &write_only(false))
+        .unwrap();
+    let v1 = "2026-01-01T00:00:00.000Z";
+    let green = Some(Tlp::Green);
+    add(
+        &p.modh.store,
+        "shared",
+        &[object("indicator", 1, v1, green)],
+    );
+    let r = p.mod_engine.sync_partner(&p.mod_to_dod).await.unwrap();
+    assert_eq!(r.pushes[0].1.sent, 1);
+    let id1 = "indicator--7a1c0000-0000-4000-8000-000000000001";
+    delete_all(&p.modh.store, "shared", id1);
+    add(
+        &p.modh.store,
+        "shared",
+        &[object("indicator", 2, v1, green)],
+    );
+    let r = p.mod_engine.sync_partner(&p.mod_to_dod).await.unwrap();
+    let pushed = &r.pushes[0].1;
+    assert!(
+        pushed
+            .deletion_refused
+            .as_deref()
+            .is_some_and(|e| e.contains("403")),
+        "{r:?}"
+    );
+    assert_eq!(
+        (pushed.deleted, pushed.sent),
+        (0, 1),
+        "objects still flow: {r:?}"
+    );
+    let pos = p.mod_db.deletion_positions("dod").unwrap();
+    assert!(pos[0].refused.as_deref().is_some_and(|e| e.contains("403")));
+    assert_eq!(ids(&p.dod.store, "inbox").len(), 2);
+
+    // Once granted, the waiting deletion goes through and the refusal is cleared.
+    p.dod
+        .store
+        .set_permission("mod", &write_only(true))
+        .unwrap();
+    let r = p.mod_engine.sync_partner(&p.mod_to_dod).await.unwrap();
+    assert_eq!(r.pushes[0].1.deleted, 1, "{r:?}");
+    assert!(r.pushes[0].1.deletion_refused.is_none());
+    assert!(
+        p.mod_db.deletion_positions("dod").unwrap()[0]
+            .refused
+            .is_none()
+    );
+    assert_eq!(
+        ids(&p.dod.store, "inbox"),
+        ["indicator--7a1c0000-0000-4000-8000-000000000002"]
+    );
+
+    // A failure that cannot be confirmed (write-only again: dod's versions endpoint answers
+    // 403) is an error of the run, never a rejection: nothing is ever set aside for it.
+    p.dod
+        .store
+        .set_permission("mod", &write_only(false))
+        .unwrap();
+    let mut bad = object("indicator", 3, v1, green);
+    bad["pattern"] = json!("[this is not a pattern");
+    add(&p.modh.store, "shared", &[bad]);
+    for _ in 0..4 {
+        let e = p.mod_engine.sync_partner(&p.mod_to_dod).await.unwrap_err();
+        assert!(e.to_string().contains("403"), "{e}");
+    }
+    assert!(p.mod_db.outbound_quarantine("dod").unwrap().is_empty());
+    p.dod.server.shutdown().await;
+    p.modh.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_the_partner_rejects_is_set_aside_after_n_runs_and_can_be_retried() {
+    // Pages of one: the rejected version blocks the pages after its own until it is set aside
+    // (versions in its own envelope are accepted by the partner, and recorded, each time).
+    let p = pair_with(SyncOptions {
+        push_page: 1,
+        ..SyncOptions::default()
+    })
+    .await;
+    let v1 = "2026-01-01T00:00:00.000Z";
+    let green = Some(Tlp::Green);
+    // Valid at mod's store (which does not validate), invalid for dod's TAXII server.
+    let mut bad = object("indicator", 2, v1, green);
+    bad["pattern"] = json!("[this is not a pattern");
+    add(
+        &p.modh.store,
+        "shared",
+        &[object("indicator", 1, v1, green), bad],
+    );
+    add(
+        &p.modh.store,
+        "shared",
+        &[object("indicator", 3, v1, green)],
+    );
+    let bad_id = "indicator--7a1c0000-0000-4000-8000-000000000002";
+    assert_eq!(p.mod_to_dod.set_aside_after, 3, "the default");
+    for attempt in 1..=2 {
+        let e = p
+            .mod_engine
+            .sync_partner(&p.mod_to_dod)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(bad_id) && e.contains(&format!("rejection {attempt} of 3")),
+            "{e}"
+        );
+        let q = p.mod_db.outbound_quarantine("dod").unwrap();
+        assert_eq!(
+            (q.len(), q[0].attempts, q[0].state.as_str()),
+            (1, attempt, "counting")
+        );
+    }
+    assert!(p.mod_db.status("dod").unwrap().last_error.is_some());
+    // What came before it arrived on the first run; the next page waits.
+    assert_eq!(
+        ids(&p.dod.store, "inbox"),
+        ["indicator--7a1c0000-0000-4000-8000-000000000001"]
+    );
+    let r = p.mod_engine.sync_partner(&p.mod_to_dod).await.unwrap();
+    let pushed = &r.pushes[0].1;
+    assert_eq!((pushed.rejected, pushed.set_aside), (1, 1), "{r:?}");
+    assert_eq!(
+        ids(&p.dod.store, "inbox"),
+        [
+            "indicator--7a1c0000-0000-4000-8000-000000000001",
+            "indicator--7a1c0000-0000-4000-8000-000000000003"
+        ]
+    );
+    let q = p.mod_db.outbound_quarantine("dod").unwrap();
+    assert_eq!((q[0].attempts, q[0].state.as_str()), (3, "set_aside"));
+    assert_eq!(q[0].object_id, bad_id);
+    assert!(!q[0].message.is_empty());
+    assert!(p.mod_db.status("dod").unwrap().last_error.is_none());
+    // Later versions flow; the set-aside one is not sent again.
+    add(
+        &p.modh.store,
+        "shared",
+        &[object("indicator", 4, v1, green)],
+    );
+    let r = p.mod_engine.sync_partner(&p.mod_to_dod).await.unwrap();
+    assert_eq!(
+        (r.pushes[0].1.sent, r.pushes[0].1.rejected),
+        (1, 0),
+        "{r:?}"
+    );
+
+    // `partner retry` sends it once more; rejected again, it goes straight back aside.
+    assert_eq!(
+        p.mod_db
+            .retry_set_aside("dod", Some("indicator--other"))
+            .unwrap(),
+        0
+    );
+    assert_eq!(p.mod_db.retry_set_aside("dod", Some(bad_id)).unwrap(), 1);
+    let r = p.mod_engine.sync_partner(&p.mod_to_dod).await.unwrap();
+    let pushed = &r.pushes[0].1;
+    assert_eq!(
+        (pushed.retried, pushed.rejected, pushed.set_aside),
+        (1, 1, 1),
+        "{r:?}"
+    );
+    let q = p.mod_db.outbound_quarantine("dod").unwrap();
+    assert_eq!((q[0].attempts, q[0].state.as_str()), (4, "set_aside"));
+    let r = p.mod_engine.sync_partner(&p.mod_to_dod).await.unwrap();
+    assert_eq!((r.pushes[0].1.retried, r.pushes[0].1.sent), (0, 0), "{r:?}");
+
+    // Deleted locally while set aside: a retry finds nothing to send and forgets it.
+    assert_eq!(p.mod_db.retry_set_aside("dod", None).unwrap(), 1);
+    delete_all(&p.modh.store, "shared", bad_id);
+    let r = p.mod_engine.sync_partner(&p.mod_to_dod).await.unwrap();
+    assert_eq!(
+        (r.pushes[0].1.retried, r.pushes[0].1.already_gone),
+        (0, 0),
+        "{r:?}"
+    );
+    assert!(p.mod_db.outbound_quarantine("dod").unwrap().is_empty());
+    p.dod.server.shutdown().await;
+    p.modh.server.shutdown().await;
 }

@@ -636,6 +636,27 @@ async fn engine_pulls_from_and_pushes_to_medallion() {
     assert!(verify(db.as_ref(), None).unwrap().is_intact());
     let status = db.status("medallion").unwrap();
     assert!(status.last_error.is_none() && status.last_success.is_some());
+
+    // A local deletion of a pushed object reaches medallion (DELETE with match[version]); the
+    // twin mapping, which sent it too, then finds it already gone (404: harmless).
+    let shared = store.collection("hub", "shared").unwrap().unwrap().as_ref();
+    let deleted = "indicator--5f8d1b4e-0000-4000-8000-000000000200";
+    assert_eq!(
+        store
+            .delete_object(&shared, deleted, &all_versions)
+            .unwrap(),
+        1
+    );
+    let fifth = engine.sync_partner(&p).await.unwrap();
+    let push = &fifth.pushes[0].1;
+    assert_eq!((push.deleted, push.already_gone), (1, 0), "{fifth:?}");
+    assert!(push.deletion_refused.is_none());
+    let (at_partner, _) = read_all(&c, &root, COLL_RW, 5).await;
+    assert_eq!(at_partner.len(), 4);
+    assert!(at_partner.iter().all(|o| o["id"] != deleted));
+    let twin_again = engine.sync_partner(&twin).await.unwrap();
+    let push = &twin_again.pushes[0].1;
+    assert_eq!((push.deleted, push.already_gone), (0, 1), "{twin_again:?}");
 }
 
 /// A TCP proxy in front of `upstream` that cuts every `cut_every`-th connection in the middle of

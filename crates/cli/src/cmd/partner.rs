@@ -1,5 +1,5 @@
-//! `kizuna partner add | list | show | remove`: the partners in `kizuna.toml` (`[[partner]]`)
-//! and their sync status.
+//! `kizuna partner add | list | show | retry | remove`: the partners in `kizuna.toml`
+//! (`[[partner]]`), their sync status, and the versions they rejected.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -35,6 +35,15 @@ pub enum PartnerCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Put versions the partner rejected, and that push set aside, back: the next sync sends
+    /// them once more (rejected again, they go straight back aside).
+    Retry {
+        /// Partner name.
+        name: String,
+        /// Only this object's set-aside versions.
+        #[arg(long, value_name = "ID")]
+        object: Option<String>,
     },
     /// Remove a partner from the configuration file (its sync state and ledger records stay).
     Remove {
@@ -192,8 +201,12 @@ pub fn run(
             let status = db.status(&p.name)?;
             let quarantined = db.quarantined(&p.name, quarantine)?;
             let positions = db.positions(&p.name)?;
+            let deletions = db.deletion_positions(&p.name)?;
+            let outbound = db.outbound_quarantine(&p.name)?;
             if json {
-                let v = serde_json::json!({"partner": p, "status": status, "positions": positions, "quarantined": quarantined});
+                let v = serde_json::json!({"partner": p, "status": status, "positions": positions,
+                    "deletions": deletions, "quarantined": quarantined,
+                    "outbound_quarantine": outbound});
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 println!("{}", toml::to_string(&p)?.trim_end());
@@ -226,6 +239,31 @@ pub fn run(
                         w.local, w.remote, w.seq, w.updated
                     );
                 }
+                for d in &deletions {
+                    println!(
+                        "deletions {} -> {}: up to deletion {}, {} sent (as of {})",
+                        d.local,
+                        d.remote,
+                        d.seq.map_or_else(|| "none".to_owned(), |s| s.to_string()),
+                        d.deleted,
+                        d.updated
+                    );
+                    if let Some(refused) = &d.refused {
+                        println!("  the partner refuses deletions: {refused}");
+                    }
+                }
+                for o in &outbound {
+                    println!(
+                        "rejected by the partner ({}, {} attempts, last {}): {} {} -> {}: {}",
+                        o.state.replace('_', " "),
+                        o.attempts,
+                        o.last_time,
+                        o.object_id,
+                        o.version,
+                        o.remote,
+                        o.message
+                    );
+                }
                 for q in quarantined {
                     println!(
                         "quarantined {} {} from {}: {}",
@@ -236,6 +274,15 @@ pub fn run(
                     );
                 }
             }
+        }
+        PartnerCommand::Retry { name, object } => {
+            let p = find_partner(config_path, &name)?;
+            let db = SyncDb::open(&config.data)?;
+            let n = db.retry_set_aside(&p.name, object.as_deref())?;
+            println!(
+                "{n} set-aside version(s) will be sent to {} on the next sync",
+                p.name
+            );
         }
         PartnerCommand::Remove { name } => {
             if remove_partner(&file, &name)? {

@@ -67,6 +67,21 @@ pub fn run(
                         "{name}: pushed {local}: {} sent in {} envelopes, {} refused by policy, {} not echoed",
                         r.sent, r.envelopes, r.refused, r.echoes
                     );
+                    if r.deleted + r.already_gone > 0 {
+                        println!(
+                            "{name}: deletions from {local}: {} deleted at the partner, {} already gone",
+                            r.deleted, r.already_gone
+                        );
+                    }
+                    if let Some(why) = &r.deletion_refused {
+                        println!("{name}: the partner refuses deletions from {local}: {why}");
+                    }
+                    if r.rejected + r.set_aside + r.retried > 0 {
+                        println!(
+                            "{name}: {local}: {} rejected by the partner, {} set aside, {} retried (kizuna partner show {name})",
+                            r.rejected, r.set_aside, r.retried
+                        );
+                    }
                 }
             }
             Err(e) => {

@@ -22,6 +22,7 @@
 //! an fsync per transaction.
 
 mod accounts;
+mod deletions;
 mod objects;
 mod records;
 mod roots;
@@ -373,6 +374,15 @@ impl Store for SqliteStore {
         query: &ObjectQuery,
     ) -> Result<ClearedDelete> {
         self.write(|tx| objects::delete_if_cleared(tx, collection, id, query))
+    }
+
+    fn deletions(
+        &self,
+        collection: &CollectionRef,
+        after_seq: Option<i64>,
+        limit: usize,
+    ) -> Result<DeletionPage> {
+        self.read(|tx| deletions::page(tx, collection, after_seq, limit))
     }
 
     fn count_objects(&self, collection: &CollectionRef) -> Result<u64> {

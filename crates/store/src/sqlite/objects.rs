@@ -355,13 +355,15 @@ pub(super) fn delete(
     query: &ObjectQuery,
 ) -> Result<u64> {
     let key = collection_key(tx, collection)?;
-    let mut sql = "DELETE FROM objects WHERE coll = ?1 AND id = ?2 AND id_hash = ?3".to_owned();
+    let mut conditions = "coll = ?1 AND id = ?2 AND id_hash = ?3".to_owned();
     let mut params = vec![
         Value::Integer(key),
         Value::Text(id.to_owned()),
         Value::Integer(id_hash(id)),
     ];
-    version_conditions(query, &mut sql, &mut params);
+    version_conditions(query, &mut conditions, &mut params);
+    super::deletions::log(tx, &conditions, &params)?;
+    let sql = format!("DELETE FROM objects WHERE {conditions}");
     let deleted = tx.prepare_cached(&sql)?.execute(params_from_iter(params))?;
     if deleted > 0 {
         tx.prepare_cached(

@@ -10,7 +10,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::error::{Result, StoreError};
 
 /// Migration `n` (1-based) is `MIGRATIONS[n - 1]`. Append only; never edit a released one.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2_DELETIONS];
 
 /// The first schema.
 ///
@@ -136,6 +136,24 @@ CREATE TABLE secrets (
     name TEXT PRIMARY KEY,
     value BLOB NOT NULL
 );
+";
+
+/// The deletion log: one row per object version deleted, written by the delete's transaction, so
+/// that push can send deletions to partners incrementally (`seq` after a watermark). `seq` is its
+/// own `AUTOINCREMENT` sequence, never reused; `deletions_coll` orders one collection's log by it.
+/// `version` is in microseconds as in `objects`; `versioned` is 0 for objects without `modified`
+/// or `created` (SCOs), whose version was their local `date_added`; `time` is microseconds.
+const V2_DELETIONS: &str = "
+CREATE TABLE deletions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    coll INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    version_digits INTEGER NOT NULL,
+    versioned INTEGER NOT NULL,
+    time INTEGER NOT NULL
+);
+CREATE INDEX deletions_coll ON deletions(coll);
 ";
 
 /// Brings the schema up to date.

@@ -28,7 +28,9 @@ pub use resources::{
 pub use tls::{ClientCert, Trust};
 
 use crate::error::{Error, Result};
-use resources::{CollectionsBody, EnvelopeBody, ErrorBody, ManifestBody, VersionsBody};
+use resources::{
+    CollectionsBody, EnvelopeBody, ErrorBody, ErrorWithStatus, ManifestBody, VersionsBody,
+};
 
 /// The TAXII 2.1 media type, sent in `Accept` and `Content-Type`.
 pub const TAXII_MEDIA_TYPE: &str = "application/taxii+json;version=2.1";
@@ -305,7 +307,36 @@ impl TaxiiClient {
             .request(Method::POST, url.clone())?
             .header(header::CONTENT_TYPE, TAXII_MEDIA_TYPE)
             .body(body);
-        let response = self.send(request, &url).await?;
+        let response = request.send().await.map_err(Error::Transport)?;
+        if response.status() == StatusCode::UNPROCESSABLE_ENTITY {
+            // Some servers (Kizuna among them) answer 422 when no object of the envelope could be
+            // stored, with the status resource in the error's `details` (§3.6.1): its failures
+            // are per object, as in a 202's, and are handled the same way.
+            let body = self.read_body(response, &url).await?;
+            if let Ok(ErrorWithStatus { details: status }) = serde_json::from_slice(&body) {
+                return Ok(status);
+            }
+            let message = serde_json::from_slice::<ErrorBody>(&body)
+                .ok()
+                .map(|e| {
+                    [e.title, e.description]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                })
+                .filter(|parts| !parts.is_empty())
+                .map_or_else(
+                    || canonical(StatusCode::UNPROCESSABLE_ENTITY),
+                    |p| p.join(": "),
+                );
+            return Err(Error::Status {
+                status: 422,
+                url: url.to_string(),
+                message,
+                retry_after: None,
+            });
+        }
+        let response = self.check(response, &url).await?;
         let (status, _) = self.read_json(response, &url).await?;
         Ok(status)
     }
@@ -428,6 +459,11 @@ impl TaxiiClient {
 
     async fn send(&self, request: reqwest::RequestBuilder, url: &Url) -> Result<Response> {
         let response = request.send().await.map_err(Error::Transport)?;
+        self.check(response, url).await
+    }
+
+    /// The response if its status is a success, else [`Error::Status`] with the TAXII error.
+    async fn check(&self, response: Response, url: &Url) -> Result<Response> {
         let status = response.status();
         if status.is_success() {
             return Ok(response);

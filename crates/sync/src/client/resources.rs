@@ -210,6 +210,13 @@ impl StatusResource {
     }
 }
 
+/// A TAXII error whose `details` is a status resource (a 422 answer to an envelope of which
+/// nothing could be stored).
+#[derive(Debug, Deserialize)]
+pub(crate) struct ErrorWithStatus {
+    pub details: StatusResource,
+}
+
 #[derive(Debug, Deserialize)]
 pub(crate) struct ErrorBody {
     #[serde(default)]

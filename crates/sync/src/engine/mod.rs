@@ -13,7 +13,16 @@
 //! within the partner's `max_content_length`, status resources are polled until complete, and
 //! failures reported for objects the partner already holds (a re-send) are reconciled by asking the
 //! partner for that version. Only then are the ledger records and the new watermark committed, in
-//! one transaction.
+//! one transaction. A version the partner rejects for good (failed, and not held by the partner)
+//! blocks the mapping for `set_aside_after` runs, then is set aside in the outbound quarantine and
+//! the watermark moves past it; `kizuna partner retry` sends it once more.
+//!
+//! **Deletions** (per push mapping, before the objects): the local collection's deletion log
+//! (`Store::deletions`) is read after its own watermark; each deleted version that the egress
+//! ledger says went to this partner, that did not come from it, and that is still absent locally
+//! becomes a `DELETE` (with `match[version]`, except for SCOs). The watermark advances only over
+//! deletions the partner answered with 200 or 404; a refusal (401, 403, other 4xx) is recorded
+//! and reported, and the objects are pushed all the same.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,6 +93,22 @@ pub struct PushReport {
     pub echoes: u64,
     /// Envelopes POSTed.
     pub envelopes: u64,
+    /// Versions the partner rejected for good in this run (its status said failed and its
+    /// versions endpoint confirmed it does not hold them); each is counted in the outbound
+    /// quarantine.
+    pub rejected: u64,
+    /// Versions set aside in the outbound quarantine (in this run, or skipped because they were).
+    pub set_aside: u64,
+    /// Set-aside versions sent once more because of `kizuna partner retry`.
+    pub retried: u64,
+    /// Deletions sent that the partner carried out (200).
+    pub deleted: u64,
+    /// Deletions sent for versions the partner no longer held (404: a harmless re-send).
+    pub already_gone: u64,
+    /// The partner's refusal of a DELETE (it did not grant us deletion), if one happened; the
+    /// deletions wait at that point, object push goes on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deletion_refused: Option<String>,
 }
 
 /// What a sync run with one partner did.
@@ -348,11 +373,16 @@ impl SyncEngine {
     }
 }
 
+mod deletions;
 mod pull;
 mod push;
 
 /// The reason recorded for versions not sent back to the partner they came from.
 pub const ECHO_REASON: &str = "received from this partner";
+
+/// The reason recorded for versions skipped because they are set aside in the outbound
+/// quarantine.
+pub const SET_ASIDE_REASON: &str = "set aside: the partner rejected this version";
 
 fn local_collection_in(
     store: &dyn Store,
