@@ -471,6 +471,7 @@ async fn deletions_advance_only_once_the_partner_answered() {
     let db = Arc::new(SyncDb::open(dir.path()).unwrap());
     let sent = LedgerEntry {
         time: Timestamp::now(),
+        exit: kizuna_sync::ledger::Exit::Push,
         partner: "scripted".into(),
         object_id: id.into(),
         version: version.into(),
