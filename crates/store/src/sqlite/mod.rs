@@ -7,7 +7,9 @@
 //! before anything is read and two writers (threads or processes) never deadlock on a lock upgrade;
 //! `busy_timeout` makes a writer wait for one in another process. Reads use a small pool of other
 //! connections, each read in a (deferred) transaction, so they see one consistent snapshot and run
-//! concurrently with the writer.
+//! concurrently with the writer. Object adds and status resources that queue for the writer while
+//! it is busy are committed together, in one transaction ([`group`]): each caller still returns
+//! only after the commit that holds its write.
 //!
 //! Several server processes may open the same store, so nothing that another process could change
 //! is cached in memory: every call reads the database. The per-object indexing columns, the
@@ -22,6 +24,7 @@
 //! an fsync per transaction.
 
 mod accounts;
+mod group;
 mod objects;
 mod records;
 mod roots;
@@ -64,6 +67,8 @@ pub enum Durability {
 /// The SQLite [`Store`].
 pub struct SqliteStore {
     writer: Mutex<Connection>,
+    /// Adds and status resources waiting for the writer, committed together ([`group`]).
+    queue: group::Queue,
     /// `None` for an in-memory store, whose only connection serves reads too.
     readers: Option<ReaderPool>,
 }
@@ -110,6 +115,7 @@ impl SqliteStore {
         schema::migrate(&mut writer)?;
         Ok(SqliteStore {
             writer: Mutex::new(writer),
+            queue: group::Queue::default(),
             readers: Some(ReaderPool {
                 path,
                 durability,
@@ -125,6 +131,7 @@ impl SqliteStore {
         schema::migrate(&mut writer)?;
         Ok(SqliteStore {
             writer: Mutex::new(writer),
+            queue: group::Queue::default(),
             readers: None,
         })
     }
@@ -147,6 +154,14 @@ impl SqliteStore {
         let value = f(&tx)?;
         tx.commit()?;
         Ok(value)
+    }
+
+    /// Runs `job`, in one transaction with whatever other jobs are queued when the writer is free
+    /// ([`group`]), and returns its result once that transaction committed.
+    fn grouped(&self, job: group::Job) -> Result<group::Done> {
+        let slot = self.queue.push(job);
+        let mut conn = self.writer();
+        group::run_until_done(&mut conn, &self.queue, &slot)
     }
 
     /// Runs `f` in a read transaction (one snapshot) on a reader connection.
@@ -319,7 +334,11 @@ impl Store for SqliteStore {
         collection: &CollectionRef,
         objects: Vec<NewObject>,
     ) -> Result<AddReport> {
-        self.write(|tx| objects::add(tx, collection, objects))
+        group::added(self.grouped(group::Job::Add {
+            collection: collection.clone(),
+            objects,
+            account: None,
+        })?)
     }
 
     fn add_objects_audited(
@@ -328,29 +347,11 @@ impl Store for SqliteStore {
         objects: Vec<NewObject>,
         account: &str,
     ) -> Result<AddReport> {
-        let keys: Vec<(String, Option<Timestamp>)> = objects
-            .iter()
-            .map(|o| (o.meta.id.as_str().to_owned(), o.meta.version()))
-            .collect();
-        self.write(|tx| {
-            let report = objects::add(tx, collection, objects)?;
-            let events: Vec<AuditEvent> = keys
-                .into_iter()
-                .zip(&report.outcomes)
-                .filter(|(_, outcome)| matches!(outcome, AddOutcome::Added))
-                .map(|((id, version), _)| AuditEvent {
-                    time: report.date_added,
-                    account: Some(account.to_owned()),
-                    action: AuditAction::Write,
-                    collection: Some(collection.id.clone()),
-                    object_id: Some(id),
-                    version: Some(version.unwrap_or(report.date_added).to_string()),
-                    detail: None,
-                })
-                .collect();
-            records::audit(tx, &events)?;
-            Ok(report)
-        })
+        group::added(self.grouped(group::Job::Add {
+            collection: collection.clone(),
+            objects,
+            account: Some(account.to_owned()),
+        })?)
     }
 
     fn objects(&self, collection: &CollectionRef, query: &ObjectQuery) -> Result<ObjectPage> {
@@ -380,7 +381,8 @@ impl Store for SqliteStore {
     }
 
     fn put_status(&self, status: &Status) -> Result<()> {
-        self.write(|tx| records::put_status(tx, status))
+        self.grouped(group::Job::Status(status.clone()))?;
+        Ok(())
     }
 
     fn status(&self, api_root: &str, id: &str) -> Result<Option<Status>> {
