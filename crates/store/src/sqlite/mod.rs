@@ -24,6 +24,7 @@
 //! an fsync per transaction.
 
 mod accounts;
+mod checkpoint;
 mod group;
 mod objects;
 mod records;
@@ -66,6 +67,9 @@ pub enum Durability {
 
 /// The SQLite [`Store`].
 pub struct SqliteStore {
+    /// Copies the log into the database file off the write path; `None` in memory. Declared
+    /// first so that its thread stops before the writer closes.
+    checkpointer: Option<checkpoint::Checkpointer>,
     writer: Mutex<Connection>,
     /// Adds and status resources waiting for the writer, committed together ([`group`]).
     queue: group::Queue,
@@ -105,15 +109,16 @@ impl SqliteStore {
                 path.display()
             )));
         }
-        // Checkpoint every 64 MiB of WAL rather than 4: inserts rewrite the same id index pages
-        // many times, and each checkpoint copies (and fsyncs) each page once. Not more: readers
-        // probe one WAL hash table per 16 MiB for each page they read, and a WAL left by a
-        // killed process is replayed when the store is next opened. The file is truncated back
-        // to 64 MiB after a checkpoint.
-        writer.pragma_update(None, "wal_autocheckpoint", 16384)?;
-        writer.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+        // Checkpoints run on a thread of their own once the log passes 64 MiB (rather than
+        // SQLite's 4: inserts rewrite the same id index pages many times, and each checkpoint
+        // copies, and fsyncs, each page once); see [`checkpoint`]. The writer checkpoints itself
+        // only if that thread falls far behind.
+        writer.pragma_update(None, "wal_autocheckpoint", checkpoint::BACKSTOP_PAGES)?;
+        writer.pragma_update(None, "journal_size_limit", checkpoint::CHECKPOINT_BYTES)?;
         schema::migrate(&mut writer)?;
+        let checkpointer = checkpoint::Checkpointer::start(&path)?;
         Ok(SqliteStore {
+            checkpointer: Some(checkpointer),
             writer: Mutex::new(writer),
             queue: group::Queue::default(),
             readers: Some(ReaderPool {
@@ -130,6 +135,7 @@ impl SqliteStore {
         configure(&writer, Durability::Process)?;
         schema::migrate(&mut writer)?;
         Ok(SqliteStore {
+            checkpointer: None,
             writer: Mutex::new(writer),
             queue: group::Queue::default(),
             readers: None,
@@ -153,7 +159,15 @@ impl SqliteStore {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let value = f(&tx)?;
         tx.commit()?;
+        drop(conn);
+        self.nudge_checkpointer();
         Ok(value)
+    }
+
+    fn nudge_checkpointer(&self) {
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.nudge();
+        }
     }
 
     /// Runs `job`, in one transaction with whatever other jobs are queued when the writer is free
@@ -161,7 +175,10 @@ impl SqliteStore {
     fn grouped(&self, job: group::Job) -> Result<group::Done> {
         let slot = self.queue.push(job);
         let mut conn = self.writer();
-        group::run_until_done(&mut conn, &self.queue, &slot)
+        let done = group::run_until_done(&mut conn, &self.queue, &slot);
+        drop(conn);
+        self.nudge_checkpointer();
+        done
     }
 
     /// Runs `f` in a read transaction (one snapshot) on a reader connection.
