@@ -113,17 +113,56 @@ fn run(conn: &Connection, wal: &Path, signal: &(Mutex<Signal>, Condvar)) {
             state.nudged = false;
         }
         let size = std::fs::metadata(wal).map_or(0, |m| i64::try_from(m.len()).unwrap_or(i64::MAX));
-        if size <= CHECKPOINT_BYTES {
-            // The log restarted (and was truncated) since the last checkpoint.
-            next = CHECKPOINT_BYTES;
-            continue;
-        }
-        if size <= next {
+        let (checkpoint, after) = due(size, next);
+        next = after;
+        if !checkpoint {
             continue;
         }
         // An error (a busy database, a full disk) leaves the log as it is: the next nudge tries
         // again, and the writer's own checkpoint still bounds the log.
         let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-        next = size.saturating_add(CHECKPOINT_STEP);
+    }
+}
+
+/// Whether a log file of `size` bytes is to be checkpointed now, when the next checkpoint was due
+/// past `next` bytes; and when the one after is due.
+fn due(size: i64, next: i64) -> (bool, i64) {
+    if size <= CHECKPOINT_BYTES {
+        // The log restarted (and was truncated) since the last checkpoint.
+        (false, CHECKPOINT_BYTES)
+    } else if size <= next {
+        (false, next)
+    } else {
+        (true, size.saturating_add(CHECKPOINT_STEP))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: i64 = 1024 * 1024;
+
+    /// Past the threshold a checkpoint runs; if the log did not restart, the next one waits for
+    /// another step of growth; once it restarted, the threshold applies again.
+    #[test]
+    fn checkpoints_are_due_by_log_growth() {
+        let mut next = CHECKPOINT_BYTES;
+        assert_eq!(due(10 * MIB, next), (false, CHECKPOINT_BYTES));
+        assert_eq!(due(CHECKPOINT_BYTES, next), (false, CHECKPOINT_BYTES));
+        let (run, after) = due(CHECKPOINT_BYTES + MIB, next);
+        assert!(run);
+        assert_eq!(after, CHECKPOINT_BYTES + MIB + CHECKPOINT_STEP);
+        next = after;
+        assert!(
+            !due(CHECKPOINT_BYTES + 2 * MIB, next).0,
+            "not again before a step"
+        );
+        assert!(due(next + 1, next).0, "again after a step");
+        assert_eq!(
+            due(CHECKPOINT_BYTES, next),
+            (false, CHECKPOINT_BYTES),
+            "restarted"
+        );
     }
 }
