@@ -659,12 +659,27 @@ async fn engine_pulls_from_and_pushes_to_medallion() {
     assert_eq!((push.deleted, push.already_gone), (0, 1), "{twin_again:?}");
 }
 
-/// A TCP proxy in front of `upstream` that cuts every `cut_every`-th connection in the middle of
-/// the response (after forwarding `keep` bytes of it). Returns its port and the connection count.
-async fn cutting_proxy(
+/// What [`faulty_proxy`] does to every `every`-th connection (the others are forwarded intact).
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// Forward `keep` bytes of the response, then cut the connection.
+    Cut { keep: usize },
+    /// Forward `keep` bytes of the response, then hold the connection open and send nothing more
+    /// (a partner that stops answering mid-response; the client's request timeout must end it).
+    Stall { keep: usize },
+    /// Forward the request, wait until the partner has started answering (so it did the work),
+    /// then answer `500 Internal Server Error` instead and close.
+    ServerError,
+    /// Answer bytes that are not HTTP at all, without forwarding the request.
+    Garbage,
+}
+
+/// A TCP proxy in front of `upstream` that does `fault` to every `every`-th connection. Returns
+/// its port and the connection count.
+async fn faulty_proxy(
     upstream: u16,
-    cut_every: u32,
-    keep: usize,
+    every: u32,
+    fault: Fault,
 ) -> (u16, Arc<std::sync::atomic::AtomicU32>) {
     use std::sync::atomic::{AtomicU32, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -679,36 +694,70 @@ async fn cutting_proxy(
             };
             let n = counter.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
+                if n % every != every - 1 {
+                    let Ok(mut server) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                    else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    return;
+                }
+                if let Fault::Garbage = fault {
+                    let mut buf = [0u8; 1024];
+                    let _ = client.read(&mut buf).await;
+                    let _ = client
+                        .write_all(b"\x00\x17garbage that is not HTTP\r\n\r\n\xff\xfe")
+                        .await;
+                    return;
+                }
                 let Ok(mut server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
                 else {
                     return;
                 };
-                if n % cut_every != cut_every - 1 {
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    return;
-                }
                 let (mut cr, mut cw) = client.split();
                 let (mut sr, mut sw) = server.split();
                 let upload = async {
                     let _ = tokio::io::copy(&mut cr, &mut sw).await;
                 };
                 let download = async {
-                    let mut buf = vec![0u8; keep];
+                    let keep = match fault {
+                        Fault::Cut { keep } | Fault::Stall { keep } => keep,
+                        Fault::ServerError | Fault::Garbage => 0,
+                    };
+                    let mut buf = vec![0u8; keep.max(1)];
                     let mut sent = 0;
                     while sent < keep {
                         match sr.read(&mut buf[sent..]).await {
-                            Ok(0) | Err(_) => break,
+                            Ok(0) | Err(_) => return,
                             Ok(k) => {
                                 if cw.write_all(&buf[sent..sent + k]).await.is_err() {
-                                    break;
+                                    return;
                                 }
                                 sent += k;
                             }
                         }
                     }
+                    match fault {
+                        // Hold the connection: the client gives up on its own timeout.
+                        Fault::Stall { .. } => std::future::pending::<()>().await,
+                        Fault::ServerError => {
+                            // The partner has begun its answer: the request was processed.
+                            if matches!(sr.read(&mut buf).await, Ok(k) if k > 0) {
+                                let _ = cw
+                                    .write_all(
+                                        b"HTTP/1.1 500 Internal Server Error\r\n\
+                                          Content-Type: text/plain\r\nContent-Length: 4\r\n\
+                                          Connection: close\r\n\r\noops",
+                                    )
+                                    .await;
+                            }
+                        }
+                        Fault::Cut { .. } | Fault::Garbage => {}
+                    }
                 };
-                // The download side ends first (after `keep` bytes); dropping both halves cuts
-                // the connection mid-response.
+                // The download side ends first (or, for a stall, the client gives up and the upload
+                // ends); dropping both halves closes the connection.
                 tokio::select! {
                     () = upload => {}
                     () = download => {}
@@ -721,6 +770,28 @@ async fn cutting_proxy(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn engine_recovers_from_connections_cut_mid_response() {
+    engine_recovers_from(Fault::Cut { keep: 100 }, 3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_recovers_from_a_partner_that_stalls_mid_response() {
+    engine_recovers_from(Fault::Stall { keep: 100 }, 4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_recovers_from_500s_after_the_partner_did_the_work() {
+    engine_recovers_from(Fault::ServerError, 3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_recovers_from_garbage_answers() {
+    engine_recovers_from(Fault::Garbage, 3).await;
+}
+
+/// Pull and push through a [`faulty_proxy`] doing `fault` to every `every`-th connection: after
+/// the run every remote version is stored here exactly once, every allowed local version is at
+/// the partner exactly once, nothing forbidden was sent, and the ledger is intact.
+async fn engine_recovers_from(fault: Fault, every: u32) {
     let m = Medallion::start(2000, 5);
     let c = client();
     let root = base_url(&m.url("/api1/")).unwrap();
@@ -756,18 +827,19 @@ async fn engine_recovers_from_connections_cut_mid_response() {
     ));
     add_local(&store, "shared", &local);
 
-    // Every third connection is cut 100 bytes into the response.
-    let (proxy, connections) = cutting_proxy(m.port, 3, 100).await;
+    let (proxy, connections) = faulty_proxy(m.port, every, fault).await;
     let mut p = partner(&m, "flaky", dir.path());
+    // The shortest request timeout, so that a stalled response is given up on soon.
+    p.timeout_secs = 1;
     // The API root directly: the discovery would name medallion's own origin, which is refused.
     p.url = format!("http://127.0.0.1:{proxy}/api1/");
-    // Mirroring deletions needs one whole manifest read without a cut, which this proxy never
+    // Mirroring deletions needs one whole manifest read without a fault, which this proxy never
     // allows (it fails safe: nothing is deleted, the run reports the error).
     p.pull[0].mirror_deletions = false;
     let report = engine.sync_partner(&p).await.unwrap();
     assert!(
-        connections.load(std::sync::atomic::Ordering::SeqCst) >= 3,
-        "the proxy cut at least one connection"
+        connections.load(std::sync::atomic::Ordering::SeqCst) >= every,
+        "the proxy hit at least one connection with {fault:?}"
     );
 
     // Pull: every remote version stored exactly once.
