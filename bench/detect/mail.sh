@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Mail benchmark (issue 4): `kizuna scan mail` end to end on a generated mbox of ~30 KB messages
-# with attachments, against 10,000 indicators and with --observables (extraction alone), peak
-# memory from /usr/bin/time -v; and, as the comparison, Python's `email` + hashlib on the same
+# with attachments, against 10,000 indicators and with --observables (extraction alone, also
+# pinned to one core), peak memory from /usr/bin/time -v; and, as the comparison, Python's `email` + hashlib on the same
 # mbox (bench/detect/mail_python.py).
 #
 # Usage: bench/detect/mail.sh [MESSAGES]   (default 10000)
@@ -39,6 +39,9 @@ measure "scan-10000-indicators" "$DATA/mail-hits.jsonl" \
   "$KIZUNA" scan mail "$MBOX" --indicators "$DATA/ind-10000.jsonl" --format jsonl
 measure "scan-observables" "$DATA/mail-observables.jsonl" \
   "$KIZUNA" scan mail "$MBOX" --observables
+# The same pinned to one core: what extracting on every core gives, within this run.
+measure "scan-observables-one-core" "$DATA/mail-observables-1.jsonl" \
+  taskset -c 0 "$KIZUNA" scan mail "$MBOX" --observables
 grep -h 'observations,' "$DATA/stderr-mail-scan-10000-indicators.txt" || true
 "$PY" bench/detect/mail_python.py "$MBOX" "${PY_MESSAGES:-2000}" > "$DATA/mail-python.txt"
 head -n1 "$DATA/mail-python.txt"

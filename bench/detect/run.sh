@@ -32,7 +32,7 @@ echo "observations: $N ($(du -hL "$DATA/obs-$N.jsonl" | cut -f1))"
 echo "end to end = process wall time, loading the indicators included; matching = kizuna's own"
 echo "figure for the matching phase (reading, matching, writing), from its stderr summary"
 printf '%-11s %9s %14s %14s %10s %12s\n' indicators seconds 'end to end/s' 'matching/s' sightings 'peak RSS MB'
-declare -A RATE MATCH
+declare -A RATE MATCH CPU
 for K in 1000 10000 100000; do
   /usr/bin/time -v -o "$DATA/time-$K.txt" "$KIZUNA" match --indicators "$DATA/ind-$K.jsonl" \
     --observations "$DATA/obs-$N.jsonl" > "$DATA/sightings-$K.jsonl" 2> "$DATA/stderr-$K.txt" || true
@@ -41,6 +41,7 @@ for K in 1000 10000 100000; do
   hits=$(wc -l < "$DATA/sightings-$K.jsonl")
   RATE[$K]=$(awk -v n="$N" -v s="$secs" 'BEGIN {printf "%.0f", n/s}')
   cpu=$(cpu_secs "$DATA/time-$K.txt")
+  CPU[$K]=$cpu
   pct=$(cpu_share "$DATA/time-$K.txt")
   MATCH[$K]=$(sed -n 's/.*s (\([0-9]*\) observations\/s.*/\1/p' "$DATA/stderr-$K.txt")
   printf '%-11s %9s %14s %14s %10s %12s   (cpu %ss, %s of a core)\n' "$K" "$secs" "${RATE[$K]}" "${MATCH[$K]}" "$hits" "$rss" "$cpu" "$pct"
@@ -58,8 +59,9 @@ awk -v k="${RATE[10000]}" -v n="$N" -v p="$py_secs" \
 
 # rstix: every pattern against every observation, on all cores; a sample, extrapolated.
 out=$("$RSTIX" "$DATA/ind-10000.jsonl" "$DATA/obs-$N.jsonl" "${RSTIX_SAMPLE:-2000}" "$N")
-echo "$out" | grep -v '^RSTIX_EXTRAPOLATED_SECONDS='
+echo "$out" | grep -v '^RSTIX_'
 rs_secs=$(echo "$out" | sed -n 's/^RSTIX_EXTRAPOLATED_SECONDS=//p')
-awk -v k="${RATE[10000]}" -v n="$N" -v p="$rs_secs" \
-  'BEGIN {printf "kizuna match / rstix (10,000 indicators, rstix EXTRAPOLATED): %.0fx\n", k/(n/p)}'
+rs_cpu=$(echo "$out" | sed -n 's/^RSTIX_CPU_SECONDS_PER_OBSERVATION=//p')
+awk -v k="${RATE[10000]}" -v n="$N" -v p="$rs_secs" -v kc="${CPU[10000]}" -v pc="$rs_cpu" \
+  'BEGIN {printf "kizuna match / rstix (10,000 indicators, rstix EXTRAPOLATED): %.0fx wall, %.0fx per CPU second\n", k/(n/p), pc/(kc/n)}'
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
