@@ -156,7 +156,9 @@ where
 fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().collect();
     let [_, ind_path, obs_path, sample, full] = args.as_slice() else {
-        return Err("usage: detect-bench-rstix INDICATORS.jsonl OBSERVATIONS.jsonl SAMPLE FULL".into());
+        return Err(
+            "usage: detect-bench-rstix INDICATORS.jsonl OBSERVATIONS.jsonl SAMPLE FULL".into(),
+        );
     };
     let sample: usize = sample.parse()?;
     let full: f64 = full.parse()?;
@@ -165,7 +167,12 @@ fn main() -> Res<()> {
     let mut texts = Vec::new();
     for line in std::fs::read_to_string(ind_path)?.lines() {
         let v: Value = serde_json::from_str(line)?;
-        texts.push(v["pattern"].as_str().ok_or("indicator without pattern")?.to_owned());
+        texts.push(
+            v["pattern"]
+                .as_str()
+                .ok_or("indicator without pattern")?
+                .to_owned(),
+        );
     }
     let owned: Vec<String> = BufReader::new(File::open(obs_path)?)
         .lines()
@@ -214,8 +221,16 @@ fn main() -> Res<()> {
         k.eval_errors,
         texts.len() as f64 / k_parse,
     );
-    let only_r = r.matched.iter().filter(|m| k.matched.binary_search(m).is_err()).count();
-    let only_k = k.matched.iter().filter(|m| r.matched.binary_search(m).is_err()).count();
+    let only_r = r
+        .matched
+        .iter()
+        .filter(|m| k.matched.binary_search(m).is_err())
+        .count();
+    let only_k = k
+        .matched
+        .iter()
+        .filter(|m| r.matched.binary_search(m).is_err())
+        .count();
     println!(
         "verdicts on the sample: {} pairs matched by both, {only_k} by kizuna-pattern only, {only_r} by rstix only",
         k.matched.len() - only_k
