@@ -3,9 +3,10 @@
 //! progress and is skipped).
 //!
 //! Splitting an mbox is sequential, extracting its messages is not: the messages of an mbox
-//! are read in batches and a batch is extracted on every core (scoped threads, one contiguous
-//! share each), then handed out in mbox order, so the output is the same whatever the number
-//! of threads and memory stays bounded by a batch.
+//! are read in batches and a batch is extracted on every core (one contiguous share per
+//! thread) while the previous batch is handed out, so that reading and the caller's work
+//! (matching, writing) overlap extraction. Observations come out in mbox order, so the output
+//! is the same whatever the number of threads, and memory stays bounded by two batches.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -30,7 +31,18 @@ pub struct MailSource {
     options: MailOptions,
     /// Extracted, not yet handed out (the rest of an mbox batch).
     ready: VecDeque<Result<Observation, Error>>,
+    /// The next mbox batch, being extracted while `ready` is handed out.
+    inflight: Option<Inflight>,
     jobs: usize,
+}
+
+/// A batch being extracted on other threads.
+struct Inflight {
+    handle: std::thread::JoinHandle<Vec<Result<Observation, Error>>>,
+    /// The messages' names, to report them should the extraction thread die.
+    names: Vec<String>,
+    /// A read error that ended the mbox after this batch.
+    failure: Option<Error>,
 }
 
 struct Mbox {
@@ -54,6 +66,7 @@ impl MailSource {
             mbox: None,
             options,
             ready: VecDeque::new(),
+            inflight: None,
             jobs: std::thread::available_parallelism().map_or(1, usize::from),
         }
     }
@@ -65,7 +78,8 @@ impl MailSource {
         self
     }
 
-    /// Reads the next batch of the open mbox and extracts it into `ready`.
+    /// Reads the next batch of the open mbox and starts extracting it (on the caller's thread,
+    /// straight into `ready`, with one job).
     fn next_batch(&mut self) {
         let Some(mbox) = &mut self.mbox else {
             return;
@@ -93,9 +107,39 @@ impl MailSource {
                 }
             }
         }
-        self.ready
-            .extend(scan_batch(&batch, &self.options, self.jobs));
-        self.ready.extend(failure.map(Err));
+        if batch.is_empty() && failure.is_none() {
+            return;
+        }
+        if self.jobs <= 1 {
+            self.ready
+                .extend(scan_batch(&batch, &self.options, self.jobs));
+            self.ready.extend(failure.map(Err));
+            return;
+        }
+        let names = batch.iter().map(|(name, ..)| name.clone()).collect();
+        let (options, jobs) = (self.options.clone(), self.jobs);
+        let handle = std::thread::spawn(move || scan_batch(&batch, &options, jobs));
+        self.inflight = Some(Inflight {
+            handle,
+            names,
+            failure,
+        });
+    }
+
+    /// Waits for the batch in flight, queues its observations, and starts the next one.
+    fn finish_batch(&mut self, batch: Inflight) {
+        // `scan_message` catches the parser's panics; should the thread die all the same, its
+        // messages are reported as unreadable rather than ending the scan.
+        let done = batch.handle.join().unwrap_or_else(|_| {
+            batch
+                .names
+                .into_iter()
+                .map(|source_name| Err(Error::NotMail { source_name }))
+                .collect()
+        });
+        self.ready.extend(done);
+        self.ready.extend(batch.failure.map(Err));
+        self.next_batch();
     }
 
     fn expand_dir(&mut self, dir: &Path, depth: usize) -> Result<(), Error> {
@@ -311,6 +355,10 @@ impl Iterator for MailSource {
         loop {
             if let Some(item) = self.ready.pop_front() {
                 return Some(item);
+            }
+            if let Some(batch) = self.inflight.take() {
+                self.finish_batch(batch);
+                continue;
             }
             if self.mbox.is_some() {
                 self.next_batch();
