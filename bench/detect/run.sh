@@ -1,26 +1,22 @@
 #!/usr/bin/env bash
 # Detection benchmark (issue 4): `kizuna match` end to end (reading JSON lines, matching,
 # writing sightings) with 1,000 / 10,000 / 100,000 indicators against the same observations,
-# peak memory from /usr/bin/time -v, and stix2-matcher on a sample, extrapolated.
+# peak memory from /usr/bin/time -v, and, on samples extrapolated to the full run, stix2-matcher
+# and rstix evaluating every pattern against every observation (bench/detect/rstix).
 #
 # Usage: bench/detect/run.sh [OBSERVATIONS]   (default 1000000)
 # Environment: CARGO_TARGET_DIR (default target), PY (default target/py-venv/bin/python),
-#              SAMPLE_PATTERNS / SAMPLE_OBSERVATIONS for the stix2-matcher sample (500 / 40).
+#              SAMPLE_PATTERNS / SAMPLE_OBSERVATIONS for the stix2-matcher sample (500 / 40),
+#              RSTIX_SAMPLE for the rstix sample (observations against all 10,000 patterns, 2000).
 set -euo pipefail
-cd "$(dirname "$0")/../.."
 N=${1:-1000000}
-T=${CARGO_TARGET_DIR:-target}
-PY=${PY:-target/py-venv/bin/python}
-DATA=$T/bench-detect
-mkdir -p "$DATA"
-
-# KIZUNA and GEN may name binaries built elsewhere (then nothing is built here).
-if [ -z "${KIZUNA:-}" ]; then
-  cargo build --release -p kizuna-cli
-  cargo build --release -p kizuna-detect --example detect_bench_gen
+source "$(dirname "$0")/common.sh"
+# rstix is its own Cargo project, kept out of the workspace and its lock file.
+RSTIX=${RSTIX:-$T/h-rstix/release/detect-bench-rstix}
+if [ -z "${NO_BUILD_RSTIX:-}" ]; then
+  abs_t=$(realpath -m "$T")
+  (cd bench/detect/rstix && CARGO_TARGET_DIR="$abs_t/h-rstix" cargo build --release --locked)
 fi
-GEN=${GEN:-$T/release/examples/detect_bench_gen}
-KIZUNA=${KIZUNA:-$T/release/kizuna}
 
 if [ ! -s "$DATA/obs-$N.jsonl" ]; then
   "$GEN" observations "$N" > "$DATA/obs-$N.jsonl"
@@ -36,16 +32,17 @@ echo "observations: $N ($(du -hL "$DATA/obs-$N.jsonl" | cut -f1))"
 echo "end to end = process wall time, loading the indicators included; matching = kizuna's own"
 echo "figure for the matching phase (reading, matching, writing), from its stderr summary"
 printf '%-11s %9s %14s %14s %10s %12s\n' indicators seconds 'end to end/s' 'matching/s' sightings 'peak RSS MB'
-declare -A RATE MATCH
+declare -A RATE MATCH CPU
 for K in 1000 10000 100000; do
   /usr/bin/time -v -o "$DATA/time-$K.txt" "$KIZUNA" match --indicators "$DATA/ind-$K.jsonl" \
     --observations "$DATA/obs-$N.jsonl" > "$DATA/sightings-$K.jsonl" 2> "$DATA/stderr-$K.txt" || true
-  secs=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$DATA/time-$K.txt")
-  rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2/1024}' "$DATA/time-$K.txt")
+  secs=$(wall_secs "$DATA/time-$K.txt")
+  rss=$(peak_mb "$DATA/time-$K.txt")
   hits=$(wc -l < "$DATA/sightings-$K.jsonl")
   RATE[$K]=$(awk -v n="$N" -v s="$secs" 'BEGIN {printf "%.0f", n/s}')
-  cpu=$(awk -F': ' '/User time|System time/ {s+=$2} END {print s}' "$DATA/time-$K.txt")
-  pct=$(awk -F': ' '/Percent of CPU/ {print $2}' "$DATA/time-$K.txt")
+  cpu=$(cpu_secs "$DATA/time-$K.txt")
+  CPU[$K]=$cpu
+  pct=$(cpu_share "$DATA/time-$K.txt")
   MATCH[$K]=$(sed -n 's/.*s (\([0-9]*\) observations\/s.*/\1/p' "$DATA/stderr-$K.txt")
   printf '%-11s %9s %14s %14s %10s %12s   (cpu %ss, %s of a core)\n' "$K" "$secs" "${RATE[$K]}" "${MATCH[$K]}" "$hits" "$rss" "$cpu" "$pct"
 done
@@ -59,3 +56,12 @@ echo "$out" | grep -v '^STIX2_MATCHER_EXTRAPOLATED_SECONDS='
 py_secs=$(echo "$out" | sed -n 's/^STIX2_MATCHER_EXTRAPOLATED_SECONDS=//p')
 awk -v k="${RATE[10000]}" -v n="$N" -v p="$py_secs" \
   'BEGIN {printf "kizuna match / stix2-matcher (10,000 indicators, stix2-matcher EXTRAPOLATED): %.0fx\n", k/(n/p)}'
+
+# rstix: every pattern against every observation, on all cores; a sample, extrapolated.
+out=$("$RSTIX" "$DATA/ind-10000.jsonl" "$DATA/obs-$N.jsonl" "${RSTIX_SAMPLE:-2000}" "$N")
+echo "$out" | grep -v '^RSTIX_'
+rs_secs=$(echo "$out" | sed -n 's/^RSTIX_EXTRAPOLATED_SECONDS=//p')
+rs_cpu=$(echo "$out" | sed -n 's/^RSTIX_CPU_SECONDS_PER_OBSERVATION=//p')
+awk -v k="${RATE[10000]}" -v n="$N" -v p="$rs_secs" -v kc="${CPU[10000]}" -v pc="$rs_cpu" \
+  'BEGIN {printf "kizuna match / rstix (10,000 indicators, rstix EXTRAPOLATED): %.0fx wall, %.0fx per CPU second\n", k/(n/p), pc/(kc/n)}'
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

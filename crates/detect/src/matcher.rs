@@ -371,10 +371,9 @@ impl IndicatorSet {
         let compiled = p.compiled?;
         self.remove(&p.id);
         let slot = Slot::try_from(self.slots.len()).map_err(|_| "too many indicators")?;
-        self.index.insert(slot, compiled.pattern.ast());
+        self.index.insert(slot, &compiled.pattern);
         if compiled.temporal.is_some() {
-            self.stream_index
-                .insert_brackets(slot, compiled.pattern.ast());
+            self.stream_index.insert_brackets(slot, &compiled.pattern);
         }
         self.slots.push(Some(compiled));
         self.by_id.insert(p.id, slot);

@@ -28,8 +28,10 @@
 //! - **Bounded regular expressions.** `MATCHES` takes PCRE syntax. Linear-time `regex` runs all
 //!   it can; only look-around and back-references go to `fancy-regex`, with a backtrack limit.
 //! - **An index can sit in front.** [`Pattern::index_keys`] lists cheap necessary conditions
-//!   (equalities, network ranges, LIKE affixes, existence, object types); a detector can look
-//!   observations up by them and evaluate only the patterns hit.
+//!   (equalities, network ranges, literals every `LIKE` or `MATCHES` match contains, object
+//!   types); a detector looks observations up by them and evaluates only the patterns hit. It
+//!   is the one derivation of keys: `kizuna pattern explain` prints it, the detector's index
+//!   is built from it.
 //!
 //! # Semantics
 //! The reference is the specification; where the reference matcher `stix2-matcher` 3.0.0
@@ -216,7 +218,14 @@ impl Pattern {
     /// Cheap necessary conditions for a match: if the pattern matches, some object of the
     /// matched observations satisfies at least one of these keys.
     pub fn index_keys(&self) -> Vec<IndexKey> {
-        index::observation_keys(&self.root)
+        index::pattern_keys(&self.root)
+    }
+
+    /// The keys of every bracketed expression together: an observation that satisfies any one
+    /// bracket of the pattern hits one of them. A detector matching a stream (`FOLLOWEDBY`,
+    /// `WITHIN`, `REPEATS` across observations) keeps the observations that hit these.
+    pub fn bracket_index_keys(&self) -> Vec<IndexKey> {
+        index::bracket_keys(&self.root)
     }
 
     /// The canonical form, the tree and the index keys, for humans.

@@ -2,8 +2,9 @@
 //!
 //! # How
 //!
-//! Each pattern gets keys ([`keys`]): alternatives, one of which some root object satisfies
-//! whenever the pattern matches. Keys live in per-path tables:
+//! Each pattern gets keys from `kizuna_pattern::Pattern::index_keys`, put in table form by
+//! [`keys`]: alternatives, one of which some root object satisfies whenever the pattern
+//! matches. Keys live in per-path tables:
 //!
 //! | key | table | lookup per observed value |
 //! |---|---|---|
@@ -28,13 +29,12 @@
 //! a rebuild of the whole set.
 
 mod keys;
-mod literal;
 pub(crate) mod view;
 
 use std::collections::HashMap;
 
 use aho_corasick::{AhoCorasick, MatchKind};
-use kizuna_pattern::ast::ObservationExpr;
+use kizuna_pattern::Pattern;
 
 use keys::{Key, Path, Scalar, Step};
 use kizuna_pattern::Net;
@@ -207,14 +207,14 @@ impl<'a, J: Json<'a>> Scope<'a, J> {
 
 impl Index {
     /// Indexes the pattern of `slot`.
-    pub(crate) fn insert(&mut self, slot: Slot, pattern: &ObservationExpr) {
-        self.insert_keys(slot, keys::pattern_keys(pattern));
+    pub(crate) fn insert(&mut self, slot: Slot, pattern: &Pattern) {
+        self.insert_keys(slot, keys::table_keys(pattern.index_keys()));
     }
 
     /// Indexes `slot` under the keys of each of its bracketed expressions: the candidates are
     /// then the observations that may satisfy any part of the pattern (for streams).
-    pub(crate) fn insert_brackets(&mut self, slot: Slot, pattern: &ObservationExpr) {
-        self.insert_keys(slot, keys::bracket_keys(pattern));
+    pub(crate) fn insert_brackets(&mut self, slot: Slot, pattern: &Pattern) {
+        self.insert_keys(slot, keys::table_keys(pattern.bracket_index_keys()));
     }
 
     fn insert_keys(&mut self, slot: Slot, keys: Vec<Key>) {

@@ -527,12 +527,19 @@ impl<'l> Extractor<'l> {
 
 /// An attachment's bytes as sent, and whether they were cut short.
 ///
-/// Base64 parts are decoded here from the raw text, leniently (line breaks and stray characters
-/// skipped, a partial last quantum kept): `mail-parser` hands back the undecoded text when a
-/// part is damaged (no closing boundary), and the hash must cover the bytes the sender attached.
+/// Base64 parts `mail-parser` decoded without a problem are taken as it decoded them (decoding
+/// them again cost a third of a scan); the others are decoded here from the raw text, leniently
+/// (line breaks and stray characters skipped, a partial last quantum kept): `mail-parser` hands
+/// back the undecoded text when a part is damaged (no closing boundary), and the hash must cover
+/// the bytes the sender attached.
 fn attachment_bytes<'m>(msg: &'m Message<'_>, part: &'m MessagePart<'_>) -> (Cow<'m, [u8]>, bool) {
     match &part.body {
         PartType::Message(inner) => (Cow::Borrowed(inner.raw_message()), false),
+        PartType::Binary(b) | PartType::InlineBinary(b)
+            if part.encoding == Encoding::Base64 && !part.is_encoding_problem =>
+        {
+            (Cow::Borrowed(b.as_ref()), false)
+        }
         _ if is_base64(part) => decode_base64(raw_slice(msg, part.offset_body, part.offset_end)),
         _ if transfer_encoding_is(part, "quoted-printable") => (
             Cow::Owned(decode_qp(raw_slice(msg, part.offset_body, part.offset_end))),

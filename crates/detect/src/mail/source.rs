@@ -1,6 +1,12 @@
 //! Walking paths into messages: single files, mbox files (split on `From ` lines that follow
 //! a blank line or read like a postmark, mboxrd `>From ` unescaped) and Maildir folders (`new/` then `cur/`; `tmp/` holds deliveries in
 //! progress and is skipped).
+//!
+//! Splitting an mbox is sequential, extracting its messages is not: the messages of an mbox
+//! are read in batches and a batch is extracted on every core (one contiguous share per
+//! thread) while the previous batch is handed out, so that reading and the caller's work
+//! (matching, writing) overlap extraction. Observations come out in mbox order, so the output
+//! is the same whatever the number of threads, and memory stays bounded by two batches.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -12,6 +18,10 @@ use crate::{Error, Observation};
 
 /// Directory levels walked below a path given on the command line.
 const MAX_WALK_DEPTH: usize = 8;
+/// Messages of an mbox read before they are extracted together.
+const BATCH_MESSAGES: usize = 64;
+/// Raw bytes of an mbox read before a batch is extracted, whatever its number of messages.
+const BATCH_BYTES: usize = 16 << 20;
 
 /// Yields one observation per message found under the given paths, in a stable order
 /// (directory entries sorted by name). Errors name the path or message and never stop the walk.
@@ -19,6 +29,20 @@ pub struct MailSource {
     pending: VecDeque<(PathBuf, usize)>,
     mbox: Option<Mbox>,
     options: MailOptions,
+    /// Extracted, not yet handed out (the rest of an mbox batch).
+    ready: VecDeque<Result<Observation, Error>>,
+    /// The next mbox batch, being extracted while `ready` is handed out.
+    inflight: Option<Inflight>,
+    jobs: usize,
+}
+
+/// A batch being extracted on other threads.
+struct Inflight {
+    handle: std::thread::JoinHandle<Vec<Result<Observation, Error>>>,
+    /// The messages' names, to report them should the extraction thread die.
+    names: Vec<String>,
+    /// A read error that ended the mbox after this batch.
+    failure: Option<Error>,
 }
 
 struct Mbox {
@@ -41,7 +65,81 @@ impl MailSource {
             pending: paths.into_iter().map(|p| (p, 0)).collect(),
             mbox: None,
             options,
+            ready: VecDeque::new(),
+            inflight: None,
+            jobs: std::thread::available_parallelism().map_or(1, usize::from),
         }
+    }
+
+    /// Threads that extract the messages of an mbox (default: one per core; 1 extracts them
+    /// on the caller's thread). The observations come out in the same order either way.
+    pub fn jobs(mut self, jobs: usize) -> Self {
+        self.jobs = jobs.max(1);
+        self
+    }
+
+    /// Reads the next batch of the open mbox and starts extracting it (on the caller's thread,
+    /// straight into `ready`, with one job).
+    fn next_batch(&mut self) {
+        let Some(mbox) = &mut self.mbox else {
+            return;
+        };
+        let limit = self.options.limits.max_message_bytes;
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        let mut failure = None;
+        while batch.len() < BATCH_MESSAGES && bytes < BATCH_BYTES {
+            match mbox.next_message(limit) {
+                Ok(Some((raw, cut))) => {
+                    mbox.count += 1;
+                    bytes += raw.len();
+                    batch.push((format!("{}#{}", mbox.path, mbox.count), raw, cut));
+                }
+                Ok(None) => {
+                    self.mbox = None;
+                    break;
+                }
+                Err(source) => {
+                    let path = PathBuf::from(&mbox.path);
+                    failure = Some(Error::Io { path, source });
+                    self.mbox = None;
+                    break;
+                }
+            }
+        }
+        if batch.is_empty() && failure.is_none() {
+            return;
+        }
+        if self.jobs <= 1 {
+            self.ready
+                .extend(scan_batch(&batch, &self.options, self.jobs));
+            self.ready.extend(failure.map(Err));
+            return;
+        }
+        let names = batch.iter().map(|(name, ..)| name.clone()).collect();
+        let (options, jobs) = (self.options.clone(), self.jobs);
+        let handle = std::thread::spawn(move || scan_batch(&batch, &options, jobs));
+        self.inflight = Some(Inflight {
+            handle,
+            names,
+            failure,
+        });
+    }
+
+    /// Waits for the batch in flight, queues its observations, and starts the next one.
+    fn finish_batch(&mut self, batch: Inflight) {
+        // `scan_message` catches the parser's panics; should the thread die all the same, its
+        // messages are reported as unreadable rather than ending the scan.
+        let done = batch.handle.join().unwrap_or_else(|_| {
+            batch
+                .names
+                .into_iter()
+                .map(|source_name| Err(Error::NotMail { source_name }))
+                .collect()
+        });
+        self.ready.extend(done);
+        self.ready.extend(batch.failure.map(Err));
+        self.next_batch();
     }
 
     fn expand_dir(&mut self, dir: &Path, depth: usize) -> Result<(), Error> {
@@ -199,32 +297,71 @@ impl Mbox {
     }
 }
 
+/// One raw message of an mbox: its name, its bytes, whether it was cut at the size limit.
+type RawMessage = (String, Vec<u8>, bool);
+
+/// Extracts a batch, on up to `jobs` threads, in order.
+fn scan_batch(
+    batch: &[RawMessage],
+    options: &MailOptions,
+    jobs: usize,
+) -> Vec<Result<Observation, Error>> {
+    let scan = |(name, raw, cut): &RawMessage| {
+        scan_message(raw, name, options).map(|mut o| {
+            if *cut {
+                let limit = options.limits.max_message_bytes;
+                o.notes.push(format!("message cut at {limit} bytes"));
+            }
+            o
+        })
+    };
+    if jobs <= 1 || batch.len() <= 1 {
+        return batch.iter().map(scan).collect();
+    }
+    let share = batch.len().div_ceil(jobs);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = batch
+            .chunks(share)
+            .map(|part| {
+                (
+                    part,
+                    s.spawn(move || part.iter().map(scan).collect::<Vec<_>>()),
+                )
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|(part, h)| {
+                // `scan_message` catches the parser's panics; should anything else panic, those
+                // messages are reported as unreadable rather than ending the scan.
+                h.join().unwrap_or_else(|_| {
+                    part.iter()
+                        .map(|(name, ..)| {
+                            Err(Error::NotMail {
+                                source_name: name.clone(),
+                            })
+                        })
+                        .collect()
+                })
+            })
+            .collect()
+    })
+}
+
 impl Iterator for MailSource {
     type Item = Result<Observation, Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some(mbox) = &mut self.mbox {
-                let limit = self.options.limits.max_message_bytes;
-                match mbox.next_message(limit) {
-                    Ok(Some((raw, cut))) => {
-                        mbox.count += 1;
-                        let name = format!("{}#{}", mbox.path, mbox.count);
-                        let result = scan_message(&raw, &name, &self.options).map(|mut o| {
-                            if cut {
-                                o.notes.push(format!("message cut at {limit} bytes"));
-                            }
-                            o
-                        });
-                        return Some(result);
-                    }
-                    Ok(None) => self.mbox = None,
-                    Err(source) => {
-                        let path = PathBuf::from(&mbox.path);
-                        self.mbox = None;
-                        return Some(Err(Error::Io { path, source }));
-                    }
-                }
+            if let Some(item) = self.ready.pop_front() {
+                return Some(item);
+            }
+            if let Some(batch) = self.inflight.take() {
+                self.finish_batch(batch);
+                continue;
+            }
+            if self.mbox.is_some() {
+                self.next_batch();
                 continue;
             }
             let (path, depth) = self.pending.pop_front()?;

@@ -378,3 +378,44 @@ fn a_message_stuffed_with_links_stops_at_the_url_limit() {
     assert_eq!(obs.notes.len(), 1, "{:?}", obs.notes);
     assert!(obs.notes[0].contains("more than 10 distinct URLs"));
 }
+
+#[test]
+fn mbox_batches_on_several_threads_keep_order_and_content() {
+    // More messages than one batch, of every kind in the corpus, so that batches are split
+    // between threads unevenly.
+    let mut mbox = Vec::new();
+    let kinds = [
+        "plain-utf8.eml",
+        "forwarded.eml",
+        "zip-members.eml",
+        "iso2022jp.eml",
+        "truncated.eml",
+        "qp-html.eml",
+    ];
+    for i in 0..150 {
+        let raw = std::fs::read(corpus().join(kinds[i % kinds.len()])).unwrap();
+        mbox.extend_from_slice(b"From sender@example.org Mon Mar  2 10:00:00 2026\n");
+        mbox.extend_from_slice(&raw);
+        if !raw.ends_with(b"\n") {
+            mbox.push(b'\n');
+        }
+        mbox.push(b'\n');
+    }
+    let path = std::env::temp_dir().join(format!("kizuna-batches-{}.mbox", std::process::id()));
+    std::fs::write(&path, &mbox).unwrap();
+    let run = |jobs: usize| -> Vec<(String, Value, Vec<String>)> {
+        MailSource::new([path.clone()], options())
+            .jobs(jobs)
+            .map(|r| {
+                let o = r.unwrap();
+                (o.source, o.bundle, o.notes)
+            })
+            .collect()
+    };
+    let one = run(1);
+    let three = run(3);
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(one.len(), 150);
+    assert!(one[149].0.ends_with("#150"), "{}", one[149].0);
+    assert!(one == three, "the threads changed the output");
+}

@@ -166,9 +166,30 @@ fn index_keys() {
     assert!(matches!(&k[..], [IndexKey::Equals { .. }]), "{k:?}");
     let k = keys("[file:size > 3 AND file:name LIKE 'inv%.exe']");
     assert!(
-        matches!(&k[..], [IndexKey::Affix { prefix, suffix, .. }] if prefix == "inv" && suffix == ".exe"),
+        matches!(&k[..], [IndexKey::Contains { literal, .. }] if literal == ".exe"),
         "{k:?}"
     );
+    let k = keys("[url:value LIKE '%evil_.com/%']");
+    assert!(
+        matches!(&k[..], [IndexKey::Contains { literal, .. }] if literal == ".com/"),
+        "{k:?}"
+    );
+    let k = keys("[url:value MATCHES '^https?://evil\\\\.example/']");
+    let lits: Vec<&str> = k
+        .iter()
+        .map(|k| match k {
+            IndexKey::Contains { literal, .. } => literal.as_str(),
+            _ => "",
+        })
+        .collect();
+    assert_eq!(lits, ["https://evil.example/", "http://evil.example/"]);
+    let k = keys("[url:value MATCHES '.*']");
+    assert_eq!(k, vec![IndexKey::ObjectType("url".into())]);
+    let k = keys("[artifact:payload_bin = b'AAAA']");
+    assert_eq!(k, vec![IndexKey::ObjectType("artifact".into())]);
+    let k = keys("[x-a:t = t'2024-01-01T00:00:00Z' OR x-a:n = 3]");
+    assert_eq!(k.len(), 2, "{k:?}");
+    assert_eq!(k[0], IndexKey::ObjectType("x-a".into()));
     let k = keys("[ipv4-addr:value ISSUBSET '10.0.0.0/8'] OR [file:name IN ('a', 'b')]");
     assert_eq!(k.len(), 3, "{k:?}");
     let k = keys("[file:name NOT = 'a']");

@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release -p kizuna-detect --example detect_bench_gen -- indicators N > indicators.jsonl
 //! cargo run --release -p kizuna-detect --example detect_bench_gen -- observations N > observations.jsonl
+//! cargo run --release -p kizuna-detect --example detect_bench_gen -- mbox N > mail.mbox
 //! ```
 //!
 //! Indicators are the mix a threat feed shares: IPv4 addresses, CIDR ranges (IPv4 and IPv6),
@@ -11,6 +12,10 @@
 //! like what `kizuna scan` produces from logs and mail: connections, DNS answers, HTTP requests,
 //! files and messages. About one observation in a hundred carries a value of one of the first
 //! 1,000 indicators, so the number of sightings is the same whatever the size of the set.
+//! The mbox (see the `mbox` module) is the mail benchmark's: messages of about 30 KB with
+//! attachments.
+
+mod mbox;
 
 use std::io::{BufWriter, Write};
 
@@ -284,8 +289,9 @@ fn main() -> std::io::Result<()> {
     match (args.first().map(String::as_str), n) {
         (Some("indicators"), Some(n)) => indicators(n, &mut out)?,
         (Some("observations"), Some(n)) => observations(n, &mut out)?,
+        (Some("mbox"), Some(n)) => mbox::mbox(n, &mut out)?,
         _ => {
-            eprintln!("usage: detect_bench_gen indicators|observations N");
+            eprintln!("usage: detect_bench_gen indicators|observations|mbox N");
             std::process::exit(2);
         }
     }
