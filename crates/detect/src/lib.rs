@@ -68,7 +68,7 @@ pub use error::Error;
 pub use explain::{TestExplanation, explain};
 pub use logs::{LogFormat, LogSource, map_json_line};
 pub use mail::{MailLimits, MailOptions, MailSource, scan_message};
-pub use matcher::{Hit, IndicatorSet, IndicatorStream, LoadReport, StreamLimits};
+pub use matcher::{Hit, IndicatorSet, IndicatorStream, LoadReport, StreamLimits, StreamState};
 pub use reduce::{ReduceOptions, Reduced, reduce};
 
 use serde_json::{Value, json};

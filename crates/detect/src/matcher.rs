@@ -19,7 +19,7 @@ use crate::{Error, LogFormat, Observation, map_json_line};
 mod stream;
 
 use stream::Temporal;
-pub use stream::{IndicatorStream, StreamLimits};
+pub use stream::{IndicatorStream, StreamLimits, StreamState};
 
 /// One compiled indicator.
 #[derive(Debug)]

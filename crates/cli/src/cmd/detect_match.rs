@@ -4,8 +4,16 @@
 //! `kizuna scan --observables` and most exporters write), from a file or standard input. The
 //! reader hands batches of lines to one worker per core; each worker parses its lines and
 //! matches them against the compiled indicators; a writer puts the results back in input order.
-//! Channels are bounded, so memory stays a few batches whatever the input size. Sightings are
-//! written as JSON lines on stdout; bad lines are reported on stderr as `PATH:LINE: reason`;
+//! Channels are bounded, so memory stays a few batches whatever the input size.
+//!
+//! Patterns that bind several observations (`[a] FOLLOWEDBY [b] WITHIN 60 SECONDS`,
+//! `REPEATS 3 TIMES`) are matched across lines, in input order: when the set holds such
+//! patterns, the workers leave out their per-line hits and hand back, with each batch's
+//! sightings, the observations the set's stream index finds candidates for; the writer feeds
+//! those, in input order, to one [`StreamState`] (bounded per pattern by the window and
+//! [`StreamLimits`]), so the result does not depend on the number of workers. A set without
+//! such patterns skips all of it. The sightings of a batch come first, then those that its
+//! lines complete across lines. Sightings are written as JSON lines on stdout; bad lines are reported on stderr as `PATH:LINE: reason`;
 //! a summary (and, on a terminal, a progress spinner) goes to stderr.
 //!
 //! Exit status, as for `kizuna scan`: 0 when nothing matched, 1 when some indicator matched,
@@ -23,7 +31,9 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use kizuna_detect::IndicatorSet;
+use kizuna_detect::{
+    IndicatorSet, LogFormat, Observation, StreamLimits, StreamState, map_json_line,
+};
 use kizuna_stix::Timestamp;
 
 use crate::config::Config;
@@ -77,6 +87,9 @@ struct Done {
     errors: Vec<String>,
     observations: u64,
     sightings: u64,
+    /// Only when the set binds several observations: the lines that may take part in such a
+    /// pattern, in input order, for the writer's stream.
+    temporal: Vec<Observation>,
 }
 
 /// Runs `kizuna match`.
@@ -138,6 +151,7 @@ pub fn run(config: &Config, args: MatchArgs) -> anyhow::Result<ExitCode> {
         ProgressBar::hidden()
     };
     let started = Instant::now();
+    let temporal = set.binds_several();
     let set = Arc::new(set);
     let (work_tx, work_rx) = sync_channel::<Batch>(jobs * 2);
     let work_rx = Arc::new(Mutex::new(work_rx));
@@ -146,10 +160,10 @@ pub fn run(config: &Config, args: MatchArgs) -> anyhow::Result<ExitCode> {
     let (read_result, totals) = std::thread::scope(|scope| {
         for _ in 0..jobs {
             let (rx, tx, set, name) = (work_rx.clone(), done_tx.clone(), set.clone(), &name);
-            scope.spawn(move || worker(&rx, &tx, &set, name, now));
+            scope.spawn(move || worker(&rx, &tx, &set, name, now, temporal));
         }
         drop(done_tx);
-        let writer = scope.spawn(|| write_in_order(done_rx, &bar));
+        let writer = scope.spawn(|| write_in_order(done_rx, &bar, &set));
         let read_result = read_batches(input, &name, &work_tx);
         drop(work_tx);
         let totals = writer.join();
@@ -240,6 +254,7 @@ fn worker(
     set: &IndicatorSet,
     name: &str,
     now: Timestamp,
+    temporal: bool,
 ) {
     loop {
         // The lock is held only to take the next batch.
@@ -256,6 +271,7 @@ fn worker(
             errors: Vec::new(),
             observations: 0,
             sightings: 0,
+            temporal: Vec::new(),
         };
         let mut start = 0;
         for (line_no, end) in ends {
@@ -272,7 +288,19 @@ fn worker(
             match hits {
                 Ok(hits) => {
                     result.observations += 1;
-                    for hit in hits {
+                    if temporal {
+                        // Parsed a second time, only when the set binds several observations.
+                        if let Ok(obs) = map_json_line(LogFormat::Stix, text.trim(), &source, now)
+                            && set.stream_candidates(&obs)
+                        {
+                            result.temporal.push(obs);
+                        }
+                    }
+                    // The writer's stream finds those, one bundle alone included.
+                    let single = hits
+                        .into_iter()
+                        .filter(|h| !temporal || !set.binds_several_id(&h.indicator));
+                    for hit in single {
                         result.sightings += 1;
                         // Writing to a Vec cannot fail.
                         let _ = writeln!(result.out, "{}", hit.sighting);
@@ -294,8 +322,14 @@ struct Totals {
     errors: u64,
 }
 
-/// Writes each batch's sightings and errors in input order.
-fn write_in_order(done: Receiver<Done>, bar: &ProgressBar) -> anyhow::Result<Totals> {
+/// Writes each batch's sightings and errors in input order, with the sightings of patterns
+/// binding several observations that its lines complete.
+fn write_in_order(
+    done: Receiver<Done>,
+    bar: &ProgressBar,
+    set: &IndicatorSet,
+) -> anyhow::Result<Totals> {
+    let mut stream = StreamState::new(StreamLimits::default());
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let mut pending: BTreeMap<u64, Done> = BTreeMap::new();
@@ -304,8 +338,20 @@ fn write_in_order(done: Receiver<Done>, bar: &ProgressBar) -> anyhow::Result<Tot
     let mut closed = false;
     for batch in done {
         pending.insert(batch.seq, batch);
-        while let Some(batch) = pending.remove(&next) {
+        while let Some(mut batch) = pending.remove(&next) {
             next += 1;
+            for obs in &batch.temporal {
+                match stream.push_temporal(set, obs) {
+                    Ok(hits) => {
+                        for hit in hits {
+                            batch.sightings += 1;
+                            // Writing to a Vec cannot fail.
+                            let _ = writeln!(batch.out, "{}", hit.sighting);
+                        }
+                    }
+                    Err(e) => batch.errors.push(format!("kizuna: {e}")),
+                }
+            }
             totals.observations += batch.observations;
             totals.sightings += batch.sightings;
             totals.errors += batch.errors.len() as u64;

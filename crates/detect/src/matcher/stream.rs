@@ -112,15 +112,24 @@ struct Buffered {
     last: i128,
 }
 
+/// The memory of a stream, apart from the set it matches: what [`IndicatorStream`] keeps, for a
+/// caller that owns the set and changes it between observations (a long-running watcher adding
+/// and removing indicators), or that does the per-observation matching elsewhere (on other
+/// threads) and feeds only the multi-observation part in input order.
+#[derive(Debug)]
+pub struct StreamState {
+    limits: StreamLimits,
+    buffers: HashMap<Slot, VecDeque<Buffered>>,
+    /// Latest `first_observed` seen.
+    horizon: Option<i128>,
+}
+
 /// Matching over a stream: per-observation matching, plus patterns that bind several
 /// observations matched across the observations seen so far (see the module documentation).
 #[derive(Debug)]
 pub struct IndicatorStream<'s> {
     set: &'s IndicatorSet,
-    limits: StreamLimits,
-    buffers: HashMap<Slot, VecDeque<Buffered>>,
-    /// Latest `first_observed` seen.
-    horizon: Option<i128>,
+    state: StreamState,
 }
 
 fn nanos(od: &Value, key: &str) -> Option<i128> {
@@ -128,11 +137,68 @@ fn nanos(od: &Value, key: &str) -> Option<i128> {
     Some(kizuna_pattern::Timestamp::parse_rfc3339(s).ok()?.as_nanos())
 }
 
+impl IndicatorSet {
+    /// Whether some indicator binds several observations (`FOLLOWEDBY`, `AND` between
+    /// brackets, `REPEATS`): when none does, a stream adds nothing to [`IndicatorSet::matches`].
+    pub fn binds_several(&self) -> bool {
+        self.slots.iter().flatten().any(|c| c.temporal.is_some())
+    }
+
+    /// Whether the indicator `id` is loaded and binds several observations.
+    pub fn binds_several_id(&self, id: &str) -> bool {
+        self.by_id.get(id).is_some_and(
+            |&slot| matches!(self.slots.get(slot as usize), Some(Some(c)) if c.temporal.is_some()),
+        )
+    }
+
+    /// Whether `obs` may take part in a pattern binding several observations (the stream
+    /// index finds candidates for it): only such observations need feeding to
+    /// [`StreamState::push_temporal`]; the others are sure to change nothing there.
+    pub fn stream_candidates(&self, obs: &Observation) -> bool {
+        let mut candidates = Vec::new();
+        self.stream_index.candidates(&obs.bundle, &mut candidates);
+        !candidates.is_empty()
+    }
+}
+
 impl<'s> IndicatorStream<'s> {
     /// A stream over `set`, remembering nothing yet.
     pub fn new(set: &'s IndicatorSet, limits: StreamLimits) -> Self {
         IndicatorStream {
             set,
+            state: StreamState::new(limits),
+        }
+    }
+
+    /// Observations remembered, over all patterns.
+    pub fn buffered(&self) -> usize {
+        self.state.buffered()
+    }
+
+    /// The hits of the next observation: those of the patterns it satisfies alone (as
+    /// [`IndicatorSet::matches`], in load order), then those of patterns binding several
+    /// observations that it completes, each naming every observed-data bound.
+    pub fn push(&mut self, obs: &Observation) -> Result<Vec<Hit>, Error> {
+        let mut hits = self.set.matches_where(obs, |c| c.temporal.is_none())?;
+        hits.extend(self.state.push_temporal(self.set, obs)?);
+        Ok(hits)
+    }
+
+    /// Only the multi-observation part of [`IndicatorStream::push`]: the hits of the patterns
+    /// binding several observations, with `obs` and the observations remembered, including one
+    /// that `obs` satisfies alone. For a caller that finds the per-observation hits otherwise
+    /// (with [`IndicatorSet::matches_json_line`] on other threads): it leaves out their hits of
+    /// such patterns ([`IndicatorSet::binds_several_id`]) so that none is found twice, and
+    /// feeds here, in input order, the observations [`IndicatorSet::stream_candidates`] keeps.
+    pub fn push_temporal(&mut self, obs: &Observation) -> Result<Vec<Hit>, Error> {
+        self.state.push_temporal(self.set, obs)
+    }
+}
+
+impl StreamState {
+    /// Remembers nothing yet.
+    pub fn new(limits: StreamLimits) -> Self {
+        StreamState {
             limits,
             buffers: HashMap::new(),
             horizon: None,
@@ -144,12 +210,22 @@ impl<'s> IndicatorStream<'s> {
         self.buffers.values().map(VecDeque::len).sum()
     }
 
-    /// The hits of the next observation: those of the patterns it satisfies alone (as
-    /// [`IndicatorSet::matches`], in load order), then those of patterns binding several
-    /// observations that it completes, each naming every observed-data bound.
-    pub fn push(&mut self, obs: &Observation) -> Result<Vec<Hit>, Error> {
-        let set = self.set;
-        let mut hits = set.matches_where(obs, |c| c.temporal.is_none())?;
+    /// Forgets what was remembered for indicators no longer in `set` (removed or replaced by
+    /// a newer version): call after changing the set.
+    pub fn forget_removed(&mut self, set: &IndicatorSet) {
+        self.buffers.retain(|slot, _| {
+            matches!(set.slots.get(*slot as usize), Some(Some(c)) if c.temporal.is_some())
+        });
+    }
+
+    /// [`IndicatorStream::push_temporal`] over `set`: the hits of patterns binding several
+    /// observations that `obs` completes, with the observations remembered so far.
+    pub fn push_temporal(
+        &mut self,
+        set: &IndicatorSet,
+        obs: &Observation,
+    ) -> Result<Vec<Hit>, Error> {
+        let mut hits = Vec::new();
         let mut candidates = Vec::new();
         set.stream_index.candidates(&obs.bundle, &mut candidates);
         if candidates.is_empty() {
