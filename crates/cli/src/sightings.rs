@@ -112,6 +112,44 @@ pub fn load_into(
     Ok((last, skipped))
 }
 
+/// Feeds every stored version of the indicator `id` in `collection` to `set` (the newest
+/// stays); returns the reasons versions were skipped.
+pub fn load_id_into(
+    store: &dyn Store,
+    collection: &CollectionRef,
+    id: &str,
+    set: &mut IndicatorSet,
+) -> anyhow::Result<Vec<String>> {
+    let mut after_seq = None;
+    let mut skipped = Vec::new();
+    loop {
+        let query = ObjectQuery {
+            ids: vec![id.to_owned()],
+            ..indicator_query(None, after_seq)
+        };
+        let page = store.objects(collection, &query)?;
+        for r in &page.records {
+            after_seq = Some(r.seq);
+            let obj: Value = match serde_json::from_str(&r.json) {
+                Ok(v) => v,
+                Err(e) => {
+                    skipped.push(format!("{}: {e}", r.id));
+                    continue;
+                }
+            };
+            if let Err(why) = set.insert(&obj)
+                && why != "revoked"
+                && why != "older than the version loaded"
+            {
+                skipped.push(format!("{}: {why}", r.id));
+            }
+        }
+        if !page.more || page.records.is_empty() {
+            return Ok(skipped);
+        }
+    }
+}
+
 /// The indicators of the hub's collections (`named`, else all), for `--hub`.
 pub fn load_indicators(
     store: &dyn Store,

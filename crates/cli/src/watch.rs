@@ -12,9 +12,18 @@
 //! between rescans a little, and rewriting a sighting already in the collection is a no-op.
 //! A log file that shrank was rotated or truncated: it is read again from the start.
 //!
-//! The indicator set follows the store: each round reads the indicator versions added since
-//! the last one (`added_after`) into the set, which replaces, adds and revokes one indicator at
-//! a time; when a collection holds fewer objects than before (a deletion), the set is reloaded.
+//! The indicator set follows the store: each round reads the collection's deletion log
+//! (`Store::deletions`) since the last round and removes each deleted indicator from the set
+//! (putting back the newest version still stored, when only one version was deleted), then
+//! reads the indicator versions added since the last round (`added_after`) into the set, which
+//! replaces, adds and revokes one indicator at a time. Only when an indicator collection goes
+//! away is the set reloaded.
+//!
+//! Patterns that bind several observations (`FOLLOWEDBY`, `REPEATS`, `WITHIN`) are matched
+//! across the messages or lines of one watched directory, through one stream per directory
+//! (`kizuna_detect::StreamState`, bounded per pattern by its window and a count). That state
+//! lives in memory only: a restart forgets the observations remembered, so a pattern half
+//! satisfied before a restart needs all its observations again after it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
@@ -26,7 +35,9 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use kizuna_detect::{IndicatorSet, LogFormat, MailOptions, MailSource, Observation};
+use kizuna_detect::{
+    IndicatorSet, LogFormat, MailOptions, MailSource, Observation, StreamLimits, StreamState,
+};
 use kizuna_stix::Timestamp;
 use kizuna_store::{CollectionRef, Store};
 use serde::{Deserialize, Serialize};
@@ -38,6 +49,8 @@ use crate::sightings::{self, SightingSink};
 pub const STATE_FILE: &str = "watch-state.json";
 /// Longest log line read; a longer one is skipped.
 const MAX_LINE: u64 = 4 << 20;
+/// Records of the deletion log read at a time.
+const DELETIONS_PAGE: usize = 1000;
 
 /// Metric names (Prometheus), in one place.
 mod names {
@@ -165,6 +178,8 @@ impl Watch {
 struct Watched {
     config: WatchConfig,
     sink: SightingSink,
+    /// Observations remembered for patterns binding several (in memory only).
+    stream: StreamState,
 }
 
 /// The watcher's state between rounds.
@@ -172,8 +187,10 @@ struct Watcher {
     store: Arc<dyn Store>,
     identity: String,
     set: IndicatorSet,
-    /// Per indicator collection: objects counted and the last `date_added` read.
-    seen: HashMap<CollectionRef, (u64, Option<Timestamp>)>,
+    /// Per indicator collection: the last deletion-log record and the last `date_added` read.
+    seen: HashMap<CollectionRef, (Option<i64>, Option<Timestamp>)>,
+    /// Whether some indicator binds several observations.
+    temporal: bool,
     watched: Vec<Watched>,
     state_path: PathBuf,
     state: State,
@@ -203,6 +220,7 @@ pub fn start(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Option<Wa
         watched.push(Watched {
             config: w.clone(),
             sink,
+            stream: StreamState::new(StreamLimits::default()),
         });
     }
     let state_path = config.data.join(STATE_FILE);
@@ -212,6 +230,7 @@ pub fn start(config: &Config, store: Arc<dyn Store>) -> anyhow::Result<Option<Wa
         set: IndicatorSet::new(&identity, Timestamp::now()),
         identity,
         seen: HashMap::new(),
+        temporal: false,
         watched,
         state: State::load(&state_path)?,
         state_path,
@@ -253,39 +272,76 @@ impl Watcher {
         Ok(())
     }
 
-    /// Reads the indicator versions added since the last round; reloads when one went away.
+    /// Removes the indicators deleted since the last round and reads the versions added since;
+    /// reloads when an indicator collection went away.
     fn refresh_indicators(&mut self) -> anyhow::Result<()> {
         let collections = sightings::indicator_collections(self.store.as_ref(), &[])?;
-        let mut counts = Vec::new();
-        let mut shrank = collections.len() < self.seen.len();
-        for c in &collections {
-            let cref = c.as_ref();
-            let count = self.store.count_objects(&cref)?;
-            shrank |= self.seen.get(&cref).is_some_and(|(n, _)| count < *n);
-            counts.push((cref, count));
-        }
-        if shrank {
+        let crefs: Vec<CollectionRef> = collections.iter().map(|c| c.as_ref()).collect();
+        if self.seen.keys().any(|k| !crefs.contains(k)) {
             self.set = IndicatorSet::new(&self.identity, Timestamp::now());
             self.seen.clear();
         }
-        for (cref, count) in counts {
-            let (old, last) = self.seen.get(&cref).copied().unwrap_or((0, None));
-            if old == count && last.is_some() {
-                continue;
+        let mut deleted = BTreeSet::new();
+        for cref in &crefs {
+            let (after, last) = self.seen.get(cref).copied().unwrap_or((None, None));
+            // A collection read for the first time: its past deletions are already applied.
+            let first = last.is_none();
+            let after = self.read_deletions(cref, after, (!first).then_some(&mut deleted))?;
+            self.seen.insert(cref.clone(), (after, last));
+        }
+        for id in &deleted {
+            if self.set.remove(id) {
+                // Another version, or the same object in another collection, may remain.
+                for cref in &crefs {
+                    let skipped =
+                        sightings::load_id_into(self.store.as_ref(), cref, id, &mut self.set)?;
+                    for s in skipped {
+                        tracing::warn!(indicator = %s, "indicator skipped");
+                    }
+                }
             }
+        }
+        for cref in crefs {
+            let (after, last) = self.seen.get(&cref).copied().unwrap_or((None, None));
             let (last, skipped) =
                 sightings::load_into(self.store.as_ref(), &cref, last, &mut self.set)?;
             for s in skipped {
                 tracing::warn!(indicator = %s, "indicator skipped");
             }
             self.seen
-                .insert(cref, (count, last.or(Some(Timestamp::from_unix_micros(0)))));
+                .insert(cref, (after, last.or(Some(Timestamp::from_unix_micros(0)))));
         }
         self.set.compact();
+        self.temporal = self.set.binds_several();
+        for w in &mut self.watched {
+            w.stream.forget_removed(&self.set);
+        }
         self.metrics
             .indicators
             .store(self.set.len() as u64, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Reads the deletion log of `cref` after `after`, putting the ids into `into` when given;
+    /// returns the last record read.
+    fn read_deletions(
+        &self,
+        cref: &CollectionRef,
+        mut after: Option<i64>,
+        mut into: Option<&mut BTreeSet<String>>,
+    ) -> anyhow::Result<Option<i64>> {
+        loop {
+            let page = self.store.deletions(cref, after, DELETIONS_PAGE)?;
+            for r in &page.records {
+                after = Some(r.seq);
+                if let Some(ids) = into.as_deref_mut() {
+                    ids.insert(r.id.clone());
+                }
+            }
+            if !page.more || page.records.is_empty() {
+                return Ok(after);
+            }
+        }
     }
 
     fn scan(&mut self, i: usize) -> anyhow::Result<()> {
@@ -304,16 +360,25 @@ impl Watcher {
     /// Matches one observation and writes its sightings.
     fn observe(&mut self, i: usize, obs: &Observation) -> anyhow::Result<()> {
         self.metrics.scanned.fetch_add(1, Ordering::Relaxed);
-        let hits = match self.set.matches(obs) {
+        let Some(w) = self.watched.get_mut(i) else {
+            return Ok(());
+        };
+        let set = &self.set;
+        let found = set.matches(obs).and_then(|mut hits| {
+            if self.temporal {
+                // The stream finds those, one observation alone included.
+                hits.retain(|h| !set.binds_several_id(&h.indicator));
+                hits.extend(w.stream.push_temporal(set, obs)?);
+            }
+            Ok(hits)
+        });
+        let hits = match found {
             Ok(hits) => hits,
             Err(e) => {
                 self.metrics.errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, "watched input not matched");
                 return Ok(());
             }
-        };
-        let Some(w) = self.watched.get_mut(i) else {
-            return Ok(());
         };
         for hit in &hits {
             self.metrics.hits.fetch_add(1, Ordering::Relaxed);

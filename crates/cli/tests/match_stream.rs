@@ -25,6 +25,7 @@ fn indicator(n: u32, pattern: &str) -> Value {
 /// SCO `kind` with value `value`.
 fn line(n: u32, second: u32, kind: &str, value: &str) -> String {
     let at = format!("2026-11-26T10:{:02}:{:02}Z", second / 60, second % 60);
+    let ms = format!("2026-11-26T10:{:02}:{:02}.000Z", second / 60, second % 60);
     let sco = format!("{kind}--00000000-0000-4000-8000-{n:012}");
     json!({
         "type": "bundle",
@@ -33,7 +34,7 @@ fn line(n: u32, second: u32, kind: &str, value: &str) -> String {
             {
                 "type": "observed-data", "spec_version": "2.1",
                 "id": format!("observed-data--00000000-0000-4000-8000-{n:012}"),
-                "created": at, "modified": at,
+                "created": ms, "modified": ms,
                 "first_observed": at, "last_observed": at, "number_observed": 1,
                 "object_refs": [sco],
             },
