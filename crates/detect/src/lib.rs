@@ -15,7 +15,9 @@
 //!   result is that of evaluating every pattern and the cost does not grow with the number of
 //!   indicators. Indicators are added, replaced and revoked one at a time.
 //!   [`IndicatorStream`] adds patterns that bind several observations (`FOLLOWEDBY`, `REPEATS`,
-//!   `WITHIN`) across a stream, with bounded state per pattern.
+//!   `WITHIN`) across a stream, with bounded state per pattern; [`StreamState`] is that state
+//!   alone, for a caller that owns and changes the set (a watcher) or that matches each
+//!   observation on other threads and feeds only the multi-observation part in input order.
 //! * The sink is the caller's: the CLI prints JSON lines or a table; the hub stores sightings.
 //! * **Privacy reduction** — [`reduce`] cuts the observed-data a sighting shares down to what
 //!   the indicator's pattern used (the `reduce` module argues how), optionally with email
