@@ -289,8 +289,11 @@ fn worker(
                 Ok(hits) => {
                     result.observations += 1;
                     if temporal {
-                        // Parsed a second time, only when the set binds several observations.
-                        if let Ok(obs) = map_json_line(LogFormat::Stix, text.trim(), &source, now)
+                        // Parsed fully a second time only when the stream index may have
+                        // candidates for the line.
+                        if set.stream_candidates_json_line(text.trim())
+                            && let Ok(obs) =
+                                map_json_line(LogFormat::Stix, text.trim(), &source, now)
                             && set.stream_candidates(&obs)
                         {
                             result.temporal.push(obs);

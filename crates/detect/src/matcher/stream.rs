@@ -22,6 +22,7 @@ use serde_json::Value;
 
 use super::{Compiled, Hit, IndicatorSet, Od, observed_data};
 use crate::index::Slot;
+use crate::index::view::{Json, Lite};
 use crate::{Error, Observation};
 
 /// What a stream needs of a pattern that binds several observations.
@@ -149,6 +150,27 @@ impl IndicatorSet {
         self.by_id.get(id).is_some_and(
             |&slot| matches!(self.slots.get(slot as usize), Some(Some(c)) if c.temporal.is_some()),
         )
+    }
+
+    /// [`IndicatorSet::stream_candidates`] on one JSON line (as
+    /// [`IndicatorSet::matches_json_line`] reads it), scanned as borrowed JSON so that the
+    /// common line costs one parse and no copy: `false` when the line surely takes part in no
+    /// pattern binding several observations, `true` when it may (check the observation it
+    /// makes with [`IndicatorSet::stream_candidates`]).
+    pub fn stream_candidates_json_line(&self, line: &str) -> bool {
+        let Ok(lite) = serde_json::from_str::<Lite<'_>>(line) else {
+            return true;
+        };
+        match (&lite).get("type").and_then(Json::as_str) {
+            Some("bundle") => {
+                let mut candidates = Vec::new();
+                self.stream_index.candidates(&lite, &mut candidates);
+                !candidates.is_empty()
+            }
+            // Wrapped in a bundle of its own: its references resolve to nothing.
+            Some("observed-data") => false,
+            _ => true,
+        }
     }
 
     /// Whether `obs` may take part in a pattern binding several observations (the stream
