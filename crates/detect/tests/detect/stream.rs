@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly on bad test data
 
-use kizuna_detect::{IndicatorSet, IndicatorStream, Observation, StreamLimits};
+use kizuna_detect::{IndicatorSet, IndicatorStream, Observation, StreamLimits, StreamState};
 use kizuna_pattern::{Observations, Pattern, SpecVersion};
 use kizuna_stix::Timestamp;
 use serde_json::{Value, json};
@@ -213,4 +213,60 @@ fn state_stays_bounded() {
     }
     // 60 s of observations every 10 s for the windowed pattern, the cap for the other.
     assert!(stream.buffered() <= 7 + 32, "{}", stream.buffered());
+}
+
+/// `push_temporal` is the multi-observation part of `push` only, `StreamState` serves a set the
+/// caller changes, and `forget_removed` drops what a removed indicator had remembered.
+#[test]
+fn push_temporal_and_state_over_a_changing_set() {
+    let mut set = set(&[
+        "([domain-name:value = 'a.example'] FOLLOWEDBY [ipv4-addr:value = '10.0.0.1']) WITHIN 60 SECONDS",
+        "[domain-name:value = 'a.example']",
+    ]);
+    assert!(set.binds_several());
+    let temporal = "indicator--00000000-0000-4000-8000-000000000000";
+    let single = "indicator--00000000-0000-4000-8000-000000000001";
+    assert!(set.binds_several_id(temporal) && !set.binds_several_id(single));
+    let a = obs(1, 10, domain("a.example"));
+    assert!(set.stream_candidates(&a));
+    assert!(set.stream_candidates_json_line(&a.bundle.to_string()));
+    let other = obs(9, 10, domain("b.example"));
+    assert!(!set.stream_candidates(&other));
+    assert!(!set.stream_candidates_json_line(&other.bundle.to_string()));
+
+    let mut state = StreamState::new(StreamLimits::default());
+    // The single-observation hit of `a` is not the stream's.
+    assert!(state.push_temporal(&set, &a).unwrap().is_empty());
+    assert_eq!(state.buffered(), 1);
+    let hits = state
+        .push_temporal(&set, &obs(2, 20, ip("10.0.0.1")))
+        .unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].indicator, temporal);
+    assert_eq!(
+        hits[0].sighting["observed_data_refs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // Remembered, then the indicator goes: forgotten, and no hit after.
+    assert!(
+        state
+            .push_temporal(&set, &obs(3, 30, domain("a.example")))
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(state.buffered(), 1);
+    assert!(set.remove(temporal));
+    assert!(!set.binds_several());
+    state.forget_removed(&set);
+    assert_eq!(state.buffered(), 0);
+    assert!(
+        state
+            .push_temporal(&set, &obs(4, 40, ip("10.0.0.1")))
+            .unwrap()
+            .is_empty()
+    );
 }
