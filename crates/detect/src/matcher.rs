@@ -5,15 +5,13 @@
 //! [`IndicatorSet::matches_exhaustive`] evaluates every pattern and is the reference the index
 //! is tested against. Both give the same hits in the same order (load order).
 
-use std::collections::HashMap;
-
 use kizuna_pattern::{Observations, Pattern, SpecVersion};
 use kizuna_stix::Timestamp;
 use serde_json::{Value, json};
 
 use crate::id::derived_id;
 use crate::index::view::{Json, Lite};
-use crate::index::{Index, Slot};
+use crate::index::{HashMap, Index, Slot};
 use crate::{Error, LogFormat, Observation, map_json_line};
 
 mod stream;
@@ -316,7 +314,7 @@ impl IndicatorSet {
     pub fn new(identity: &str, now: Timestamp) -> Self {
         Self {
             slots: Vec::new(),
-            by_id: HashMap::new(),
+            by_id: HashMap::default(),
             index: Index::default(),
             stream_index: Index::default(),
             identity: identity.to_owned(),
@@ -420,6 +418,15 @@ impl IndicatorSet {
     /// Number of compiled indicators.
     pub fn len(&self) -> usize {
         self.by_id.len()
+    }
+
+    /// Whether some loaded pattern binds several observations (`FOLLOWEDBY`, `AND` between
+    /// brackets, `REPEATS` more than once). When none does, an
+    /// [`IndicatorStream`] over the set gives, for each observation, exactly
+    /// [`IndicatorSet::matches`] and remembers nothing, so a caller may match observations
+    /// independently (on several threads) and keep only the output in order.
+    pub fn binds_several(&self) -> bool {
+        self.slots.iter().flatten().any(|c| c.temporal.is_some())
     }
 
     /// Whether no indicator was compiled.

@@ -120,7 +120,8 @@ pub struct OutputArgs {
 /// Runs `kizuna scan`.
 pub fn run(config: &Config, cmd: ScanCommand) -> anyhow::Result<ExitCode> {
     let now = Timestamp::now();
-    let (source, output): (
+    let is_mail = matches!(cmd, ScanCommand::Mail { .. });
+    let (mut source, output): (
         Box<dyn Iterator<Item = Result<Observation, Error>>>,
         OutputArgs,
     ) = match cmd {
@@ -191,41 +192,61 @@ pub fn run(config: &Config, cmd: ScanCommand) -> anyhow::Result<ExitCode> {
             "SOURCE", "INDICATOR", "MATCHED"
         )?;
     }
-    for item in source {
-        let obs = match item {
-            Ok(obs) => obs,
-            Err(e) => {
-                tally.error(&e);
-                continue;
-            }
-        };
-        tally.observations += 1;
-        for note in &obs.notes {
-            eprintln!("kizuna: {}: {note}", obs.source);
+    // When no loaded pattern binds several observations, the stream is each observation's own
+    // matching and remembers nothing: mail (extracted in batches on every core already) is then
+    // matched a batch at a time on every core too, and printed in order. Log lines stay one at
+    // a time, so that `scan logs -` on a live pipe prints each hit as its line arrives.
+    // (Should cross-observation patterns be loaded, the stream sees every observation in order
+    // on this thread, as before.)
+    let parallel = is_mail && indicators.as_ref().is_some_and(|s| !s.binds_several());
+    let batch_len = if parallel { MATCH_BATCH } else { 1 };
+    loop {
+        let batch: Vec<_> = source.by_ref().take(batch_len).collect();
+        if batch.is_empty() {
+            break;
         }
-        let written = match (&mut matcher, &indicators) {
-            (Some(stream), Some(set)) => match stream.push(&obs) {
-                Ok(hits) => hits.iter().try_for_each(|hit| {
-                    tally.hits += 1;
-                    tally.indicators.insert(hit.indicator.clone());
-                    if let Some(sink) = &mut sink {
-                        sink.write(set, &obs, hit).map_err(std::io::Error::other)?;
-                    }
-                    print_hit(&mut out, set, &obs, hit, &output)
-                }),
+        let mut matched = match &indicators {
+            Some(set) if parallel => match_batch(set, &batch),
+            _ => Vec::new(),
+        }
+        .into_iter();
+        for item in batch {
+            let pre = matched.next().flatten();
+            let obs = match item {
+                Ok(obs) => obs,
                 Err(e) => {
                     tally.error(&e);
-                    Ok(())
+                    continue;
                 }
-            },
-            _ => obs.write_json_line(&mut out),
-        };
-        if let Err(e) = written {
-            // A closed pipe (`| head`) ends the scan quietly.
-            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                return Ok(tally.exit_code());
+            };
+            tally.observations += 1;
+            for note in &obs.notes {
+                eprintln!("kizuna: {}: {note}", obs.source);
             }
-            return Err(e.into());
+            let written = match (&mut matcher, &indicators) {
+                (Some(stream), Some(set)) => match pre.unwrap_or_else(|| stream.push(&obs)) {
+                    Ok(hits) => hits.iter().try_for_each(|hit| {
+                        tally.hits += 1;
+                        tally.indicators.insert(hit.indicator.clone());
+                        if let Some(sink) = &mut sink {
+                            sink.write(set, &obs, hit).map_err(std::io::Error::other)?;
+                        }
+                        print_hit(&mut out, set, &obs, hit, &output)
+                    }),
+                    Err(e) => {
+                        tally.error(&e);
+                        Ok(())
+                    }
+                },
+                _ => obs.write_json_line(&mut out),
+            };
+            if let Err(e) = written {
+                // A closed pipe (`| head`) ends the scan quietly.
+                if e.kind() == std::io::ErrorKind::BrokenPipe {
+                    return Ok(tally.exit_code());
+                }
+                return Err(e.into());
+            }
         }
     }
     if matcher.is_some() && output.format == HitFormat::Table {
@@ -329,6 +350,41 @@ fn print_hit(
             Ok(())
         }
     }
+}
+
+/// Observations matched together on every core (see [`IndicatorSet::binds_several`]).
+const MATCH_BATCH: usize = 64;
+
+/// Each observation of `batch` matched alone, on every core, in order: one entry per item,
+/// `None` for an item that is an error (or whose thread died: the caller matches it again).
+fn match_batch(
+    set: &IndicatorSet,
+    batch: &[Result<Observation, Error>],
+) -> Vec<Option<Result<Vec<Hit>, Error>>> {
+    let one = |item: &Result<Observation, Error>| item.as_ref().ok().map(|obs| set.matches(obs));
+    let jobs = std::thread::available_parallelism().map_or(1, usize::from);
+    if jobs <= 1 || batch.len() <= 1 {
+        return batch.iter().map(one).collect();
+    }
+    let share = batch.len().div_ceil(jobs);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = batch
+            .chunks(share)
+            .map(|part| {
+                (
+                    part,
+                    s.spawn(move || part.iter().map(one).collect::<Vec<_>>()),
+                )
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|(part, h)| {
+                h.join()
+                    .unwrap_or_else(|_| part.iter().map(|_| None).collect())
+            })
+            .collect()
+    })
 }
 
 fn load_indicators(path: &PathBuf, identity: &str, now: Timestamp) -> anyhow::Result<IndicatorSet> {

@@ -31,14 +31,20 @@
 mod keys;
 pub(crate) mod view;
 
-use std::collections::HashMap;
-
 use aho_corasick::{AhoCorasick, MatchKind};
 use kizuna_pattern::Pattern;
 
 use keys::{Key, Path, Scalar, Step};
 use kizuna_pattern::Net;
 use view::Json;
+
+/// The hash maps of the index and the set: `foldhash`'s fast hasher (the one `hashbrown`
+/// already builds, without its `std` feature so that no other crate is rebuilt), seeded per
+/// process from address-space randomisation, at a fraction of SipHash's cost on the short keys
+/// (values, paths, slots) looked up for every observation and inserted for every indicator
+/// loaded. It does not claim SipHash's resistance to chosen collisions; the keys are indicator
+/// values from files and partners the hub already trusts to feed it.
+pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Position of an indicator in the set.
 pub(crate) type Slot = u32;
@@ -58,7 +64,7 @@ struct Literals {
 
 impl Literals {
     fn rebuild(&mut self) {
-        let mut all: HashMap<String, Vec<Slot>> = HashMap::new();
+        let mut all: HashMap<String, Vec<Slot>> = HashMap::default();
         for (lit, slots) in self.built.drain(..) {
             all.entry(lit).or_default().extend(slots);
         }

@@ -139,12 +139,6 @@ fn nanos(od: &Value, key: &str) -> Option<i128> {
 }
 
 impl IndicatorSet {
-    /// Whether some indicator binds several observations (`FOLLOWEDBY`, `AND` between
-    /// brackets, `REPEATS`): when none does, a stream adds nothing to [`IndicatorSet::matches`].
-    pub fn binds_several(&self) -> bool {
-        self.slots.iter().flatten().any(|c| c.temporal.is_some())
-    }
-
     /// Whether the indicator `id` is loaded and binds several observations.
     pub fn binds_several_id(&self, id: &str) -> bool {
         self.by_id.get(id).is_some_and(
