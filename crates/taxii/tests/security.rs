@@ -446,8 +446,11 @@ async fn metrics_are_for_administrators_and_count_requests() {
     assert!(text.contains("kizuna_objects_stored_total"));
 }
 
-/// A request body that never arrives.
-struct Stalled;
+/// A request body that never arrives; it says when it is first read (the server reserves its
+/// share of the body budget before reading).
+struct Stalled {
+    first_read: Option<tokio::sync::oneshot::Sender<()>>,
+}
 
 impl axum::body::HttpBody for Stalled {
     type Data = bytes::Bytes;
@@ -457,6 +460,9 @@ impl axum::body::HttpBody for Stalled {
         self: std::pin::Pin<&mut Self>,
         _: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        if let Some(tx) = self.get_mut().first_read.take() {
+            let _ = tx.send(());
+        }
         std::task::Poll::Pending
     }
 }
@@ -476,18 +482,24 @@ async fn body_memory_budget_is_shared() {
             .body(body)
             .unwrap()
     };
-    let stalled = tokio::spawn(app.clone().oneshot(post(axum::body::Body::new(Stalled))));
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (first_read, read) = tokio::sync::oneshot::channel();
+    let stalled = tokio::spawn(app.clone().oneshot(post(axum::body::Body::new(Stalled {
+        first_read: Some(first_read),
+    }))));
+    // The stalled upload is being read: it holds the whole budget.
+    read.await.expect("the stalled body is read");
+    assert_eq!(hub.state.body_budget.available_permits(), 0);
     let small = || post(axum::body::Body::from(r#"{"objects":[]}"#));
     let waited = tokio::time::timeout(
         std::time::Duration::from_secs(1),
         app.clone().oneshot(small()),
     )
     .await;
+    // A bound, not a synchronisation: the second upload must still be waiting after it.
     assert!(waited.is_err(), "the second upload should wait for budget");
     stalled.abort();
     let _ = stalled.await;
-    let r = tokio::time::timeout(std::time::Duration::from_secs(10), app.oneshot(small()))
+    let r = tokio::time::timeout(std::time::Duration::from_secs(60), app.oneshot(small()))
         .await
         .expect("budget released")
         .unwrap();
