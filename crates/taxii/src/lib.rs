@@ -64,6 +64,7 @@ pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod limits;
+mod linger;
 pub mod media;
 pub mod metrics;
 mod query;
