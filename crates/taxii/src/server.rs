@@ -323,13 +323,14 @@ async fn rate_limit(State(state): State<AppState>, request: Request, next: Next)
     next.run(request).await
 }
 
-/// The first path segment names the API root, except for the fixed top-level paths.
+/// The first path segment names the API root, except for the fixed top-level paths (which no
+/// API root may take: [`kizuna_store::RESERVED_API_ROOT_NAMES`]).
 fn api_root_of(path: &str) -> Option<&str> {
     let first = path.trim_start_matches('/').split('/').next()?;
-    match first {
-        "" | "taxii2" | "healthz" | "metrics" => None,
-        name => Some(name),
+    if first.is_empty() || kizuna_store::RESERVED_API_ROOT_NAMES.contains(&first) {
+        return None;
     }
+    Some(first)
 }
 
 async fn body_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -857,5 +858,18 @@ mod tests {
         assert_eq!(api_root_of("/"), None);
         assert_eq!(api_root_of("/api1/collections/x/objects/"), Some("api1"));
         assert_eq!(api_root_of("/api1"), Some("api1"));
+    }
+
+    /// Every top-level path the server answers itself is a name no API root may take.
+    #[test]
+    fn own_top_level_paths_are_reserved_api_root_names() {
+        for path in ["/taxii2/", "/healthz", "/metrics"] {
+            let name = path.trim_matches('/');
+            assert!(
+                kizuna_store::RESERVED_API_ROOT_NAMES.contains(&name),
+                "{name}"
+            );
+            assert_eq!(api_root_of(path), None);
+        }
     }
 }
