@@ -328,18 +328,19 @@ def main():
     ap.add_argument("--nginx-workers", default="2", help="nginx worker_processes (default 2, the machine's cores)")
     ap.add_argument("--tls-only", action="store_true", help="skip the plain-HTTP scenarios")
     ap.add_argument("--no-build", action="store_true", help="use target/release/kizuna as it is")
+    ap.add_argument("--binary", help="this kizuna binary instead of target/release/kizuna (implies --no-build)")
     ap.add_argument("--diagnose-without-audit", action="store_true",
                     help="diagnosis only, not the comparison: run Kizuna with audit_reads = false to see "
                          "what the audit of reads costs")
     ap.add_argument("--json-out", help="default target/bench/nginx-<UTC date>.json")
     args = ap.parse_args()
     need_tools()
-    binary = servers.kizuna_binary(build=not args.no_build)
+    binary = args.binary or servers.kizuna_binary(build=not args.no_build)
     date = datetime.datetime.now(datetime.timezone.utc)
     out = args.json_out or os.path.join(ROOT, "target", "bench", "nginx-%s.json" % date.strftime("%Y%m%dT%H%M"))
     os.makedirs(os.path.dirname(out), exist_ok=True)
     meta = {"date": date.isoformat(), "command": sys.argv, "nginx": version([nginx_binary(), "-v"]),
-            "wrk": version(["wrk", "-v"]), "cpus": os.cpu_count(), "platform": platform.platform(),
+            "wrk": version(["wrk", "-v"]), "kizuna": binary, "cpus": os.cpu_count(), "platform": platform.platform(),
             "uptime_before": uptime()}
     try:
         meta["cpu"] = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
