@@ -35,7 +35,7 @@
 //!
 //! An HTTP/1 connection closed after a request whose body was not read (a 413 on
 //! `Content-Length`, a 401 before the body, `Expect: 100-continue` answered with an error) closes
-//! with a lingering close, as nginx does ([`crate::linger`]): our side is half-closed, the
+//! with a lingering close, as nginx does (`linger.rs`): our side is half-closed, the
 //! client's remaining bytes are read and discarded for at most [`ServerConfig::lingering_time`],
 //! [`ServerConfig::lingering_timeout`] of silence and [`ServerConfig::lingering_bytes`], then the
 //! socket is closed. Without it the kernel answers the unread bytes with a reset that can destroy
