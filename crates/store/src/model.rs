@@ -3,10 +3,16 @@
 use kizuna_stix::{ObjectMeta, Timestamp, Tlp};
 use serde::{Deserialize, Serialize};
 
+/// Names no API root may take: the paths the TAXII server answers itself at the top level
+/// (discovery at `/taxii2/`, `/healthz`, `/metrics`), which would shadow an API root of that
+/// name. Compared without regard to case, so that no root differs from them by case alone.
+pub const RESERVED_API_ROOT_NAMES: &[&str] = &["taxii2", "healthz", "metrics"];
+
 /// A TAXII API root.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiRoot {
-    /// The URL path segment (`/{name}/`); `[A-Za-z0-9._~-]+`.
+    /// The URL path segment (`/{name}/`); `[A-Za-z0-9._~-]+`, not `.` or `..`, and none of
+    /// [`RESERVED_API_ROOT_NAMES`].
     pub name: String,
     /// Human-readable title.
     pub title: String,

@@ -169,6 +169,25 @@ mod suite {
             max_content_length: 1,
         });
         assert!(matches!(bad, Err(StoreError::Invalid(_))), "{bad:?}");
+        // The server's own top-level paths would shadow an API root of that name, and dot
+        // segments are no path segment at all.
+        for name in ["taxii2", "healthz", "metrics", "Metrics", ".", ".."] {
+            let reserved = store.create_api_root(&ApiRoot {
+                name: name.into(),
+                title: String::new(),
+                description: None,
+                max_content_length: 1,
+            });
+            match reserved {
+                Err(StoreError::Invalid(why)) => {
+                    assert!(why.contains("reserved"), "{why}");
+                    assert!(why.contains(&format!("{name:?}")), "{why}");
+                }
+                other => panic!("API root {name:?}: {other:?}"),
+            }
+        }
+        assert!(RESERVED_API_ROOT_NAMES.contains(&"healthz"));
+        assert_eq!(store.api_roots().unwrap().len(), 1);
 
         let all = store.collections(ROOT).unwrap();
         assert_eq!(
