@@ -385,6 +385,25 @@ pub struct AuditEvent {
     pub detail: Option<String>,
 }
 
+/// One response that served object versions: a single audit event listing every version it
+/// served, so that a page of 100 objects costs one row in the audit log, not 100. Reading the log
+/// ([`Store::audit_events`](crate::Store::audit_events)) expands it into one
+/// [`AuditAction::Serve`] record per version, as if each had been logged alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedEvent {
+    /// When it was served.
+    pub time: Timestamp,
+    /// The account it was served to.
+    pub account: Option<String>,
+    /// Collection id.
+    pub collection: Option<String>,
+    /// The endpoint that served it (e.g. `objects`, `object:<id>`), kept as each record's detail.
+    pub endpoint: Option<String>,
+    /// Each version served, as (object id, version), in the order served. Object ids are STIX
+    /// identifiers and versions are timestamps: neither holds whitespace.
+    pub versions: Vec<(String, String)>,
+}
+
 /// A stored audit event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditRecord {

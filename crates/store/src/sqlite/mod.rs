@@ -452,6 +452,13 @@ impl Store for SqliteStore {
         self.write(|tx| records::audit(tx, events))
     }
 
+    fn audit_served(&self, events: &[ServedEvent]) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx| records::audit_served(tx, events))
+    }
+
     fn audit_events(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>> {
         self.read(|tx| records::audit_events(tx, query))
     }
