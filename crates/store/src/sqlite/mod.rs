@@ -7,7 +7,9 @@
 //! before anything is read and two writers (threads or processes) never deadlock on a lock upgrade;
 //! `busy_timeout` makes a writer wait for one in another process. Reads use a small pool of other
 //! connections, each read in a (deferred) transaction, so they see one consistent snapshot and run
-//! concurrently with the writer.
+//! concurrently with the writer. Object adds and status resources that queue for the writer while
+//! it is busy are committed together, in one transaction ([`group`]): each caller still returns
+//! only after the commit that holds its write.
 //!
 //! Several server processes may open the same store, so nothing that another process could change
 //! is cached in memory: every call reads the database. The per-object indexing columns, the
@@ -22,7 +24,9 @@
 //! an fsync per transaction.
 
 mod accounts;
+mod checkpoint;
 mod deletions;
+mod group;
 mod objects;
 mod records;
 mod roots;
@@ -64,7 +68,12 @@ pub enum Durability {
 
 /// The SQLite [`Store`].
 pub struct SqliteStore {
+    /// Copies the log into the database file off the write path; `None` in memory. Declared
+    /// first so that its thread stops before the writer closes.
+    checkpointer: Option<checkpoint::Checkpointer>,
     writer: Mutex<Connection>,
+    /// Adds and status resources waiting for the writer, committed together ([`group`]).
+    queue: group::Queue,
     /// `None` for an in-memory store, whose only connection serves reads too.
     readers: Option<ReaderPool>,
 }
@@ -101,16 +110,18 @@ impl SqliteStore {
                 path.display()
             )));
         }
-        // Checkpoint every 64 MiB of WAL rather than 4: inserts rewrite the same id index pages
-        // many times, and each checkpoint copies (and fsyncs) each page once. Not more: readers
-        // probe one WAL hash table per 16 MiB for each page they read, and a WAL left by a
-        // killed process is replayed when the store is next opened. The file is truncated back
-        // to 64 MiB after a checkpoint.
-        writer.pragma_update(None, "wal_autocheckpoint", 16384)?;
-        writer.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+        // Checkpoints run on a thread of their own once the log passes 64 MiB (rather than
+        // SQLite's 4: inserts rewrite the same id index pages many times, and each checkpoint
+        // copies, and fsyncs, each page once); see [`checkpoint`]. The writer checkpoints itself
+        // only if that thread falls far behind.
+        writer.pragma_update(None, "wal_autocheckpoint", checkpoint::BACKSTOP_PAGES)?;
+        writer.pragma_update(None, "journal_size_limit", checkpoint::CHECKPOINT_BYTES)?;
         schema::migrate(&mut writer)?;
+        let checkpointer = checkpoint::Checkpointer::start(&path)?;
         Ok(SqliteStore {
+            checkpointer: Some(checkpointer),
             writer: Mutex::new(writer),
+            queue: group::Queue::default(),
             readers: Some(ReaderPool {
                 path,
                 durability,
@@ -125,7 +136,9 @@ impl SqliteStore {
         configure(&writer, Durability::Process)?;
         schema::migrate(&mut writer)?;
         Ok(SqliteStore {
+            checkpointer: None,
             writer: Mutex::new(writer),
+            queue: group::Queue::default(),
             readers: None,
         })
     }
@@ -147,7 +160,26 @@ impl SqliteStore {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let value = f(&tx)?;
         tx.commit()?;
+        drop(conn);
+        self.nudge_checkpointer();
         Ok(value)
+    }
+
+    fn nudge_checkpointer(&self) {
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.nudge();
+        }
+    }
+
+    /// Runs `job`, in one transaction with whatever other jobs are queued when the writer is free
+    /// ([`group`]), and returns its result once that transaction committed.
+    fn grouped(&self, job: group::Job) -> Result<group::Done> {
+        let slot = self.queue.push(job);
+        let mut conn = self.writer();
+        let done = group::run_until_done(&mut conn, &self.queue, &slot);
+        drop(conn);
+        self.nudge_checkpointer();
+        done
     }
 
     /// Runs `f` in a read transaction (one snapshot) on a reader connection.
@@ -320,7 +352,11 @@ impl Store for SqliteStore {
         collection: &CollectionRef,
         objects: Vec<NewObject>,
     ) -> Result<AddReport> {
-        self.write(|tx| objects::add(tx, collection, objects))
+        group::added(self.grouped(group::Job::Add {
+            collection: collection.clone(),
+            objects,
+            account: None,
+        })?)
     }
 
     fn add_objects_audited(
@@ -329,29 +365,11 @@ impl Store for SqliteStore {
         objects: Vec<NewObject>,
         account: &str,
     ) -> Result<AddReport> {
-        let keys: Vec<(String, Option<Timestamp>)> = objects
-            .iter()
-            .map(|o| (o.meta.id.as_str().to_owned(), o.meta.version()))
-            .collect();
-        self.write(|tx| {
-            let report = objects::add(tx, collection, objects)?;
-            let events: Vec<AuditEvent> = keys
-                .into_iter()
-                .zip(&report.outcomes)
-                .filter(|(_, outcome)| matches!(outcome, AddOutcome::Added))
-                .map(|((id, version), _)| AuditEvent {
-                    time: report.date_added,
-                    account: Some(account.to_owned()),
-                    action: AuditAction::Write,
-                    collection: Some(collection.id.clone()),
-                    object_id: Some(id),
-                    version: Some(version.unwrap_or(report.date_added).to_string()),
-                    detail: None,
-                })
-                .collect();
-            records::audit(tx, &events)?;
-            Ok(report)
-        })
+        group::added(self.grouped(group::Job::Add {
+            collection: collection.clone(),
+            objects,
+            account: Some(account.to_owned()),
+        })?)
     }
 
     fn objects(&self, collection: &CollectionRef, query: &ObjectQuery) -> Result<ObjectPage> {
@@ -390,7 +408,8 @@ impl Store for SqliteStore {
     }
 
     fn put_status(&self, status: &Status) -> Result<()> {
-        self.write(|tx| records::put_status(tx, status))
+        self.grouped(group::Job::Status(status.clone()))?;
+        Ok(())
     }
 
     fn status(&self, api_root: &str, id: &str) -> Result<Option<Status>> {

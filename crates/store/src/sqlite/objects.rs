@@ -66,7 +66,7 @@ const FIRST_ADDED_AFTER: &str = "SELECT seq FROM objects INDEXED BY objects_adde
 pub(super) fn add(
     tx: &Transaction<'_>,
     collection: &CollectionRef,
-    objects: Vec<NewObject>,
+    objects: &[NewObject],
 ) -> Result<AddReport> {
     let key = collection_key(tx, collection)?;
     // date_added never goes backwards along the sequence, even if the clock does or another
@@ -155,13 +155,13 @@ pub(super) fn add(
             object.meta.id.object_type(),
             version,
             digits,
-            object.meta.spec_version,
+            &object.meta.spec_version,
             date_added,
             object.meta.tlp.map(tlp_to_int),
             is_first,
             is_last,
             &hash[..],
-            object.json,
+            &object.json,
             id_hash,
         ])?;
         added += 1;

@@ -1,0 +1,361 @@
+//! Group commit: object adds and status resources written at the same time share one write
+//! transaction.
+//!
+//! Why: on a busy hub, POSTs queue for the one writer connection anyway, and each commit has a
+//! cost of its own besides the rows: the WAL frames of the pages every add touches (the tails of
+//! the table and of its sequence-ordered indexes and of the audit log, the collection's row, the
+//! sequence counter), SQLite's walk of its page cache at the end of each write transaction, and
+//! the lock. So the writes that queue while one transaction runs are run together in the next and
+//! committed once.
+//!
+//! How: a caller puts its [`Job`] (owned data: no closure crosses threads) on the queue, then takes
+//! the writer lock. Whoever holds the lock takes the queued jobs (up to [`MAX_GROUP_OBJECTS`]
+//! objects), runs them in one `BEGIN IMMEDIATE` transaction in the order they were queued, commits,
+//! and then hands each job its result; a caller that gets the lock and finds its result already
+//! there returns it. A result is handed over only after the commit that holds the job's writes,
+//! so a caller is answered only once its write is as durable as a write of its own would be
+//! (see [`Durability`](super::Durability)).
+//!
+//! A job that fails must not fail the others: then the whole transaction is rolled back and each
+//! job of the group runs again in a transaction of its own, so each caller gets the result its
+//! job would have had alone. (Savepoints would isolate the jobs too, but make SQLite copy every
+//! page a job touches into a statement journal, on every group.)
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+use super::{objects, records};
+use crate::error::{Result, StoreError};
+use crate::model::{
+    AddOutcome, AddReport, AuditAction, AuditEvent, CollectionRef, NewObject, Status,
+};
+
+/// Most objects one group adds (a group takes at least one job, whatever its size): bounds the
+/// time a caller waits for the others of its group.
+const MAX_GROUP_OBJECTS: usize = 5_000;
+
+/// A write that may share a transaction with others.
+#[derive(Debug)]
+pub(super) enum Job {
+    /// Adds objects; with an account, also audits each version added as written by it.
+    Add {
+        collection: CollectionRef,
+        objects: Vec<NewObject>,
+        account: Option<String>,
+    },
+    /// Creates or replaces a status resource.
+    Status(Status),
+}
+
+/// What a [`Job`] returns.
+#[derive(Debug)]
+pub(super) enum Done {
+    /// The report of an [`Job::Add`].
+    Added(AddReport),
+    /// A [`Job::Status`] was stored.
+    Stored,
+}
+
+impl Job {
+    fn objects(&self) -> usize {
+        match self {
+            Job::Add { objects, .. } => objects.len(),
+            Job::Status(_) => 1,
+        }
+    }
+
+    fn run(&self, tx: &Transaction<'_>) -> Result<Done> {
+        match self {
+            Job::Add {
+                collection,
+                objects,
+                account,
+            } => {
+                let report = objects::add(tx, collection, objects)?;
+                if let Some(account) = account {
+                    let events: Vec<AuditEvent> = objects
+                        .iter()
+                        .zip(&report.outcomes)
+                        .filter(|(_, outcome)| matches!(outcome, AddOutcome::Added))
+                        .map(|(object, _)| AuditEvent {
+                            time: report.date_added,
+                            account: Some(account.clone()),
+                            action: AuditAction::Write,
+                            collection: Some(collection.id.clone()),
+                            object_id: Some(object.meta.id.as_str().to_owned()),
+                            version: Some(
+                                object
+                                    .meta
+                                    .version()
+                                    .unwrap_or(report.date_added)
+                                    .to_string(),
+                            ),
+                            detail: None,
+                        })
+                        .collect();
+                    records::audit(tx, &events)?;
+                }
+                Ok(Done::Added(report))
+            }
+            Job::Status(status) => {
+                records::put_status(tx, status)?;
+                Ok(Done::Stored)
+            }
+        }
+    }
+}
+
+/// Where a job's result is left for its caller.
+type Slot = Arc<Mutex<Option<Result<Done>>>>;
+
+/// Jobs waiting for the writer, oldest first.
+#[derive(Debug, Default)]
+pub(super) struct Queue {
+    pending: Mutex<VecDeque<(Job, Slot)>>,
+}
+
+impl Queue {
+    /// Queues `job`; its result will be left in the returned slot.
+    pub(super) fn push(&self, job: Job) -> Slot {
+        let slot = Slot::default();
+        self.lock().push_back((job, slot.clone()));
+        slot
+    }
+
+    /// The oldest jobs, up to [`MAX_GROUP_OBJECTS`] objects but at least one job.
+    fn take_group(&self) -> Vec<(Job, Slot)> {
+        let mut pending = self.lock();
+        let mut group = Vec::new();
+        let mut objects = 0;
+        while let Some((job, _)) = pending.front() {
+            if !group.is_empty() && objects + job.objects() > MAX_GROUP_OBJECTS {
+                break;
+            }
+            objects += job.objects();
+            if let Some(entry) = pending.pop_front() {
+                group.push(entry);
+            }
+        }
+        group
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(Job, Slot)>> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn take(slot: &Slot) -> Option<Result<Done>> {
+    slot.lock().unwrap_or_else(PoisonError::into_inner).take()
+}
+
+fn put(slot: &Slot, result: Result<Done>) {
+    *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
+}
+
+/// Runs queued groups on `conn` (the writer, whose lock the caller holds) until the job whose
+/// result goes to `slot` has run, and returns that result. The queue is first in, first out, so
+/// this ends.
+pub(super) fn run_until_done(conn: &mut Connection, queue: &Queue, slot: &Slot) -> Result<Done> {
+    loop {
+        if let Some(result) = take(slot) {
+            return result;
+        }
+        let group = queue.take_group();
+        if group.is_empty() {
+            return Err(StoreError::Corrupt(
+                "a queued write vanished from the write queue".into(),
+            ));
+        }
+        run_group(conn, group);
+    }
+}
+
+/// Runs `group` in one transaction, or, if any job fails, each job in one of its own.
+fn run_group(conn: &mut Connection, group: Vec<(Job, Slot)>) {
+    if let [(job, slot)] = group.as_slice() {
+        put(slot, alone(conn, job));
+        return;
+    }
+    match together(conn, &group) {
+        Ok(done) => {
+            for ((_, slot), done) in group.iter().zip(done) {
+                put(slot, Ok(done));
+            }
+        }
+        Err(_) => {
+            for (job, slot) in &group {
+                put(slot, alone(conn, job));
+            }
+        }
+    }
+}
+
+fn together(conn: &mut Connection, group: &[(Job, Slot)]) -> Result<Vec<Done>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let done = group
+        .iter()
+        .map(|(job, _)| job.run(&tx))
+        .collect::<Result<Vec<_>>>()?;
+    tx.commit()?;
+    Ok(done)
+}
+
+fn alone(conn: &mut Connection, job: &Job) -> Result<Done> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let done = job.run(&tx)?;
+    tx.commit()?;
+    Ok(done)
+}
+
+/// The report of an add job's result.
+pub(super) fn added(done: Done) -> Result<AddReport> {
+    match done {
+        Done::Added(report) => Ok(report),
+        Done::Stored => Err(StoreError::Corrupt(
+            "an add got the result of another write".into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kizuna_stix::ObjectMeta;
+
+    use super::*;
+    use crate::model::{ApiRoot, Collection, StatusState};
+
+    const COLLECTION: &str = "91a7b528-80eb-42ed-a74d-c6fbd5a26116";
+
+    fn store() -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut conn).unwrap();
+        let tx = conn.transaction().unwrap();
+        super::super::roots::create_api_root(
+            &tx,
+            &ApiRoot {
+                name: "r".into(),
+                title: "r".into(),
+                description: None,
+                max_content_length: 1 << 20,
+            },
+        )
+        .unwrap();
+        super::super::roots::create_collection(
+            &tx,
+            &Collection {
+                api_root: "r".into(),
+                id: COLLECTION.into(),
+                title: "c".into(),
+                description: None,
+                alias: None,
+                media_types: vec![],
+            },
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        conn
+    }
+
+    fn add(collection: &str, n: u32) -> Job {
+        let json = serde_json::json!({
+            "type": "indicator", "spec_version": "2.1",
+            "id": format!("indicator--00000000-0000-4000-8000-{n:012}"),
+            "created": "2024-01-01T00:00:00Z", "modified": "2024-01-01T00:00:00Z",
+        });
+        Job::Add {
+            collection: CollectionRef {
+                api_root: "r".into(),
+                id: collection.into(),
+            },
+            objects: vec![NewObject {
+                meta: ObjectMeta::from_value(&json).unwrap(),
+                json: json.to_string(),
+            }],
+            account: Some("alice".into()),
+        }
+    }
+
+    fn status(id: &str) -> Job {
+        Job::Status(Status {
+            api_root: "r".into(),
+            id: id.into(),
+            status: StatusState::Complete,
+            request_timestamp: kizuna_stix::Timestamp::from_unix_micros(1),
+            total_count: 1,
+            successes: vec![],
+            failures: vec![],
+            pendings: vec![],
+        })
+    }
+
+    fn count(conn: &Connection, sql: &str) -> i64 {
+        conn.query_row(sql, [], |row| row.get(0)).unwrap()
+    }
+
+    /// Queued jobs run in one transaction, in order: each add gets its own, later, date_added.
+    #[test]
+    fn queued_jobs_commit_together_in_order() {
+        let mut conn = store();
+        let queue = Queue::default();
+        let slots: Vec<Slot> = [
+            add(COLLECTION, 1),
+            status("s1"),
+            add(COLLECTION, 2),
+            add(COLLECTION, 3),
+        ]
+        .into_iter()
+        .map(|job| queue.push(job))
+        .collect();
+        let first = run_until_done(&mut conn, &queue, &slots[0]).unwrap();
+        assert!(queue.lock().is_empty(), "one group took every job");
+        let mut dates = vec![added(first).unwrap().date_added];
+        for slot in &slots[1..] {
+            match take(slot).unwrap().unwrap() {
+                Done::Added(report) => {
+                    assert!(matches!(report.outcomes[..], [AddOutcome::Added]));
+                    dates.push(report.date_added);
+                }
+                Done::Stored => {}
+            }
+        }
+        assert!(dates.windows(2).all(|w| w[0] < w[1]), "{dates:?}");
+        assert_eq!(count(&conn, "SELECT count(*) FROM objects"), 3);
+        assert_eq!(count(&conn, "SELECT count(*) FROM audit"), 3);
+        assert_eq!(count(&conn, "SELECT count(*) FROM statuses"), 1);
+    }
+
+    /// A failing job fails alone: the others of its group are stored and answered as if it had
+    /// not been there.
+    #[test]
+    fn a_failing_job_fails_alone() {
+        let mut conn = store();
+        let queue = Queue::default();
+        let good = queue.push(add(COLLECTION, 1));
+        let bad = queue.push(add("00000000-0000-4000-8000-000000000000", 2));
+        let also_good = queue.push(status("s1"));
+        let result = run_until_done(&mut conn, &queue, &good).unwrap();
+        assert!(matches!(
+            added(result).unwrap().outcomes[..],
+            [AddOutcome::Added]
+        ));
+        assert!(matches!(take(&bad), Some(Err(StoreError::NotFound(_)))));
+        assert!(matches!(take(&also_good), Some(Ok(Done::Stored))));
+        assert_eq!(count(&conn, "SELECT count(*) FROM objects"), 1);
+        assert_eq!(count(&conn, "SELECT count(*) FROM statuses"), 1);
+    }
+
+    /// A group stops at its object bound; the rest waits for the next one.
+    #[test]
+    fn groups_are_bounded() {
+        let queue = Queue::default();
+        // A status counts as one object.
+        for _ in 0..(MAX_GROUP_OBJECTS + 10) {
+            queue.push(status("x"));
+        }
+        assert_eq!(queue.take_group().len(), MAX_GROUP_OBJECTS);
+        assert_eq!(queue.take_group().len(), 10);
+        assert!(queue.take_group().is_empty());
+    }
+}
