@@ -184,11 +184,17 @@ impl AuditWriter {
                 .unwrap_or_else(PoisonError::into_inner);
             queue.waiting_for_room -= 1;
         }
+        // Wake the writer only when it waits for a first event or a full batch: while it lingers
+        // or writes, it finds this event without being woken (a wake-up per response cost a
+        // futex call and a context switch on every read).
+        let wake = queue.events.is_empty() || queue.versions + n >= MAX_BATCH;
         queue.queued += n as u64;
         queue.versions += n;
         queue.events.push_back(event);
         drop(queue);
-        shared.work.notify_one();
+        if wake {
+            shared.work.notify_one();
+        }
         Ok(())
     }
 
