@@ -399,8 +399,9 @@ pub struct ServedEvent {
     pub collection: Option<String>,
     /// The endpoint that served it (e.g. `objects`, `object:<id>`), kept as each record's detail.
     pub endpoint: Option<String>,
-    /// Each version served, as (object id, version), in the order served. Object ids are STIX
-    /// identifiers and versions are timestamps: neither holds whitespace.
+    /// Each version served, as (object id, version), in the order served. An id holding a space
+    /// or a line break, or a version holding a line break, is refused (STIX identifiers and
+    /// timestamps hold neither).
     pub versions: Vec<(String, String)>,
 }
 

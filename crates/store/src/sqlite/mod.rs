@@ -49,8 +49,13 @@ pub const DB_FILE: &str = "kizuna.db";
 /// How long a connection waits for a lock held by another connection or process.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Idle reader connections kept open.
-const MAX_IDLE_READERS: usize = 8;
+/// Idle reader connections kept open. More than the reads a loaded server runs at once (one per
+/// request in flight, on the blocking pool): a connection closed on its way back to a full pool
+/// takes its prepared statements and page cache with it, and the next read pays for opening one
+/// and parsing the schema and its query again. With 8 kept, 16 clients reading pages spent a fifth
+/// of the server's CPU in SQLite's parser (bench/taxii/README.md, "nginx"). Each connection's
+/// page cache grows only with what it reads, up to [`CACHE_KIB`].
+const MAX_IDLE_READERS: usize = 64;
 
 /// Prepared statements cached per connection; object queries vary with the filters present.
 const STATEMENT_CACHE: usize = 128;

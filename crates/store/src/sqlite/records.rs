@@ -135,7 +135,7 @@ pub(super) fn audit_served(tx: &Transaction<'_>, events: &[ServedEvent]) -> Resu
     for e in events.iter().filter(|e| !e.versions.is_empty()) {
         served.clear();
         for (id, version) in &e.versions {
-            if id.is_empty() || id.contains(char::is_whitespace) || version.contains('\n') {
+            if id.is_empty() || id.contains([' ', '\n']) || version.contains('\n') {
                 return Err(StoreError::Invalid(format!(
                     "audit of a read: object id {id:?} version {version:?}"
                 )));
