@@ -205,7 +205,39 @@ def parse_wrk(out):
     return res
 
 
-def run_wrk(args, url, headers=(), script=None):
+def cpu_seconds(pid):
+    """User + system CPU seconds of process `pid` and of its children (nginx's workers), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pids = [pid]
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            pids += [int(c) for c in f.read().split()]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            with open("/proc/%d/stat" % p) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def run_wrk(args, url, headers=(), script=None, server_pid=None):
+    """wrk against `url`; with `server_pid`, also the server's CPU time per request (microseconds),
+    which depends far less on what else loads the machine than requests/s does."""
+    before = cpu_seconds(server_pid) if server_pid else None
+    res = _run_wrk(args, url, headers, script)
+    if server_pid:
+        requests_done = res["rps"] * args.duration
+        res["server_cpu_s"] = cpu_seconds(server_pid) - before
+        res["server_cpu_us_per_request"] = 1e6 * res["server_cpu_s"] / max(requests_done, 1)
+    return res
+
+
+def _run_wrk(args, url, headers=(), script=None):
     cmd = ["wrk", "-t%d" % args.threads, "-c%d" % args.connections, "-d%ds" % args.duration, "--latency",
            "--timeout", "10s"]
     for h in headers:
@@ -291,12 +323,12 @@ def scenario_set(args, tmp, srv, key, plain):
         print("== %s: page of %d objects from the middle, %d bytes; %d pages in the walk"
               % (label, args.page, page_bytes, len(queries)), flush=True)
         res = {"transport": label, "page_bytes": page_bytes, "pages": len(queries)}
-        res["nginx"] = run_wrk(args, static_url)
+        res["nginx"] = run_wrk(args, static_url, server_pid=nginx.pid)
         print("   nginx static file:     %s" % fmt(res["nginx"]), flush=True)
     finally:
         stop(nginx)
     hdrs = ["Accept: " + TAXII, "Authorization: Bearer " + key]
-    res["kizuna_same_page"] = run_wrk(args, page_url, hdrs)
+    res["kizuna_same_page"] = run_wrk(args, page_url, hdrs, server_pid=srv.proc.pid)
     print("   kizuna, same page:     %s" % fmt(res["kizuna_same_page"]), flush=True)
     base = re.match(r"(https?://[^/]+)", url).group(1)
     path = url[len(base):]
@@ -304,7 +336,7 @@ def scenario_set(args, tmp, srv, key, plain):
     script = os.path.join(tmp, "walk-%s.lua" % label)
     with open(script, "w") as f:
         f.write(LUA_WALK % ",\n  ".join(paths))
-    res["kizuna_walking"] = run_wrk(args, base + path, hdrs, script)
+    res["kizuna_walking"] = run_wrk(args, base + path, hdrs, script, server_pid=srv.proc.pid)
     print("   kizuna, walking pages: %s" % fmt(res["kizuna_walking"]), flush=True)
     for k in ("kizuna_same_page", "kizuna_walking"):
         res[k]["ratio_to_nginx"] = res[k]["rps"] / res["nginx"]["rps"]
@@ -313,6 +345,8 @@ def scenario_set(args, tmp, srv, key, plain):
 
 def fmt(r):
     s = "%9.0f requests/s, p50 %6.2f ms, p99 %6.2f ms" % (r["rps"], r["p50_ms"], r["p99_ms"])
+    if "server_cpu_us_per_request" in r:
+        s += ", server CPU %.0f us/request" % r["server_cpu_us_per_request"]
     if "ratio_to_nginx" in r:
         s += ", %.2f of nginx" % r["ratio_to_nginx"]
     return s
@@ -380,15 +414,16 @@ def main():
     with open(out, "w") as f:
         json.dump(dict(meta, results=results), f, indent=2)
     print()
-    print("| transport | scenario | requests/s | p50 ms | p99 ms | Kizuna / nginx |")
-    print("|---|---|---:|---:|---:|---:|")
+    print("| transport | scenario | requests/s | p50 ms | p99 ms | server CPU us/request | Kizuna / nginx |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     for r in results:
         for k, name in (("nginx", "nginx, static file"), ("kizuna_same_page", "Kizuna, same page"),
                         ("kizuna_walking", "Kizuna, walking all pages")):
             x = r[k]
             ratio = "%.2f" % x["ratio_to_nginx"] if "ratio_to_nginx" in x else ""
-            print("| %s | %s | %.0f | %.2f | %.2f | %s |" % (r["transport"], name, x["rps"], x["p50_ms"],
-                                                              x["p99_ms"], ratio))
+            print("| %s | %s | %.0f | %.2f | %.2f | %.0f | %s |" % (r["transport"], name, x["rps"], x["p50_ms"],
+                                                                   x["p99_ms"], x["server_cpu_us_per_request"],
+                                                                   ratio))
     print("\n%s; %s; page %d objects, %d bytes; wrk -t%d -c%d -d%ds; JSON: %s"
           % (date.strftime("%Y-%m-%d %H:%M UTC"), meta.get("cpu", ""), args.page, results[0]["page_bytes"],
              args.threads, args.connections, args.duration, out))
