@@ -667,6 +667,24 @@ def t_over_mcl(ctx):
     expect_200(ctx.get(ctx.collection_url()))
 
 
+@test("5.5-over-max-content-length-413-plain-client", "SHOULD")
+def t_over_mcl_plain(ctx):
+    """5.5 failure table, as a plain client meets it: `requests.post` of a body 16 MiB over
+    max_content_length (more than the socket buffers hold), which writes the whole body before it
+    reads anything, gets the 413 and its TAXII error body instead of a connection reset (the server
+    must keep reading what it refused, as nginx's lingering close does)."""
+    m = api_root_info(ctx).get("max_content_length")
+    if not isinstance(m, int) or m + (16 << 20) > MAX_BODY_PROBE:
+        raise Skip("max_content_length %r + 16 MiB above the probe cap of %d bytes" % (m, MAX_BODY_PROBE))
+    try:
+        ex = ctx.post_objects(None, raw=padded_envelope(ctx, m + (16 << 20)))
+    except requests.ConnectionError as e:
+        check(False, "requests.post of an oversized body got a connection error, not the 413: %s" % e)
+    check(ex.status == 413, "a body of max_content_length + 16 MiB answered %d" % ex.status)
+    check(isinstance(ex.body, dict) and "title" in ex.body, "the 413 has no TAXII error body: %r" % ex.text[:200])
+    expect_200(ctx.get(ctx.collection_url()))
+
+
 # --------------------------------------------------------------------------------------------
 # 5.1 / 5.2 Collections
 

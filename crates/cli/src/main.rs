@@ -16,6 +16,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of the system allocator. Serving a page allocates and frees a few hundred
+/// small strings (one per column of each object read) next to a few large buffers (the envelope,
+/// TLS records); glibc's malloc spent about a fifth of the hub's CPU on that under `wrk`, mostly
+/// in `malloc_consolidate` (see bench/taxii/README.md, "nginx").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Kizuna (絆): a threat-intelligence hub for allied cyber-defence organisations.
 ///
 /// Stores STIX 2.1 intelligence, serves it over TAXII 2.1 with TLS, authentication, per-partner

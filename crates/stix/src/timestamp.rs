@@ -187,10 +187,49 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 impl fmt::Display for Timestamp {
+    /// Written into a buffer on the stack and handed to the formatter in one piece: servers print
+    /// a timestamp for every object version they serve (the audit of reads, headers), and the
+    /// formatting machinery per field cost more than the rest of the conversion.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let days = self.secs.div_euclid(86_400);
         let sod = self.secs.rem_euclid(86_400);
         let (y, m, d) = civil_from_days(days);
+        let Ok(year) = u32::try_from(y) else {
+            return self.fmt_fields(f, y, m, d, sod);
+        };
+        if year > 9999 {
+            return self.fmt_fields(f, y, m, d, sod);
+        }
+        // `YYYY-MM-DDTHH:MM:SS` + `.` + up to 9 digits + `Z`.
+        let mut buf = *b"0000-00-00T00:00:00.000000000Z";
+        let sod = u32::try_from(sod).unwrap_or(0);
+        put_digits(&mut buf[0..4], year);
+        put_digits(&mut buf[5..7], m);
+        put_digits(&mut buf[8..10], d);
+        put_digits(&mut buf[11..13], sod / 3_600);
+        put_digits(&mut buf[14..16], (sod / 60) % 60);
+        put_digits(&mut buf[17..19], sod % 60);
+        let mut len = 19;
+        if self.digits > 0 {
+            let digits = usize::from(self.digits.min(9));
+            put_digits(&mut buf[20..29], self.nanos);
+            len = 20 + digits;
+        }
+        buf[len] = b'Z';
+        f.write_str(std::str::from_utf8(&buf[..=len]).map_err(|_| fmt::Error)?)
+    }
+}
+
+impl Timestamp {
+    /// [`fmt::Display`] for years outside 0..=9999, field by field.
+    fn fmt_fields(
+        &self,
+        f: &mut fmt::Formatter<'_>,
+        y: i64,
+        m: u32,
+        d: u32,
+        sod: i64,
+    ) -> fmt::Result {
         write!(
             f,
             "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
@@ -200,9 +239,18 @@ impl fmt::Display for Timestamp {
         )?;
         if self.digits > 0 {
             let frac = format!("{:09}", self.nanos);
-            write!(f, ".{}", &frac[..usize::from(self.digits)])?;
+            write!(f, ".{}", &frac[..usize::from(self.digits.min(9))])?;
         }
         f.write_str("Z")
+    }
+}
+
+/// Writes `value` in decimal into `out`, right-aligned and padded with zeros (higher digits that
+/// do not fit are dropped; callers pass values that fit).
+fn put_digits(out: &mut [u8], mut value: u32) {
+    for byte in out.iter_mut().rev() {
+        *byte = b'0' + (value % 10) as u8;
+        value /= 10;
     }
 }
 
@@ -257,6 +305,46 @@ impl<'de> Deserialize<'de> for Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The one-buffer `Display` writes what formatting field by field writes, for every number of
+    /// digits, and years outside four digits still print.
+    #[test]
+    fn display_matches_field_by_field_formatting() {
+        struct Fields(Timestamp);
+        impl fmt::Display for Fields {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let t = self.0;
+                let (y, m, d) = civil_from_days(t.secs.div_euclid(86_400));
+                t.fmt_fields(f, y, m, d, t.secs.rem_euclid(86_400))
+            }
+        }
+        for secs in [
+            Timestamp::MIN.secs,
+            -1,
+            0,
+            951_782_400,
+            1_463_041_047,
+            253_402_300_799,
+            253_402_300_800,
+        ] {
+            for nanos in [0, 5, 123_456_789, 999_999_999] {
+                for digits in 0..=9 {
+                    let t = Timestamp {
+                        secs,
+                        nanos,
+                        digits,
+                    };
+                    assert_eq!(t.to_string(), Fields(t).to_string());
+                }
+            }
+        }
+        let far = Timestamp {
+            secs: 253_402_300_800,
+            nanos: 0,
+            digits: 0,
+        };
+        assert_eq!(far.to_string(), "10000-01-01T00:00:00Z");
+    }
 
     #[test]
     fn round_trips_with_original_precision() {

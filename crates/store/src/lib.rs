@@ -153,7 +153,12 @@ pub trait Store: Send + Sync {
 
     /// Appends audit events in one transaction.
     fn audit(&self, events: &[AuditEvent]) -> Result<()>;
-    /// Audit events matching `query`, oldest first.
+    /// Appends, in one transaction, the events of responses that served object versions: one
+    /// entry per response, however many versions it served (see [`ServedEvent`]).
+    fn audit_served(&self, events: &[ServedEvent]) -> Result<()>;
+    /// Audit events matching `query`, oldest first. A [`ServedEvent`] comes back as one
+    /// [`AuditAction::Serve`] record per version it lists (sharing its `seq`, time, account and
+    /// collection; the endpoint as `detail`); `object_id` and `limit` apply to those records.
     fn audit_events(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>>;
 
     // ----- server secrets -----

@@ -3,10 +3,16 @@
 use kizuna_stix::{ObjectMeta, Timestamp, Tlp};
 use serde::{Deserialize, Serialize};
 
+/// Names no API root may take: the paths the TAXII server answers itself at the top level
+/// (discovery at `/taxii2/`, `/healthz`, `/metrics`), which would shadow an API root of that
+/// name. Compared without regard to case, so that no root differs from them by case alone.
+pub const RESERVED_API_ROOT_NAMES: &[&str] = &["taxii2", "healthz", "metrics"];
+
 /// A TAXII API root.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiRoot {
-    /// The URL path segment (`/{name}/`); `[A-Za-z0-9._~-]+`.
+    /// The URL path segment (`/{name}/`); `[A-Za-z0-9._~-]+`, not `.` or `..`, and none of
+    /// [`RESERVED_API_ROOT_NAMES`].
     pub name: String,
     /// Human-readable title.
     pub title: String,
@@ -377,6 +383,26 @@ pub struct AuditEvent {
     pub version: Option<String>,
     /// Free text: remote address, reason, count.
     pub detail: Option<String>,
+}
+
+/// One response that served object versions: a single audit event listing every version it
+/// served, so that a page of 100 objects costs one row in the audit log, not 100. Reading the log
+/// ([`Store::audit_events`](crate::Store::audit_events)) expands it into one
+/// [`AuditAction::Serve`] record per version, as if each had been logged alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedEvent {
+    /// When it was served.
+    pub time: Timestamp,
+    /// The account it was served to.
+    pub account: Option<String>,
+    /// Collection id.
+    pub collection: Option<String>,
+    /// The endpoint that served it (e.g. `objects`, `object:<id>`), kept as each record's detail.
+    pub endpoint: Option<String>,
+    /// Each version served, as (object id, version), in the order served. An id holding a space
+    /// or a line break, or a version holding a line break, is refused (STIX identifiers and
+    /// timestamps hold neither).
+    pub versions: Vec<(String, String)>,
 }
 
 /// A stored audit event.

@@ -169,6 +169,25 @@ mod suite {
             max_content_length: 1,
         });
         assert!(matches!(bad, Err(StoreError::Invalid(_))), "{bad:?}");
+        // The server's own top-level paths would shadow an API root of that name, and dot
+        // segments are no path segment at all.
+        for name in ["taxii2", "healthz", "metrics", "Metrics", ".", ".."] {
+            let reserved = store.create_api_root(&ApiRoot {
+                name: name.into(),
+                title: String::new(),
+                description: None,
+                max_content_length: 1,
+            });
+            match reserved {
+                Err(StoreError::Invalid(why)) => {
+                    assert!(why.contains("reserved"), "{why}");
+                    assert!(why.contains(&format!("{name:?}")), "{why}");
+                }
+                other => panic!("API root {name:?}: {other:?}"),
+            }
+        }
+        assert!(RESERVED_API_ROOT_NAMES.contains(&"healthz"));
+        assert_eq!(store.api_roots().unwrap().len(), 1);
 
         let all = store.collections(ROOT).unwrap();
         assert_eq!(
@@ -1166,6 +1185,155 @@ mod suite {
         assert_eq!(q(|q| q.limit = 2), [AuditAction::Write, AuditAction::Serve]);
     }
 
+    /// Reads are logged one event per response (`audit_served`), and still found one record per
+    /// version served: by object, by account, by time, by action, with `limit` counting versions.
+    pub fn audit_of_reads(store: &dyn Store) {
+        setup(store);
+        let t = |s: &str| Timestamp::parse(s).unwrap();
+        let id = |n: u32| format!("indicator--{}", uuid(n));
+        let v1 = "2020-01-01T00:00:00.000Z".to_owned();
+        let v2 = "2021-06-01T12:00:00.123456Z".to_owned();
+        let served =
+            |time: &str, account: &str, endpoint: &str, versions: Vec<(String, String)>| {
+                ServedEvent {
+                    time: t(time),
+                    account: Some(account.into()),
+                    collection: Some(COLLECTION.into()),
+                    endpoint: Some(endpoint.into()),
+                    versions,
+                }
+            };
+        // A write of its own, before: written one row per version as before.
+        store
+            .audit(&[AuditEvent {
+                time: t("2025-01-01T00:00:00Z"),
+                account: Some("alice".into()),
+                action: AuditAction::Write,
+                collection: Some(COLLECTION.into()),
+                object_id: Some(id(1)),
+                version: Some(v1.clone()),
+                detail: None,
+            }])
+            .unwrap();
+        store
+            .audit_served(&[
+                served(
+                    "2025-01-01T00:00:01Z",
+                    "bob",
+                    "objects",
+                    vec![
+                        (id(1), v1.clone()),
+                        (id(2), v1.clone()),
+                        (id(1), v2.clone()),
+                    ],
+                ),
+                served("2025-01-01T00:00:02Z", "bob", "objects", Vec::new()),
+            ])
+            .unwrap();
+        store
+            .audit_served(&[served(
+                "2025-01-02T00:00:00Z",
+                "carol",
+                &format!("object:{}", id(2)),
+                vec![(id(2), v2.clone())],
+            )])
+            .unwrap();
+        store.audit_served(&[]).unwrap();
+
+        let all = store.audit_events(&AuditQuery::default()).unwrap();
+        let rows: Vec<_> = all
+            .iter()
+            .map(|r| {
+                (
+                    r.action,
+                    r.account.as_deref().unwrap(),
+                    r.object_id.as_deref().unwrap(),
+                    r.version.as_deref().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (AuditAction::Write, "alice", id(1).as_str(), v1.as_str()),
+                (AuditAction::Serve, "bob", id(1).as_str(), v1.as_str()),
+                (AuditAction::Serve, "bob", id(2).as_str(), v1.as_str()),
+                (AuditAction::Serve, "bob", id(1).as_str(), v2.as_str()),
+                (AuditAction::Serve, "carol", id(2).as_str(), v2.as_str()),
+            ],
+            "a response that served nothing logs nothing"
+        );
+        assert_eq!(all[1].time, t("2025-01-01T00:00:01Z"));
+        assert_eq!(all[1].collection.as_deref(), Some(COLLECTION));
+        assert_eq!(all[1].detail.as_deref(), Some("objects"));
+        assert_eq!(all[1].seq, all[3].seq, "one event per response");
+        assert!(all[0].seq < all[1].seq && all[3].seq < all[4].seq);
+
+        let q = |f: &dyn Fn(&mut AuditQuery)| {
+            let mut q = AuditQuery::default();
+            f(&mut q);
+            store
+                .audit_events(&q)
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.account.unwrap(), r.object_id.unwrap(), r.version.unwrap()))
+                .collect::<Vec<_>>()
+        };
+        let rec = |account: &str, n: u32, v: &str| (account.to_owned(), id(n), v.to_owned());
+        // By object: every time it was served, and only its own versions.
+        assert_eq!(
+            q(&|q| {
+                q.object_id = Some(id(1));
+                q.action = Some(AuditAction::Serve);
+            }),
+            [rec("bob", 1, &v1), rec("bob", 1, &v2)]
+        );
+        assert_eq!(
+            q(&|q| q.object_id = Some(id(2))),
+            [rec("bob", 2, &v1), rec("carol", 2, &v2)]
+        );
+        assert_eq!(q(&|q| q.object_id = Some(id(3))), []);
+        // A prefix of a served id is not that id.
+        assert_eq!(q(&|q| q.object_id = Some("indicator--0000".into())), []);
+        // By account and by time.
+        assert_eq!(
+            q(&|q| q.account = Some("bob".into())),
+            [rec("bob", 1, &v1), rec("bob", 2, &v1), rec("bob", 1, &v2)]
+        );
+        assert_eq!(
+            q(&|q| q.since = Some(t("2025-01-01T12:00:00Z"))),
+            [rec("carol", 2, &v2)]
+        );
+        assert_eq!(
+            q(&|q| {
+                q.account = Some("carol".into());
+                q.object_id = Some(id(2));
+                q.since = Some(t("2025-01-01T00:00:01Z"));
+            }),
+            [rec("carol", 2, &v2)]
+        );
+        // The limit counts versions, even inside one response.
+        assert_eq!(
+            q(&|q| {
+                q.action = Some(AuditAction::Serve);
+                q.limit = 2;
+            }),
+            [rec("bob", 1, &v1), rec("bob", 2, &v1)]
+        );
+        assert_eq!(q(&|q| q.limit = 1).len(), 1);
+        // What cannot be listed unambiguously is refused, not logged wrongly.
+        assert!(
+            store
+                .audit_served(&[served(
+                    "2025-01-03T00:00:00Z",
+                    "bob",
+                    "objects",
+                    vec![(format!("{} x", id(4)), v1.clone())],
+                )])
+                .is_err()
+        );
+    }
+
     pub fn secrets(store: &dyn Store) {
         let a = store.secret("paging").unwrap();
         assert_eq!(store.secret("paging").unwrap(), a);
@@ -1216,6 +1384,7 @@ conformance!(
     status_round_trip_and_expiry,
     accounts_and_credentials,
     audit_log,
+    audit_of_reads,
     secrets,
 );
 

@@ -68,6 +68,7 @@ pub mod auth;
 pub mod egress;
 pub mod error;
 pub mod limits;
+mod linger;
 pub mod media;
 pub mod metrics;
 mod query;

@@ -32,12 +32,20 @@
 //! cannot hold slots.
 //! HTTP/2 is chosen by ALPN (never guessed on TLS); on plain HTTP the client preface is sniffed
 //! under the handshake deadline.
+//!
+//! An HTTP/1 connection closed after a request whose body was not read (a 413 on
+//! `Content-Length`, a 401 before the body, `Expect: 100-continue` answered with an error) closes
+//! with a lingering close, as nginx does (`linger.rs`): our side is half-closed, the
+//! client's remaining bytes are read and discarded for at most [`ServerConfig::lingering_time`],
+//! [`ServerConfig::lingering_timeout`] of silence and [`ServerConfig::lingering_bytes`], then the
+//! socket is closed. Without it the kernel answers the unread bytes with a reset that can destroy
+//! the answer before the client reads it.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -61,6 +69,7 @@ use tracing::Instrument as _;
 use crate::audit::AuditWriter;
 use crate::error::ApiError;
 use crate::limits::{check_json_limits, too_many_requests};
+use crate::linger::{LingerLimits, LingerSwitch, Lingering};
 use crate::state::{AppState, ConnectionInfo, Principal};
 use crate::tls::{self, Fingerprint, ServerTls, TlsError};
 
@@ -116,6 +125,16 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Most concurrent HTTP/2 streams per connection.
     pub max_concurrent_streams: u32,
+    /// Lingering close of an HTTP/1 connection whose last request body was left unread (a 413,
+    /// a 401 before the body): the longest the server keeps reading and discarding what the
+    /// client still sends, so that the client reads the answer instead of a connection reset
+    /// (nginx's `lingering_time`).
+    pub lingering_time: Duration,
+    /// Lingering close: the longest the client may stay silent before the socket is closed
+    /// (nginx's `lingering_timeout`).
+    pub lingering_timeout: Duration,
+    /// Lingering close: the most bytes read and discarded.
+    pub lingering_bytes: u64,
 }
 
 impl ServerConfig {
@@ -132,6 +151,9 @@ impl ServerConfig {
             idle_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(10),
             max_concurrent_streams: 64,
+            lingering_time: Duration::from_secs(30),
+            lingering_timeout: Duration::from_secs(5),
+            lingering_bytes: 256 << 20,
         }
     }
 }
@@ -301,13 +323,14 @@ async fn rate_limit(State(state): State<AppState>, request: Request, next: Next)
     next.run(request).await
 }
 
-/// The first path segment names the API root, except for the fixed top-level paths.
+/// The first path segment names the API root, except for the fixed top-level paths (which no
+/// API root may take: [`kizuna_store::RESERVED_API_ROOT_NAMES`]).
 fn api_root_of(path: &str) -> Option<&str> {
     let first = path.trim_start_matches('/').split('/').next()?;
-    match first {
-        "" | "taxii2" | "healthz" | "metrics" => None,
-        name => Some(name),
+    if first.is_empty() || kizuna_store::RESERVED_API_ROOT_NAMES.contains(&first) {
+        return None;
     }
+    Some(first)
 }
 
 async fn body_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -332,8 +355,9 @@ async fn body_limit(State(state): State<AppState>, request: Request, next: Next)
             Err(e) => return ApiError::internal(&e).into_response(),
         }
     }
+    let http1 = request.version() < http::Version::HTTP_2;
     if declared.is_some_and(|n| n > limit) {
-        return ApiError::payload_too_large(limit).into_response();
+        return too_large(limit, http1);
     }
     let is_json = request
         .headers()
@@ -355,7 +379,7 @@ async fn body_limit(State(state): State<AppState>, request: Request, next: Next)
     let bytes = match limited.collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return ApiError::payload_too_large(limit).into_response();
+            return too_large(limit, http1);
         }
         Err(e) => {
             return ApiError::bad_request(format!("could not read the request body: {e}"))
@@ -373,6 +397,19 @@ async fn body_limit(State(state): State<AppState>, request: Request, next: Next)
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
+}
+
+/// 413 for a body over `limit`. On HTTP/1 the rest of the body is not read, so the connection
+/// cannot be reused: say so (`Connection: close`); the accept loop then closes it with a
+/// lingering close so that the client can read this answer.
+fn too_large(limit: u64, http1: bool) -> Response {
+    let mut response = ApiError::payload_too_large(limit).into_response();
+    if http1 {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 async fn metrics_handler(
@@ -572,8 +609,15 @@ enum Protocol {
 impl Connection {
     async fn serve(self, tcp: TcpStream, remote: SocketAddr) {
         let deadline = self.config.handshake_timeout;
+        let linger = LingerSwitch::default();
+        let limits = LingerLimits {
+            total: self.config.lingering_time,
+            idle: self.config.lingering_timeout,
+            bytes: self.config.lingering_bytes,
+        };
         match self.acceptor.clone() {
             Some(acceptor) => {
+                let tcp = Lingering::new(tcp, linger.clone(), limits);
                 let tls = match tokio::time::timeout(deadline, acceptor.accept(tcp)).await {
                     Ok(Ok(tls)) => tls,
                     Ok(Err(e)) => {
@@ -602,7 +646,7 @@ impl Connection {
                     client_cert_sha256,
                     tls: true,
                 };
-                self.serve_http(tls, info, protocol).await;
+                self.serve_http(tls, info, protocol, linger).await;
             }
             None => {
                 // Wait for the client's first bytes under the handshake deadline, so that the
@@ -619,13 +663,19 @@ impl Connection {
                     client_cert_sha256: None,
                     tls: false,
                 };
-                self.serve_http(tcp, info, Protocol::Sniff).await;
+                let tcp = Lingering::new(tcp, linger.clone(), limits);
+                self.serve_http(tcp, info, Protocol::Sniff, linger).await;
             }
         }
     }
 
-    async fn serve_http<I>(mut self, io: I, info: ConnectionInfo, protocol: Protocol)
-    where
+    async fn serve_http<I>(
+        mut self,
+        io: I,
+        info: ConnectionInfo,
+        protocol: Protocol,
+        linger: LingerSwitch,
+    ) where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -654,9 +704,15 @@ impl Connection {
             request.extensions_mut().insert(timeout);
             let router = router.clone();
             let in_flight = InFlight::enter(Arc::clone(&tracker));
+            // HTTP/2 resets the stream of an unread body; only HTTP/1 closes the connection.
+            let linger = (request.version() < http::Version::HTTP_2).then(|| linger.clone());
+            let (request, read) = TrackedBody::wrap(request);
             async move {
                 let response: Result<Response, Infallible> =
                     router.oneshot(request.map(Body::new)).await;
+                if let Some(linger) = linger {
+                    linger.set(!read.load(Ordering::Relaxed));
+                }
                 drop(in_flight);
                 response
             }
@@ -736,6 +792,46 @@ impl Drop for InFlight {
     }
 }
 
+/// A request body that records whether it was read to its end.
+struct TrackedBody {
+    inner: Incoming,
+    read: Arc<AtomicBool>,
+}
+
+impl TrackedBody {
+    fn wrap(request: Request<Incoming>) -> (Request<TrackedBody>, Arc<AtomicBool>) {
+        let read = Arc::new(AtomicBool::new(hyper::body::Body::is_end_stream(
+            request.body(),
+        )));
+        let flag = Arc::clone(&read);
+        (request.map(|inner| TrackedBody { inner, read }), flag)
+    }
+}
+
+impl hyper::body::Body for TrackedBody {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let frame = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(None) = frame {
+            self.read.store(true, Ordering::Relaxed);
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// Resolves once the client has sent enough to tell HTTP/2's preface from HTTP/1 (or closed).
 async fn preface_ready(tcp: &TcpStream) -> std::io::Result<()> {
     const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -762,5 +858,18 @@ mod tests {
         assert_eq!(api_root_of("/"), None);
         assert_eq!(api_root_of("/api1/collections/x/objects/"), Some("api1"));
         assert_eq!(api_root_of("/api1"), Some("api1"));
+    }
+
+    /// Every top-level path the server answers itself is a name no API root may take.
+    #[test]
+    fn own_top_level_paths_are_reserved_api_root_names() {
+        for path in ["/taxii2/", "/healthz", "/metrics"] {
+            let name = path.trim_matches('/');
+            assert!(
+                kizuna_store::RESERVED_API_ROOT_NAMES.contains(&name),
+                "{name}"
+            );
+            assert_eq!(api_root_of(path), None);
+        }
     }
 }

@@ -39,11 +39,12 @@ pub struct ServiceConfig {
     pub max_json_string: usize,
     /// TLP level at which unmarked objects are treated for clearance checks.
     pub unmarked_as: Tlp,
-    /// Whether objects served are written to the audit log one by one (through the
-    /// [`AuditWriter`](crate::audit::AuditWriter), off the request path).
+    /// Whether every object version served is written to the audit log (one event per response
+    /// listing them, through the [`AuditWriter`], off the request
+    /// path).
     pub audit_reads: bool,
-    /// Most read audit events queued for the audit writer; a read that finds the queue full
-    /// waits for room before it answers.
+    /// Most object versions served whose audit events may be queued for the audit writer; a read
+    /// that finds the queue full waits for room before it answers.
     pub audit_queue: usize,
     /// Hard upper bound on any request body, in bytes, whatever an API root's
     /// `max_content_length` says: the effective limit is the smaller of the two (see

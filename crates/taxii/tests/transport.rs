@@ -525,3 +525,153 @@ async fn shutdown_is_bounded_by_the_grace_period() {
     let closed = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut rest)).await;
     assert!(closed.is_ok(), "the stalled connection should be closed");
 }
+
+/// The head of a POST of `length` bytes to the small API root (limit 1000 bytes), as alice.
+fn oversized_post_head(length: usize, extra: &str) -> String {
+    format!(
+        "POST /{}/collections/{}/objects/ HTTP/1.1\r\nHost: localhost\r\n{}\
+         Content-Type: application/taxii+json;version=2.1\r\n\
+         Accept: application/taxii+json;version=2.1\r\nContent-Length: {length}\r\n{extra}\r\n",
+        common::SMALL_ROOT,
+        common::COLLECTION,
+        basic_alice()
+    )
+}
+
+/// Reads one HTTP/1 response with a Content-Length body (or up to EOF).
+async fn read_response<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> String {
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(usize::MAX);
+            if answer.len() >= end + 4 + length {
+                return text;
+            }
+        }
+        let n = stream.read(&mut buf).await.unwrap();
+        if n == 0 {
+            return text;
+        }
+        answer.extend(&buf[..n]);
+    }
+}
+
+/// A plain client (as Python `requests` does) writes its whole body before it reads anything:
+/// the server answers 413 as soon as it sees Content-Length, and must then keep reading and
+/// discarding the body (a lingering close) instead of closing at once, whose reset would destroy
+/// the 413 before the client reads it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_writing_its_whole_body_first_reads_the_413() {
+    let hub = Hub::start().await;
+    // Far more than the socket buffers of both sides hold.
+    let length = 32 << 20;
+    let mut tls = handshake(
+        &hub,
+        common::client_tls(&hub.cert_path(), None, &[b"http/1.1"]),
+    )
+    .await
+    .unwrap();
+    let exchange = async {
+        tls.write_all(oversized_post_head(length, "").as_bytes())
+            .await
+            .unwrap();
+        let chunk = vec![b' '; 64 * 1024];
+        for _ in 0..length / chunk.len() {
+            tls.write_all(&chunk)
+                .await
+                .expect("the server must read the body it refused, not reset the connection");
+        }
+        tls.flush().await.unwrap();
+        read_response(&mut tls).await
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(120), exchange)
+        .await
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n"),
+        "{answer}"
+    );
+    let body = &answer[answer.find("\r\n\r\n").unwrap() + 4..];
+    let error: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert!(
+        error["description"]
+            .as_str()
+            .unwrap()
+            .contains("max_content_length"),
+        "{error}"
+    );
+    hub.assert_serving().await;
+}
+
+/// With `Expect: 100-continue` the server answers 413 at once, without asking for the body
+/// (no `100 Continue`), and closes the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expect_continue_gets_413_without_sending_the_body() {
+    let hub = Hub::start().await;
+    let mut tls = handshake(
+        &hub,
+        common::client_tls(&hub.cert_path(), None, &[b"http/1.1"]),
+    )
+    .await
+    .unwrap();
+    tls.write_all(oversized_post_head(32 << 20, "Expect: 100-continue\r\n").as_bytes())
+        .await
+        .unwrap();
+    tls.flush().await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(30), read_response(&mut tls))
+        .await
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("max_content_length"), "{answer}");
+    // Then EOF: the server half-closed after its answer.
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), tls.read_to_end(&mut rest))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(rest.is_empty());
+    hub.assert_serving().await;
+}
+
+/// The lingering close is bounded: past `lingering_bytes` the server closes, and a client that
+/// keeps sending sees its connection fail instead of being read forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lingering_close_is_bounded_in_bytes() {
+    let hub = Hub::start_with(|_| {}, |c| c.lingering_bytes = 1 << 20).await;
+    let length = 256 << 20;
+    let mut tls = handshake(
+        &hub,
+        common::client_tls(&hub.cert_path(), None, &[b"http/1.1"]),
+    )
+    .await
+    .unwrap();
+    let send = async {
+        tls.write_all(oversized_post_head(length, "").as_bytes())
+            .await?;
+        let chunk = vec![b' '; 64 * 1024];
+        for _ in 0..length / chunk.len() {
+            tls.write_all(&chunk).await?;
+        }
+        tls.flush().await
+    };
+    let sent = tokio::time::timeout(Duration::from_secs(120), send)
+        .await
+        .unwrap();
+    assert!(
+        sent.is_err(),
+        "256 MiB were accepted past a 1 MiB lingering bound"
+    );
+    hub.assert_serving().await;
+}

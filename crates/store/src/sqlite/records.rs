@@ -9,7 +9,8 @@ use rusqlite::{OptionalExtension, Transaction, params, params_from_iter};
 
 use crate::error::{Result, StoreError};
 use crate::model::{
-    AuditAction, AuditEvent, AuditQuery, AuditRecord, Status, StatusDetail, StatusState,
+    AuditAction, AuditEvent, AuditQuery, AuditRecord, ServedEvent, Status, StatusDetail,
+    StatusState,
 };
 
 fn details_json(details: &[StatusDetail]) -> Result<String> {
@@ -125,11 +126,47 @@ pub(super) fn audit(tx: &Transaction<'_>, events: &[AuditEvent]) -> Result<()> {
     Ok(())
 }
 
-/// `limit == 0` means no limit.
+pub(super) fn audit_served(tx: &Transaction<'_>, events: &[ServedEvent]) -> Result<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO audit (time, account, action, collection, detail, served)
+         VALUES (?1, ?2, 'serve', ?3, ?4, ?5)",
+    )?;
+    let mut served = String::new();
+    for e in events.iter().filter(|e| !e.versions.is_empty()) {
+        served.clear();
+        for (id, version) in &e.versions {
+            if id.is_empty() || id.contains([' ', '\n']) || version.contains('\n') {
+                return Err(StoreError::Invalid(format!(
+                    "audit of a read: object id {id:?} version {version:?}"
+                )));
+            }
+            if !served.is_empty() {
+                served.push('\n');
+            }
+            served.push_str(id);
+            served.push(' ');
+            served.push_str(version);
+        }
+        insert.execute(params![
+            e.time.unix_micros(),
+            e.account,
+            e.collection,
+            e.endpoint,
+            served
+        ])?;
+    }
+    Ok(())
+}
+
+/// `limit == 0` means no limit. A row written by [`audit_served`] becomes one record per version
+/// it lists. Filtering by object finds those rows with `instr` on their `served` text (a scan of
+/// the log; there is no index per version served, on purpose), then keeps only the lines of that
+/// object.
 pub(super) fn audit_events(tx: &Transaction<'_>, q: &AuditQuery) -> Result<Vec<AuditRecord>> {
-    let mut sql = "SELECT seq, time, account, action, collection, object_id, version, detail
+    let mut sql =
+        "SELECT seq, time, account, action, collection, object_id, version, detail, served
                    FROM audit WHERE 1"
-        .to_owned();
+            .to_owned();
     let mut params = Vec::new();
     if let Some(account) = &q.account {
         params.push(Value::Text(account.clone()));
@@ -141,48 +178,64 @@ pub(super) fn audit_events(tx: &Transaction<'_>, q: &AuditQuery) -> Result<Vec<A
     }
     if let Some(object_id) = &q.object_id {
         params.push(Value::Text(object_id.clone()));
-        let _ = write!(sql, " AND object_id = ?{}", params.len());
+        let n = params.len();
+        // Lines are `<id> <version>`: the id between a line start and a space is an exact match.
+        params.push(Value::Text(format!("\n{object_id} ")));
+        let _ = write!(
+            sql,
+            " AND (object_id = ?{n} OR (served IS NOT NULL AND instr(char(10) || served, ?{}) > 0))",
+            n + 1
+        );
     }
     if let Some(since) = q.since {
         params.push(Value::Integer(since.unix_micros()));
         let _ = write!(sql, " AND time >= ?{}", params.len());
     }
     sql.push_str(" ORDER BY seq");
+    // Every row yields at least one record, so `limit` rows are enough for `limit` records.
     if q.limit > 0 {
         params.push(Value::Integer(i64::try_from(q.limit).unwrap_or(i64::MAX)));
         let _ = write!(sql, " LIMIT ?{}", params.len());
     }
+    let limit = if q.limit == 0 { usize::MAX } else { q.limit };
     let mut stmt = tx.prepare_cached(&sql)?;
-    let rows = stmt
-        .query_map(params_from_iter(params), |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, Option<String>>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, Option<String>>(4)?,
-                r.get::<_, Option<String>>(5)?,
-                r.get::<_, Option<String>>(6)?,
-                r.get::<_, Option<String>>(7)?,
-            ))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    rows.into_iter()
-        .map(
-            |(seq, time, account, action, collection, object_id, version, detail)| {
-                Ok(AuditRecord {
-                    seq,
-                    time: Timestamp::from_unix_micros(time),
-                    account,
-                    action: action_from(&action)?,
-                    collection,
-                    object_id,
-                    version,
-                    detail,
-                })
-            },
-        )
-        .collect()
+    let mut rows = stmt.query(params_from_iter(params))?;
+    let mut out = Vec::new();
+    while out.len() < limit
+        && let Some(r) = rows.next()?
+    {
+        let record = AuditRecord {
+            seq: r.get(0)?,
+            time: Timestamp::from_unix_micros(r.get(1)?),
+            account: r.get(2)?,
+            action: action_from(&r.get::<_, String>(3)?)?,
+            collection: r.get(4)?,
+            object_id: r.get(5)?,
+            version: r.get(6)?,
+            detail: r.get(7)?,
+        };
+        let Some(served) = r.get::<_, Option<String>>(8)? else {
+            out.push(record);
+            continue;
+        };
+        for line in served.split('\n') {
+            let (id, version) = line.split_once(' ').ok_or_else(|| {
+                StoreError::Corrupt(format!("audit event {}: served {line:?}", record.seq))
+            })?;
+            if q.object_id.as_deref().is_some_and(|wanted| wanted != id) {
+                continue;
+            }
+            if out.len() == limit {
+                break;
+            }
+            out.push(AuditRecord {
+                object_id: Some(id.to_owned()),
+                version: Some(version.to_owned()),
+                ..record.clone()
+            });
+        }
+    }
+    Ok(out)
 }
 
 pub(super) fn read_secret(tx: &Transaction<'_>, name: &str) -> Result<Option<[u8; 32]>> {

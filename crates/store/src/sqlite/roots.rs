@@ -4,7 +4,7 @@ use rusqlite::{OptionalExtension, Row, Transaction, params};
 
 use super::conflict;
 use crate::error::{Result, StoreError};
-use crate::model::{ApiRoot, Collection, CollectionRef};
+use crate::model::{ApiRoot, Collection, CollectionRef, RESERVED_API_ROOT_NAMES};
 
 /// Whether `name` is a non-empty run of URL-unreserved characters (`[A-Za-z0-9._~-]+`).
 fn is_url_segment(name: &str) -> bool {
@@ -18,6 +18,22 @@ pub(super) fn create_api_root(tx: &Transaction<'_>, root: &ApiRoot) -> Result<()
     if !is_url_segment(&root.name) {
         return Err(StoreError::Invalid(format!(
             "API root name {:?} must match [A-Za-z0-9._~-]+",
+            root.name
+        )));
+    }
+    if matches!(root.name.as_str(), "." | "..") {
+        return Err(StoreError::Invalid(format!(
+            "API root name {:?} is reserved: it is a URL dot segment",
+            root.name
+        )));
+    }
+    if let Some(word) = RESERVED_API_ROOT_NAMES
+        .iter()
+        .find(|w| w.eq_ignore_ascii_case(&root.name))
+    {
+        return Err(StoreError::Invalid(format!(
+            "API root name {:?} is reserved: the server answers /{word} itself, which would \
+             shadow the API root",
             root.name
         )));
     }

@@ -10,7 +10,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::error::{Result, StoreError};
 
 /// Migration `n` (1-based) is `MIGRATIONS[n - 1]`. Append only; never edit a released one.
-const MIGRATIONS: &[&str] = &[V1, V2_DELETIONS];
+const MIGRATIONS: &[&str] = &[V1, V2_DELETIONS, V3_AUDIT_SERVED];
 
 /// The first schema.
 ///
@@ -154,6 +154,17 @@ CREATE TABLE deletions (
     time INTEGER NOT NULL
 );
 CREATE INDEX deletions_coll ON deletions(coll);
+";
+
+/// The audit of reads, one row per response: a `serve` row written by
+/// [`Store::audit_served`](crate::Store::audit_served) has no `object_id` or `version` of its own
+/// and lists what it served in `served`, one `<object id> <version>` line per version (`\n`
+/// between lines). One row and its three index entries per page instead of a row and three index
+/// entries per object version: the per-object rows cost the hub most of its CPU under load.
+/// Finding an object among them scans the `serve` rows (see `records::audit_events`): the log is
+/// written on every read and queried by an operator now and then.
+const V3_AUDIT_SERVED: &str = "
+ALTER TABLE audit ADD COLUMN served TEXT;
 ";
 
 /// Brings the schema up to date.

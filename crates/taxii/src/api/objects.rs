@@ -26,7 +26,8 @@
 //!   check and the delete are one store transaction
 //!   ([`kizuna_store::Store::delete_object_if_cleared`]).
 //! - With `audit_reads`, every object version served by Get Objects and Get an Object is
-//!   recorded in the audit log. The events are queued for the [`AuditWriter`], which commits them
+//!   recorded in the audit log: one event per response listing the versions it served, with the
+//!   account, collection, time and endpoint. The events are queued for the [`AuditWriter`], which commits them
 //!   in batches off the request path; a full queue makes the read wait, and a failing audit log
 //!   fails the read (see [`crate::audit`] for what a kill of the process can lose). Manifests and
 //!   version lists serve no object content and are not audited one by one.
@@ -56,7 +57,7 @@ use http::StatusCode;
 use kizuna_policy::EgressPolicy;
 use kizuna_stix::{StixId, Timestamp};
 use kizuna_store::{
-    AuditAction, AuditEvent, ClearedDelete, Collection, ObjectQuery, ObjectRecord, VersionFilter,
+    AuditAction, ClearedDelete, Collection, ObjectQuery, ObjectRecord, ServedEvent, VersionFilter,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -214,24 +215,20 @@ pub(crate) fn load_page(
         _ => None,
     };
     if request.serves_objects() && state.config.audit_reads && !page.records.is_empty() {
-        let now = Timestamp::now();
-        let events: Vec<AuditEvent> = page
-            .records
-            .iter()
-            .map(|r| {
-                audit_event(
-                    caller,
-                    now,
-                    AuditAction::Serve,
-                    &collection.id,
-                    &r.id,
-                    Some(r.version.to_string()),
-                )
-            })
-            .collect();
+        let event = ServedEvent {
+            time: Timestamp::now(),
+            account: Some(caller.name().to_owned()),
+            collection: Some(collection.id.clone()),
+            endpoint: Some(label),
+            versions: page
+                .records
+                .iter()
+                .map(|r| (r.id.clone(), r.version.to_string()))
+                .collect(),
+        };
         state
             .audit
-            .record(events)
+            .record(event)
             .map_err(|e| ApiError::internal(&e))?;
     }
     // A page whose records were all withheld marks the last one read, so that a client paging by
