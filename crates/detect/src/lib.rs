@@ -63,6 +63,7 @@ mod logs;
 mod mail;
 mod matcher;
 mod objects;
+pub mod parallel;
 pub mod reduce;
 mod zip;
 

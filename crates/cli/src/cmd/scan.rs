@@ -363,28 +363,7 @@ fn match_batch(
 ) -> Vec<Option<Result<Vec<Hit>, Error>>> {
     let one = |item: &Result<Observation, Error>| item.as_ref().ok().map(|obs| set.matches(obs));
     let jobs = std::thread::available_parallelism().map_or(1, usize::from);
-    if jobs <= 1 || batch.len() <= 1 {
-        return batch.iter().map(one).collect();
-    }
-    let share = batch.len().div_ceil(jobs);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = batch
-            .chunks(share)
-            .map(|part| {
-                (
-                    part,
-                    s.spawn(move || part.iter().map(one).collect::<Vec<_>>()),
-                )
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|(part, h)| {
-                h.join()
-                    .unwrap_or_else(|_| part.iter().map(|_| None).collect())
-            })
-            .collect()
-    })
+    kizuna_detect::parallel::map_in_order(batch, jobs, one, |_| None)
 }
 
 fn load_indicators(path: &PathBuf, identity: &str, now: Timestamp) -> anyhow::Result<IndicatorSet> {

@@ -315,36 +315,12 @@ fn scan_batch(
             o
         })
     };
-    if jobs <= 1 || batch.len() <= 1 {
-        return batch.iter().map(scan).collect();
-    }
-    let share = batch.len().div_ceil(jobs);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = batch
-            .chunks(share)
-            .map(|part| {
-                (
-                    part,
-                    s.spawn(move || part.iter().map(scan).collect::<Vec<_>>()),
-                )
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|(part, h)| {
-                // `scan_message` catches the parser's panics; should anything else panic, those
-                // messages are reported as unreadable rather than ending the scan.
-                h.join().unwrap_or_else(|_| {
-                    part.iter()
-                        .map(|(name, ..)| {
-                            Err(Error::NotMail {
-                                source_name: name.clone(),
-                            })
-                        })
-                        .collect()
-                })
-            })
-            .collect()
+    // `scan_message` catches the parser's panics; should anything else panic, those messages are
+    // reported as unreadable rather than ending the scan.
+    crate::parallel::map_in_order(batch, jobs, scan, |(name, ..)| {
+        Err(Error::NotMail {
+            source_name: name.clone(),
+        })
     })
 }
 
