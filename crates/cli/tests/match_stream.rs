@@ -8,41 +8,8 @@ mod common;
 
 use std::path::Path;
 
-use common::kizuna;
+use common::{kizuna, observation_line as line, pattern_indicator as indicator};
 use serde_json::{Value, json};
-
-fn indicator(n: u32, pattern: &str) -> Value {
-    json!({
-        "type": "indicator", "spec_version": "2.1",
-        "id": format!("indicator--00000000-0000-4000-8000-{n:012}"),
-        "created": "2020-01-01T00:00:00.000Z", "modified": "2020-01-01T00:00:00.000Z",
-        "pattern": pattern, "pattern_type": "stix",
-        "valid_from": "2000-01-01T00:00:00Z",
-    })
-}
-
-/// One JSON line: a bundle with one observed-data at `second` seconds past 10:00 binding one
-/// SCO `kind` with value `value`.
-fn line(n: u32, second: u32, kind: &str, value: &str) -> String {
-    let at = format!("2026-11-26T10:{:02}:{:02}Z", second / 60, second % 60);
-    let ms = format!("2026-11-26T10:{:02}:{:02}.000Z", second / 60, second % 60);
-    let sco = format!("{kind}--00000000-0000-4000-8000-{n:012}");
-    json!({
-        "type": "bundle",
-        "id": format!("bundle--00000000-0000-4000-8000-{n:012}"),
-        "objects": [
-            {
-                "type": "observed-data", "spec_version": "2.1",
-                "id": format!("observed-data--00000000-0000-4000-8000-{n:012}"),
-                "created": ms, "modified": ms,
-                "first_observed": at, "last_observed": at, "number_observed": 1,
-                "object_refs": [sco],
-            },
-            {"type": kind, "spec_version": "2.1", "id": sco, "value": value},
-        ],
-    })
-    .to_string()
-}
 
 /// Filler lines that match nothing, enough to put what follows in another batch.
 fn filler(out: &mut String, from: u32, count: u32, second: u32) {

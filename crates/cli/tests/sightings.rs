@@ -8,7 +8,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::kizuna;
+use common::{kizuna, taxii_sightings};
 use serde_json::{Value, json};
 
 fn testdata() -> PathBuf {
@@ -177,21 +177,6 @@ fn match_reads_indicators_from_the_hub() {
     );
     assert_eq!(code, 1, "{err}");
     assert_eq!(out.lines().count(), 2, "{out}");
-}
-
-/// The sightings of the default collection, read over TAXII.
-async fn taxii_sightings(hub: &common::Hub, client: &reqwest::Client) -> Vec<Value> {
-    let resp = client
-        .get(format!("{}/hub/collections/shared/objects/", hub.url))
-        .basic_auth("admin", Some(common::ADMIN_PASSWORD))
-        .header("Accept", common::TAXII)
-        .query(&[("match[type]", "sighting"), ("limit", "1000")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let body: Value = resp.json().await.unwrap();
-    body["objects"].as_array().cloned().unwrap_or_default()
 }
 
 /// Polls (bounded: 60 s) until `n` sightings are readable over TAXII.

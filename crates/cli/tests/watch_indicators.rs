@@ -10,44 +10,12 @@ mod common;
 
 use std::path::Path;
 
-use common::kizuna;
+use common::{indicator_id, kizuna, pattern_indicator as indicator};
 use serde_json::{Value, json};
 
-fn indicator_id(n: u32) -> String {
-    format!("indicator--00000000-0000-4000-8000-{n:012}")
-}
-
-fn indicator(n: u32, pattern: &str) -> Value {
-    json!({
-        "type": "indicator", "spec_version": "2.1",
-        "id": indicator_id(n),
-        "created": "2020-01-01T00:00:00.000Z", "modified": "2020-01-01T00:00:00.000Z",
-        "pattern": pattern, "pattern_type": "stix",
-        "valid_from": "2000-01-01T00:00:00Z",
-    })
-}
-
-/// One JSON line: a bundle with one observed-data at `second` seconds past 10:00 binding one
-/// domain name or IPv4 address.
+/// One observation as a JSON line, newline included (appended to a watched log).
 fn line(n: u32, second: u32, kind: &str, value: &str) -> String {
-    let at = format!("2026-11-26T10:{:02}:{:02}Z", second / 60, second % 60);
-    let ms = format!("2026-11-26T10:{:02}:{:02}.000Z", second / 60, second % 60);
-    let sco = format!("{kind}--00000000-0000-4000-8000-{n:012}");
-    let bundle = json!({
-        "type": "bundle",
-        "id": format!("bundle--00000000-0000-4000-8000-{n:012}"),
-        "objects": [
-            {
-                "type": "observed-data", "spec_version": "2.1",
-                "id": format!("observed-data--00000000-0000-4000-8000-{n:012}"),
-                "created": ms, "modified": ms,
-                "first_observed": at, "last_observed": at, "number_observed": 1,
-                "object_refs": [sco],
-            },
-            {"type": kind, "spec_version": "2.1", "id": sco, "value": value},
-        ],
-    });
-    format!("{bundle}\n")
+    format!("{}\n", common::observation_line(n, second, kind, value))
 }
 
 fn append(file: &Path, text: &str) {
@@ -70,20 +38,7 @@ fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
 }
 
 fn sightings(hub: &common::Hub) -> Vec<Value> {
-    block_on(async {
-        let resp = hub
-            .client()
-            .get(format!("{}/hub/collections/shared/objects/", hub.url))
-            .basic_auth("admin", Some(common::ADMIN_PASSWORD))
-            .header("Accept", common::TAXII)
-            .query(&[("match[type]", "sighting"), ("limit", "1000")])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        let body: Value = resp.json().await.unwrap();
-        body["objects"].as_array().cloned().unwrap_or_default()
-    })
+    block_on(common::taxii_sightings(hub, &hub.client()))
 }
 
 /// The indicators each sighting is of, sorted.

@@ -170,3 +170,58 @@ impl Hub {
         })
     }
 }
+
+/// The id of the `n`-th test indicator of [`pattern_indicator`].
+pub fn indicator_id(n: u32) -> String {
+    format!("indicator--00000000-0000-4000-8000-{n:012}")
+}
+
+/// A STIX indicator with id [`indicator_id`]`(n)` and `pattern`, valid since 2000.
+pub fn pattern_indicator(n: u32, pattern: &str) -> serde_json::Value {
+    serde_json::json!({
+        "type": "indicator", "spec_version": "2.1",
+        "id": indicator_id(n),
+        "created": "2020-01-01T00:00:00.000Z", "modified": "2020-01-01T00:00:00.000Z",
+        "pattern": pattern, "pattern_type": "stix",
+        "valid_from": "2000-01-01T00:00:00Z",
+    })
+}
+
+/// One observation as a JSON line (no newline): a bundle with one observed-data at `second`
+/// seconds past 10:00 on 2026-11-26 binding one SCO `kind` (`domain-name`, `ipv4-addr`, ...)
+/// with value `value`; ids derived from `n`.
+pub fn observation_line(n: u32, second: u32, kind: &str, value: &str) -> String {
+    let at = format!("2026-11-26T10:{:02}:{:02}Z", second / 60, second % 60);
+    let ms = format!("2026-11-26T10:{:02}:{:02}.000Z", second / 60, second % 60);
+    let sco = format!("{kind}--00000000-0000-4000-8000-{n:012}");
+    serde_json::json!({
+        "type": "bundle",
+        "id": format!("bundle--00000000-0000-4000-8000-{n:012}"),
+        "objects": [
+            {
+                "type": "observed-data", "spec_version": "2.1",
+                "id": format!("observed-data--00000000-0000-4000-8000-{n:012}"),
+                "created": ms, "modified": ms,
+                "first_observed": at, "last_observed": at, "number_observed": 1,
+                "object_refs": [sco],
+            },
+            {"type": kind, "spec_version": "2.1", "id": sco, "value": value},
+        ],
+    })
+    .to_string()
+}
+
+/// The sightings of the default collection (`shared`), read over TAXII as the admin.
+pub async fn taxii_sightings(hub: &Hub, client: &reqwest::Client) -> Vec<serde_json::Value> {
+    let resp = client
+        .get(format!("{}/hub/collections/shared/objects/", hub.url))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .header("Accept", TAXII)
+        .query(&[("match[type]", "sighting"), ("limit", "1000")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    body["objects"].as_array().cloned().unwrap_or_default()
+}
