@@ -71,18 +71,52 @@ fn cpu_time() -> Duration {
         .map_or(Duration::ZERO, Duration::from_nanos)
 }
 
-/// Objects per second of wall time and of CPU time.
+/// CPU time of the whole process, all threads (the checkpoint thread included; Linux).
+fn process_cpu_time() -> Duration {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Duration::ZERO;
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .map(Duration::from_nanos)
+        .sum()
+}
+
+/// Bytes this process has passed to write and read system calls (`wchar`, `rchar`; Linux): the
+/// WAL frames, the checkpoints' copies and the page reads that missed SQLite's cache.
+fn io_bytes() -> (u64, u64) {
+    let text = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("wchar:"), field("rchar:"))
+}
+
+/// Objects per second of wall time and of CPU time (the calling thread's, and the process's),
+/// and bytes written and read per object.
 struct Rate {
     wall: f64,
     cpu: f64,
+    process_cpu: f64,
+    written: f64,
+    read: f64,
 }
 
 impl std::fmt::Display for Rate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{:>9.0} objects/s wall, {:>9.0} objects/s of CPU",
-            self.wall, self.cpu
+            "{:>7.0} objects/s wall, {:>7.0} objects/s of CPU ({:.1} µs), process {:.1} µs CPU, \
+             {:>6.0} B written, {:>6.0} B read per object",
+            self.wall,
+            self.cpu,
+            1e6 / self.cpu,
+            1e6 / self.process_cpu,
+            self.written,
+            self.read
         )
     }
 }
@@ -96,6 +130,7 @@ fn ingest(
     batch: u32,
 ) -> Result<Rate, Box<dyn Error>> {
     let (mut wall, mut cpu) = (Duration::ZERO, Duration::ZERO);
+    let (start_process, (start_written, start_read)) = (process_cpu_time(), io_bytes());
     let mut n = from;
     while n < to {
         let end = (n + batch).min(to);
@@ -106,10 +141,17 @@ fn ingest(
         cpu += cpu_time().saturating_sub(start_cpu);
         n = end;
     }
+    // Building the objects is on this thread too, between the timed calls; so is the
+    // checkpoint thread's copying (of which some may still be under way when this returns).
+    let process = process_cpu_time().saturating_sub(start_process);
+    let (written, read) = io_bytes();
     let count = f64::from(to.saturating_sub(from));
     Ok(Rate {
         wall: count / wall.as_secs_f64(),
         cpu: count / cpu.as_secs_f64(),
+        process_cpu: count / process.as_secs_f64(),
+        written: written.saturating_sub(start_written) as f64 / count,
+        read: read.saturating_sub(start_read) as f64 / count,
     })
 }
 
