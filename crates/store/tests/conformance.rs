@@ -1503,6 +1503,115 @@ fn concurrent_writers_and_readers() {
     assert!(all.windows(2).all(|w| w[0].date_added <= w[1].date_added));
 }
 
+/// A store written before the id index changed (schema version 3: `objects_id` on
+/// `(coll, id_hash, version)`) is migrated on open, and its objects are found by id as before:
+/// duplicates are recognised, a new version moves the first/last flags, an id filter and a
+/// delete find the old versions.
+#[test]
+fn store_from_schema_3_keeps_its_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = {
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let c = suite::setup(&store);
+        let mut objects: Vec<NewObject> = (0..300)
+            .map(|n| suite::indicator(n, "2021-01-01T00:00:00.000Z", None))
+            .collect();
+        objects.extend((0..50).map(|n| suite::ipv4(n, None)));
+        let report = store.add_objects(&c, objects).unwrap();
+        assert!(report.outcomes.iter().all(|o| *o == AddOutcome::Added));
+        c
+    };
+    // Back to exactly what schema version 3 had for objects: its id index and nothing newer.
+    {
+        let conn = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+        let mut names = conn
+            .prepare(
+                "SELECT type, name FROM sqlite_schema
+                 WHERE name = 'objects_id' OR name LIKE 'id_keys%'",
+            )
+            .unwrap()
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })
+            .unwrap()
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .unwrap();
+        names.retain(|(kind, _)| kind == "index" || kind == "table");
+        for (kind, name) in names {
+            if !name.starts_with("sqlite_autoindex") {
+                conn.execute_batch(&format!("DROP {kind} IF EXISTS {name}"))
+                    .unwrap();
+            }
+        }
+        conn.execute_batch(
+            "DELETE FROM counters WHERE name <> 'objects';
+             CREATE INDEX objects_id ON objects(coll, id_hash, version);
+             DELETE FROM schema_version WHERE version > 3;",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let mut again: Vec<NewObject> = (0..300)
+        .map(|n| suite::indicator(n, "2021-01-01T00:00:00.000Z", None))
+        .collect();
+    again.extend((0..50).map(|n| suite::ipv4(n, None)));
+    let report = store.add_objects(&c, again).unwrap();
+    assert!(
+        report.outcomes.iter().all(|o| *o == AddOutcome::Duplicate),
+        "{:?}",
+        report.outcomes
+    );
+    let changed = store
+        .add_objects(
+            &c,
+            vec![suite::indicator(7, "2021-01-01T00:00:00.001Z", None)],
+        )
+        .unwrap();
+    assert_eq!(changed.outcomes, vec![AddOutcome::Added]);
+    let newer = store
+        .add_objects(
+            &c,
+            vec![suite::indicator(7, "2022-01-01T00:00:00.000Z", None)],
+        )
+        .unwrap();
+    assert_eq!(newer.outcomes, vec![AddOutcome::Added]);
+    let id = format!("indicator--{}", suite::uuid(7));
+    let by_id = |versions| ObjectQuery {
+        ids: vec![id.clone()],
+        versions,
+        ..suite::reader(10)
+    };
+    let last = store.objects(&c, &by_id(VersionFilter::Last)).unwrap();
+    assert_eq!(last.records.len(), 1);
+    let micros = |t: &str| Timestamp::parse(t).unwrap().unix_micros();
+    assert_eq!(
+        last.records[0].version.unix_micros(),
+        micros("2022-01-01T00:00:00Z")
+    );
+    let first = store.objects(&c, &by_id(VersionFilter::First)).unwrap();
+    assert_eq!(first.records.len(), 1);
+    assert_eq!(
+        first.records[0].version.unix_micros(),
+        micros("2021-01-01T00:00:00Z")
+    );
+    let all_versions = store.objects(&c, &by_id(VersionFilter::All)).unwrap();
+    assert_eq!(all_versions.records.len(), 3);
+    assert_eq!(
+        store
+            .delete_object(&c, &id, &by_id(VersionFilter::All))
+            .unwrap(),
+        3
+    );
+    assert!(
+        store
+            .objects(&c, &by_id(VersionFilter::All))
+            .unwrap()
+            .records
+            .is_empty()
+    );
+    assert_eq!(store.count_objects(&c).unwrap(), 350 + 2 - 3);
+}
+
 // ----- other processes -----
 
 /// Set in the environment of the child process started by `killed_writer_loses_nothing_acked`.

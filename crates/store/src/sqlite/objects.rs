@@ -44,21 +44,26 @@ fn fraction_digits(t: &Timestamp) -> i64 {
 }
 
 /// Oldest and newest stored version of an id (`?1` collection, `?2` id, `?3` id hash).
-const SPAN: &str =
-    "SELECT (SELECT min(version) FROM objects WHERE coll = ?1 AND id_hash = ?3 AND id = ?2),
-        (SELECT max(version) FROM objects WHERE coll = ?1 AND id_hash = ?3 AND id = ?2)";
+const SPAN: &str = "SELECT min(version), max(version) FROM objects INDEXED BY objects_id
+     WHERE (id_hash >> 32) = (?3 >> 32) AND id_hash = ?3 AND coll = ?1 AND id = ?2";
 /// The hash of the bytes stored for one version of an id.
-const SAME_VERSION: &str =
-    "SELECT sha256 FROM objects WHERE coll = ?1 AND id_hash = ?4 AND id = ?2 AND version = ?3";
+const SAME_VERSION: &str = "SELECT sha256 FROM objects INDEXED BY objects_id
+     WHERE (id_hash >> 32) = (?4 >> 32) AND id_hash = ?4 AND coll = ?1 AND id = ?2
+       AND version = ?3";
 /// Whether these exact bytes are stored under an id (for unversioned objects).
-const SAME_BYTES: &str = "SELECT EXISTS (SELECT 1 FROM objects
-     WHERE coll = ?1 AND id_hash = ?4 AND id = ?2 AND sha256 = ?3)";
+const SAME_BYTES: &str = "SELECT EXISTS (SELECT 1 FROM objects INDEXED BY objects_id
+     WHERE (id_hash >> 32) = (?4 >> 32) AND id_hash = ?4 AND coll = ?1 AND id = ?2
+       AND sha256 = ?3)";
 /// Takes the `first` flag off a version.
-const CLEAR_FIRST: &str = "UPDATE objects SET is_first = 0
-     WHERE coll = ?1 AND id_hash = ?4 AND id = ?2 AND version = ?3";
+const CLEAR_FIRST: &str = "UPDATE objects INDEXED BY objects_id SET is_first = 0
+     WHERE (id_hash >> 32) = (?4 >> 32) AND id_hash = ?4 AND coll = ?1 AND id = ?2
+       AND version = ?3";
 /// Takes the `last` flag off a version.
-const CLEAR_LAST: &str = "UPDATE objects SET is_last = 0
-     WHERE coll = ?1 AND id_hash = ?4 AND id = ?2 AND version = ?3";
+const CLEAR_LAST: &str = "UPDATE objects INDEXED BY objects_id SET is_last = 0
+     WHERE (id_hash >> 32) = (?4 >> 32) AND id_hash = ?4 AND coll = ?1 AND id = ?2
+       AND version = ?3";
+/// The rows of one id (`?1` collection, `?2` id, `?3` id hash), found by the id index.
+const BY_ID: &str = "(id_hash >> 32) = (?3 >> 32) AND id_hash = ?3 AND coll = ?1 AND id = ?2";
 /// The first seq added after an instant (`added_after`).
 const FIRST_ADDED_AFTER: &str = "SELECT seq FROM objects INDEXED BY objects_added
      WHERE coll = ?1 AND date_added > ?2 ORDER BY date_added, seq LIMIT 1";
@@ -275,7 +280,9 @@ fn page_sql(query: &ObjectQuery, key: i64, after: i64) -> (String, Vec<Value>) {
         params.push(Value::Text(json_array(&query.ids)));
         let _ = write!(
             sql,
-            " AND id_hash IN (SELECT value FROM json_each(?{})) AND id IN (SELECT value FROM json_each(?{}))",
+            " AND (id_hash >> 32) IN (SELECT value >> 32 FROM json_each(?{0}))
+               AND id_hash IN (SELECT value FROM json_each(?{0}))
+               AND id IN (SELECT value FROM json_each(?{1}))",
             params.len() - 1,
             params.len()
         );
@@ -355,7 +362,7 @@ pub(super) fn delete(
     query: &ObjectQuery,
 ) -> Result<u64> {
     let key = collection_key(tx, collection)?;
-    let mut conditions = "coll = ?1 AND id = ?2 AND id_hash = ?3".to_owned();
+    let mut conditions = BY_ID.to_owned();
     let mut params = vec![
         Value::Integer(key),
         Value::Text(id.to_owned()),
@@ -363,16 +370,18 @@ pub(super) fn delete(
     ];
     version_conditions(query, &mut conditions, &mut params);
     super::deletions::log(tx, &conditions, &params)?;
-    let sql = format!("DELETE FROM objects WHERE {conditions}");
+    let sql = format!("DELETE FROM objects INDEXED BY objects_id WHERE {conditions}");
     let deleted = tx.prepare_cached(&sql)?.execute(params_from_iter(params))?;
     if deleted > 0 {
         tx.prepare_cached(
-            "UPDATE objects
-             SET is_first = (version = (SELECT min(version) FROM objects
-                                        WHERE coll = ?1 AND id_hash = ?3 AND id = ?2)),
-                 is_last = (version = (SELECT max(version) FROM objects
-                                       WHERE coll = ?1 AND id_hash = ?3 AND id = ?2))
-             WHERE coll = ?1 AND id_hash = ?3 AND id = ?2",
+            "UPDATE objects INDEXED BY objects_id
+             SET is_first = (version = (SELECT min(version) FROM objects INDEXED BY objects_id
+                                        WHERE (id_hash >> 32) = (?3 >> 32) AND id_hash = ?3
+                                          AND coll = ?1 AND id = ?2)),
+                 is_last = (version = (SELECT max(version) FROM objects INDEXED BY objects_id
+                                       WHERE (id_hash >> 32) = (?3 >> 32) AND id_hash = ?3
+                                         AND coll = ?1 AND id = ?2))
+             WHERE (id_hash >> 32) = (?3 >> 32) AND id_hash = ?3 AND coll = ?1 AND id = ?2",
         )?
         .execute(params![key, id, id_hash(id)])?;
         let deleted = i64::try_from(deleted)
@@ -396,8 +405,9 @@ pub(super) fn delete_if_cleared(
     let key = collection_key(tx, collection)?;
     let mut sql = "SELECT coalesce(sum(coalesce(tlp, ?4) <= ?5), 0),
                           coalesce(sum(coalesce(tlp, ?4) > ?5), 0)
-                   FROM objects WHERE coll = ?1 AND id = ?2 AND id_hash = ?3"
-        .to_owned();
+                   FROM objects INDEXED BY objects_id WHERE "
+        .to_owned()
+        + BY_ID;
     let mut params = vec![
         Value::Integer(key),
         Value::Text(id.to_owned()),
@@ -506,7 +516,7 @@ mod tests {
         let (sql, params) = page_sql(&ids, 1, 1000);
         let plan = plan(&conn, &sql, params);
         assert!(
-            plan[0].starts_with("SEARCH objects USING INDEX objects_id (coll=? AND id_hash=?)"),
+            plan[0].starts_with("SEARCH objects USING INDEX objects_id (<expr>=?"),
             "{plan:?}"
         );
     }
@@ -531,7 +541,8 @@ mod tests {
                 plan.iter()
                     .filter(|step| step.contains(" objects "))
                     .all(|step| step.starts_with("SEARCH objects USING ")
-                        && step.contains(&format!("INDEX {index} (coll=? AND"))),
+                        && (step.contains(&format!("INDEX {index} (coll=? AND"))
+                            || step.contains(&format!("INDEX {index} (<expr>=?)")))),
                 "{sql}: {plan:?}"
             );
             assert!(

@@ -10,7 +10,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::error::{Result, StoreError};
 
 /// Migration `n` (1-based) is `MIGRATIONS[n - 1]`. Append only; never edit a released one.
-const MIGRATIONS: &[&str] = &[V1, V2_DELETIONS, V3_AUDIT_SERVED];
+const MIGRATIONS: &[&str] = &[V1, V2_DELETIONS, V3_AUDIT_SERVED, V5_COMPACT_ID_INDEX];
 
 /// The first schema.
 ///
@@ -165,6 +165,17 @@ CREATE INDEX deletions_coll ON deletions(coll);
 /// written on every read and queried by an operator now and then.
 const V3_AUDIT_SERVED: &str = "
 ALTER TABLE audit ADD COLUMN served TEXT;
+";
+
+/// The id index keyed by the top 32 bits of the id hash only (an expression index; a query must
+/// write `(id_hash >> 32)` as here for SQLite to use it). Its inserts are the only ones that land
+/// at random places, so each object added dirties one of its pages; 13 bytes an entry instead of
+/// 27 halves the pages, so twice as many objects share each page written and checkpointed, and
+/// the index stays in the writer's cache longer. Lookups compare `coll`, `id_hash` and `id` on the
+/// rows found (the versions of one id, and the rare ids whose hash shares its top 32 bits).
+const V5_COMPACT_ID_INDEX: &str = "
+DROP INDEX objects_id;
+CREATE INDEX objects_id ON objects(id_hash >> 32);
 ";
 
 /// Brings the schema up to date.
