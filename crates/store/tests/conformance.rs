@@ -576,6 +576,72 @@ mod suite {
         assert_eq!(report.outcomes, [AddOutcome::Added]);
     }
 
+    /// Ids are found however many objects were added since (a backend may file them in stages,
+    /// as the SQLite one does): in batches, thousands of objects, then each one again is a
+    /// duplicate, a new version of each moves its flags, and an id filter finds both versions.
+    pub fn ids_found_after_many_adds(store: &dyn Store) {
+        let c = setup(store);
+        let v1 = "2020-01-01T00:00:00.000Z";
+        let v2 = "2020-06-01T00:00:00.000Z";
+        let n = 4500u32;
+        for start in (0..n).step_by(500) {
+            let report = store
+                .add_objects(
+                    &c,
+                    (start..start + 500)
+                        .map(|i| indicator(i, v1, None))
+                        .collect(),
+                )
+                .unwrap();
+            assert!(report.outcomes.iter().all(|o| *o == AddOutcome::Added));
+        }
+        for start in (0..n).step_by(1500) {
+            let report = store
+                .add_objects(
+                    &c,
+                    (start..start + 1500)
+                        .map(|i| indicator(i, v1, None))
+                        .collect(),
+                )
+                .unwrap();
+            assert!(
+                report.outcomes.iter().all(|o| *o == AddOutcome::Duplicate),
+                "from {start}"
+            );
+        }
+        let report = store
+            .add_objects(
+                &c,
+                (0..n).step_by(7).map(|i| indicator(i, v2, None)).collect(),
+            )
+            .unwrap();
+        assert!(report.outcomes.iter().all(|o| *o == AddOutcome::Added));
+        let ids: Vec<String> = [0u32, 7, 2002, 4494, 3]
+            .iter()
+            .map(|i| format!("indicator--{}", uuid(*i)))
+            .collect();
+        let mut q = reader(100);
+        q.ids = ids.clone();
+        let found = store.objects(&c, &q).unwrap().records;
+        assert_eq!(found.len(), 4 * 2 + 1, "{found:?}");
+        q.versions = VersionFilter::Last;
+        let last = store.objects(&c, &q).unwrap().records;
+        assert_eq!(last.len(), 5);
+        for record in &last {
+            let expected = if record.id == ids[4] { v1 } else { v2 };
+            assert_eq!(
+                record.version.unix_micros(),
+                Timestamp::parse(expected).unwrap().unix_micros(),
+                "{}",
+                record.id
+            );
+        }
+        assert_eq!(
+            store.count_objects(&c).unwrap(),
+            u64::from(n + n.div_ceil(7))
+        );
+    }
+
     /// A delete limited to a clearance checks and deletes in one step: all matching versions
     /// within it, or nothing.
     pub fn delete_if_cleared(store: &dyn Store) {
@@ -1377,6 +1443,7 @@ conformance!(
     added_after,
     clearance,
     duplicates_and_conflicts,
+    ids_found_after_many_adds,
     delete_repairs_flags,
     delete_if_cleared,
     deletion_log,

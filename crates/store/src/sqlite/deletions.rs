@@ -19,7 +19,7 @@ pub(super) fn log(tx: &Transaction<'_>, conditions: &str, params: &[Value]) -> R
                 json_extract(json, '$.modified') IS NOT NULL
                     OR json_extract(json, '$.created') IS NOT NULL,
                 ?{time}
-         FROM objects WHERE {conditions} ORDER BY version"
+         FROM objects NOT INDEXED WHERE {conditions} ORDER BY version"
     );
     let mut all = params.to_vec();
     all.push(Value::Integer(Timestamp::now().unix_micros()));

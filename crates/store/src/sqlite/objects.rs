@@ -43,27 +43,74 @@ fn fraction_digits(t: &Timestamp) -> i64 {
     }
 }
 
-/// Oldest and newest stored version of an id (`?1` collection, `?2` id, `?3` id hash).
-const SPAN: &str = "SELECT min(version), max(version) FROM objects INDEXED BY objects_id
-     WHERE (id_hash >> 32) = (?3 >> 32) AND id_hash = ?3 AND coll = ?1 AND id = ?2";
+/// The seqs of the rows whose id hash shares its top 32 bits with parameter `$p`: one seek in each
+/// level of `id_keys`. A `UNION ALL` rather than `level IN (0, 1, 2)`, which would make SQLite
+/// build a temporary table for the list on every execution.
+macro_rules! keys {
+    ($p:literal) => {
+        concat!(
+            "(SELECT seq FROM id_keys WHERE level = 0 AND key = (",
+            $p,
+            " >> 32)
+              UNION ALL SELECT seq FROM id_keys WHERE level = 1 AND key = (",
+            $p,
+            " >> 32)
+              UNION ALL SELECT seq FROM id_keys WHERE level = 2 AND key = (",
+            $p,
+            " >> 32))"
+        )
+    };
+}
+
+/// Oldest and newest stored version of an id (`?1` collection, `?2` id, `?3` id hash). Run for
+/// every object added: a join from the keys, which SQLite runs as a co-routine, where
+/// `seq IN (…)` would build a temporary table each time.
+const SPAN: &str = concat!(
+    "SELECT min(o.version), max(o.version) FROM ",
+    keys!("?3"),
+    " AS k CROSS JOIN objects AS o ON o.seq = k.seq
+     WHERE o.id_hash = ?3 AND o.coll = ?1 AND o.id = ?2"
+);
 /// The hash of the bytes stored for one version of an id.
-const SAME_VERSION: &str = "SELECT sha256 FROM objects INDEXED BY objects_id
-     WHERE (id_hash >> 32) = (?4 >> 32) AND id_hash = ?4 AND coll = ?1 AND id = ?2
-       AND version = ?3";
+const SAME_VERSION: &str = concat!(
+    "SELECT o.sha256 FROM ",
+    keys!("?4"),
+    " AS k CROSS JOIN objects AS o ON o.seq = k.seq
+     WHERE o.id_hash = ?4 AND o.coll = ?1 AND o.id = ?2 AND o.version = ?3"
+);
 /// Whether these exact bytes are stored under an id (for unversioned objects).
-const SAME_BYTES: &str = "SELECT EXISTS (SELECT 1 FROM objects INDEXED BY objects_id
-     WHERE (id_hash >> 32) = (?4 >> 32) AND id_hash = ?4 AND coll = ?1 AND id = ?2
-       AND sha256 = ?3)";
+const SAME_BYTES: &str = concat!(
+    "SELECT EXISTS (SELECT 1 FROM ",
+    keys!("?4"),
+    " AS k CROSS JOIN objects AS o ON o.seq = k.seq
+     WHERE o.id_hash = ?4 AND o.coll = ?1 AND o.id = ?2 AND o.sha256 = ?3)"
+);
 /// Takes the `first` flag off a version.
-const CLEAR_FIRST: &str = "UPDATE objects INDEXED BY objects_id SET is_first = 0
-     WHERE (id_hash >> 32) = (?4 >> 32) AND id_hash = ?4 AND coll = ?1 AND id = ?2
-       AND version = ?3";
+const CLEAR_FIRST: &str = concat!(
+    "UPDATE objects NOT INDEXED SET is_first = 0 WHERE seq IN ",
+    keys!("?4"),
+    " AND id_hash = ?4 AND coll = ?1 AND id = ?2 AND version = ?3"
+);
 /// Takes the `last` flag off a version.
-const CLEAR_LAST: &str = "UPDATE objects INDEXED BY objects_id SET is_last = 0
-     WHERE (id_hash >> 32) = (?4 >> 32) AND id_hash = ?4 AND coll = ?1 AND id = ?2
-       AND version = ?3";
-/// The rows of one id (`?1` collection, `?2` id, `?3` id hash), found by the id index.
-const BY_ID: &str = "(id_hash >> 32) = (?3 >> 32) AND id_hash = ?3 AND coll = ?1 AND id = ?2";
+const CLEAR_LAST: &str = concat!(
+    "UPDATE objects NOT INDEXED SET is_last = 0 WHERE seq IN ",
+    keys!("?4"),
+    " AND id_hash = ?4 AND coll = ?1 AND id = ?2 AND version = ?3"
+);
+/// The rows of one id (`?1` collection, `?2` id, `?3` id hash), found by its keys; for a
+/// statement on `objects NOT INDEXED` (so that SQLite looks the keys' seqs up rather than
+/// walking the collection's index).
+const BY_ID: &str = concat!(
+    "seq IN ",
+    keys!("?3"),
+    " AND id_hash = ?3 AND coll = ?1 AND id = ?2"
+);
+/// Files a new row's id key (`?1` id hash, `?2` seq) in the recent level.
+const FILE_KEY: &str = "INSERT INTO id_keys (level, key, seq) VALUES (2, ?1 >> 32, ?2)";
+/// Keys in the recent level past which they are merged into the middle level.
+const RECENT_KEYS: i64 = 2_000;
+/// Keys in the middle level past which they are merged into the bulk level.
+const MIDDLE_KEYS: i64 = 100_000;
 /// The first seq added after an instant (`added_after`).
 const FIRST_ADDED_AFTER: &str = "SELECT seq FROM objects INDEXED BY objects_added
      WHERE coll = ?1 AND date_added > ?2 ORDER BY date_added, seq LIMIT 1";
@@ -91,6 +138,7 @@ pub(super) fn add(
     let mut same_bytes = tx.prepare_cached(SAME_BYTES)?;
     let mut clear_first = tx.prepare_cached(CLEAR_FIRST)?;
     let mut clear_last = tx.prepare_cached(CLEAR_LAST)?;
+    let mut file_key = tx.prepare_cached(FILE_KEY)?;
     let mut insert = tx.prepare_cached(
         "INSERT INTO objects (seq, coll, id, type, version, version_digits, spec_version,
                               date_added, tlp, is_first, is_last, sha256, json, id_hash)
@@ -169,6 +217,7 @@ pub(super) fn add(
             &object.json,
             id_hash,
         ])?;
+        file_key.execute(params![id_hash, seq])?;
         added += 1;
         outcomes.push(AddOutcome::Added);
     }
@@ -180,11 +229,42 @@ pub(super) fn add(
         .execute(params![key, date_added, added])?;
         tx.prepare_cached("UPDATE counters SET value = ?1 WHERE name = 'objects'")?
             .execute([seq])?;
+        merge_keys(tx, RECENT_KEYS, MIDDLE_KEYS)?;
     }
     Ok(AddReport {
         date_added: Timestamp::from_unix_micros(date_added),
         outcomes,
     })
+}
+
+/// Merges the recent level of the id keys into the middle one once it holds `recent` keys
+/// ([`RECENT_KEYS`]), and the middle one into the bulk level once that holds `middle`
+/// ([`MIDDLE_KEYS`]) (see the schema's
+/// `V5_ID_KEYS` for why). Each merge inserts a level's keys in key order, so it writes each page
+/// of the level below at most once, and then empties the level.
+fn merge_keys(tx: &Transaction<'_>, recent: i64, middle: i64) -> Result<()> {
+    let count = |level: i64| -> Result<i64> {
+        Ok(tx
+            .prepare_cached("SELECT count(*) FROM id_keys WHERE level = ?1")?
+            .query_row([level], |row| row.get(0))?)
+    };
+    let merge = |from: i64| -> Result<()> {
+        tx.prepare_cached(
+            "INSERT INTO id_keys (level, key, seq)
+             SELECT ?1 - 1, key, seq FROM id_keys WHERE level = ?1 ORDER BY key, seq",
+        )?
+        .execute([from])?;
+        tx.prepare_cached("DELETE FROM id_keys WHERE level = ?1")?
+            .execute([from])?;
+        Ok(())
+    };
+    if count(2)? >= recent {
+        merge(2)?;
+        if count(1)? >= middle {
+            merge(1)?;
+        }
+    }
+    Ok(())
 }
 
 /// Appends the `match[version]` and `match[spec_version]` conditions.
@@ -252,10 +332,11 @@ fn record_row(row: &Row<'_>) -> rusqlite::Result<(ObjectRecord, Option<i64>)> {
 /// The page query for `query` in collection `key`, resuming after `after`.
 fn page_sql(query: &ObjectQuery, key: i64, after: i64) -> (String, Vec<Value>) {
     // The index is chosen here rather than by the planner (which has no statistics): each choice
-    // yields rows in seq order, except `objects_id`, which finds the few versions of the ids
-    // asked for and sorts them.
+    // yields rows in seq order, except for ids: their rows are found by the seqs of their keys
+    // (`id_keys`), and sorted.
     let index = if !query.ids.is_empty() {
-        "objects_id"
+        // The rows of the ids, by their keys' seqs.
+        ""
     } else if query.types.len() == 1 {
         "objects_type"
     } else {
@@ -265,9 +346,14 @@ fn page_sql(query: &ObjectQuery, key: i64, after: i64) -> (String, Vec<Value>) {
             _ => "objects_coll",
         }
     };
+    let from = if index.is_empty() {
+        "objects NOT INDEXED".to_owned()
+    } else {
+        format!("objects INDEXED BY {index}")
+    };
     let mut sql = format!(
         "SELECT seq, id, type, version, version_digits, spec_version, date_added, tlp, json
-         FROM objects INDEXED BY {index} WHERE coll = ?1 AND seq > ?2"
+         FROM {from} WHERE coll = ?1 AND seq > ?2"
     );
     let mut params = vec![Value::Integer(key), Value::Integer(after)];
     if let Some(t) = query.added_after {
@@ -280,7 +366,8 @@ fn page_sql(query: &ObjectQuery, key: i64, after: i64) -> (String, Vec<Value>) {
         params.push(Value::Text(json_array(&query.ids)));
         let _ = write!(
             sql,
-            " AND (id_hash >> 32) IN (SELECT value >> 32 FROM json_each(?{0}))
+            " AND seq IN (SELECT seq FROM id_keys WHERE level IN (0, 1, 2)
+                             AND key IN (SELECT value >> 32 FROM json_each(?{0})))
                AND id_hash IN (SELECT value FROM json_each(?{0}))
                AND id IN (SELECT value FROM json_each(?{1}))",
             params.len() - 1,
@@ -370,20 +457,25 @@ pub(super) fn delete(
     ];
     version_conditions(query, &mut conditions, &mut params);
     super::deletions::log(tx, &conditions, &params)?;
-    let sql = format!("DELETE FROM objects INDEXED BY objects_id WHERE {conditions}");
+    let sql = format!("DELETE FROM objects NOT INDEXED WHERE {conditions}");
     let deleted = tx.prepare_cached(&sql)?.execute(params_from_iter(params))?;
     if deleted > 0 {
-        tx.prepare_cached(
-            "UPDATE objects INDEXED BY objects_id
-             SET is_first = (version = (SELECT min(version) FROM objects INDEXED BY objects_id
-                                        WHERE (id_hash >> 32) = (?3 >> 32) AND id_hash = ?3
-                                          AND coll = ?1 AND id = ?2)),
-                 is_last = (version = (SELECT max(version) FROM objects INDEXED BY objects_id
-                                       WHERE (id_hash >> 32) = (?3 >> 32) AND id_hash = ?3
-                                         AND coll = ?1 AND id = ?2))
-             WHERE (id_hash >> 32) = (?3 >> 32) AND id_hash = ?3 AND coll = ?1 AND id = ?2",
-        )?
+        tx.prepare_cached(&format!(
+            "UPDATE objects NOT INDEXED
+                 SET is_first = (version = (SELECT min(version) FROM objects NOT INDEXED
+                                            WHERE {BY_ID})),
+                     is_last = (version = (SELECT max(version) FROM objects NOT INDEXED
+                                           WHERE {BY_ID}))
+                 WHERE {BY_ID}"
+        ))?
         .execute(params![key, id, id_hash(id)])?;
+        // The keys of the versions deleted (seqs are never reused, so a stale key would only
+        // cost a lookup).
+        tx.prepare_cached(
+            "DELETE FROM id_keys WHERE level IN (0, 1, 2) AND key = (?1 >> 32)
+               AND NOT EXISTS (SELECT 1 FROM objects WHERE objects.seq = id_keys.seq)",
+        )?
+        .execute([id_hash(id)])?;
         let deleted = i64::try_from(deleted)
             .map_err(|_| StoreError::Corrupt(format!("{deleted} rows deleted")))?;
         tx.prepare_cached(
@@ -405,7 +497,7 @@ pub(super) fn delete_if_cleared(
     let key = collection_key(tx, collection)?;
     let mut sql = "SELECT coalesce(sum(coalesce(tlp, ?4) <= ?5), 0),
                           coalesce(sum(coalesce(tlp, ?4) > ?5), 0)
-                   FROM objects INDEXED BY objects_id WHERE "
+                   FROM objects NOT INDEXED WHERE "
         .to_owned()
         + BY_ID;
     let mut params = vec![
@@ -516,39 +608,131 @@ mod tests {
         let (sql, params) = page_sql(&ids, 1, 1000);
         let plan = plan(&conn, &sql, params);
         assert!(
-            plan[0].starts_with("SEARCH objects USING INDEX objects_id (<expr>=?"),
+            plan[0].starts_with("SEARCH objects USING INTEGER PRIMARY KEY (rowid=?)"),
+            "{plan:?}"
+        );
+        assert!(
+            plan.iter().filter(|step| step.contains("id_keys")).all(
+                |step| step.starts_with("SEARCH id_keys USING PRIMARY KEY (level=? AND key=?)")
+            ),
             "{plan:?}"
         );
     }
 
-    /// What an add does per object are index lookups, whatever the collection's size.
+    /// What an add or a delete does per object are seeks: of the id's key in each level of
+    /// `id_keys`, then of the rows by seq; whatever the collection's size.
     #[test]
-    fn add_statements_seek_an_index() {
+    fn id_statements_seek() {
         let mut conn = Connection::open_in_memory().unwrap();
         super::super::schema::migrate(&mut conn).unwrap();
         let n = || Value::Integer(1);
         let text = || Value::Text("x".into());
-        for (sql, params, index) in [
-            (SPAN, vec![n(), text(), n()], "objects_id"),
-            (SAME_VERSION, vec![n(), text(), n(), n()], "objects_id"),
-            (SAME_BYTES, vec![n(), text(), n(), n()], "objects_id"),
-            (CLEAR_FIRST, vec![n(), text(), n(), n()], "objects_id"),
-            (CLEAR_LAST, vec![n(), text(), n(), n()], "objects_id"),
-            (FIRST_ADDED_AFTER, vec![n(), n()], "objects_added"),
+        let by_id = format!("SELECT count(*) FROM objects NOT INDEXED WHERE {BY_ID}");
+        let delete = format!("DELETE FROM objects NOT INDEXED WHERE {BY_ID}");
+        for (sql, params) in [
+            (SPAN, vec![n(), text(), n()]),
+            (SAME_VERSION, vec![n(), text(), n(), n()]),
+            (SAME_BYTES, vec![n(), text(), n(), n()]),
+            (CLEAR_FIRST, vec![n(), text(), n(), n()]),
+            (CLEAR_LAST, vec![n(), text(), n(), n()]),
+            (&by_id, vec![n(), text(), n()]),
+            (&delete, vec![n(), text(), n()]),
         ] {
             let plan = plan(&conn, sql, params);
+            let searches: Vec<&String> = plan
+                .iter()
+                .filter(|step| step.starts_with("SEARCH"))
+                .collect();
+            assert_eq!(
+                searches
+                    .iter()
+                    .filter(|step| step
+                        .starts_with("SEARCH id_keys USING PRIMARY KEY (level=? AND key=?)"))
+                    .count(),
+                3,
+                "one seek in each level: {sql}: {plan:?}"
+            );
             assert!(
-                plan.iter()
-                    .filter(|step| step.contains(" objects "))
-                    .all(|step| step.starts_with("SEARCH objects USING ")
-                        && (step.contains(&format!("INDEX {index} (coll=? AND"))
-                            || step.contains(&format!("INDEX {index} (<expr>=?)")))),
+                searches
+                    .iter()
+                    .all(|step| step.starts_with("SEARCH id_keys ")
+                        || step.contains("USING INTEGER PRIMARY KEY (rowid=?)")),
                 "{sql}: {plan:?}"
             );
             assert!(
-                !plan.iter().any(|step| step.contains("TEMP B-TREE")),
-                "{plan:?}"
+                searches
+                    .iter()
+                    .any(|step| step.contains("USING INTEGER PRIMARY KEY (rowid=?)")),
+                "{sql}: {plan:?}"
             );
+            assert!(
+                !plan.iter().any(|step| step.starts_with("SCAN")
+                    && step != "SCAN CONSTANT ROW"
+                    && step != "SCAN k"),
+                "{sql}: {plan:?}"
+            );
+        }
+        let plan = plan(&conn, FIRST_ADDED_AFTER, vec![n(), n()]);
+        assert!(
+            plan[0].starts_with("SEARCH objects USING COVERING INDEX objects_added (coll=? AND"),
+            "{plan:?}"
+        );
+    }
+
+    /// Keys move down a level when the level fills, all of them, and each level stays in key
+    /// order; a lookup finds a key whatever its level.
+    #[test]
+    fn keys_merge_down_the_levels() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut conn).unwrap();
+        let tx = conn.transaction().unwrap();
+        let levels = |tx: &Transaction<'_>| -> Vec<Vec<(i64, i64)>> {
+            (0..3)
+                .map(|level| {
+                    tx.prepare("SELECT key, seq FROM id_keys WHERE level = ?1")
+                        .unwrap()
+                        .query_map([level], |row| Ok((row.get(0)?, row.get(1)?)))
+                        .unwrap()
+                        .collect::<rusqlite::Result<_>>()
+                        .unwrap()
+                })
+                .collect()
+        };
+        let mut filed = Vec::new();
+        for seq in 1..=25i64 {
+            let hash = id_hash(&format!("indicator--{seq}"));
+            tx.execute(FILE_KEY, params![hash, seq]).unwrap();
+            filed.push((hash >> 32, seq));
+            merge_keys(&tx, 4, 10).unwrap();
+            let now = levels(&tx);
+            assert!(now[2].len() < 4, "recent level merged when full: {now:?}");
+            assert!(now[1].len() < 10, "middle level merged when full: {now:?}");
+            let mut all: Vec<_> = now.concat();
+            all.sort();
+            let mut expected = filed.clone();
+            expected.sort();
+            assert_eq!(all, expected, "no key lost or doubled");
+            for level in &now {
+                assert!(level.windows(2).all(|w| w[0] < w[1]));
+            }
+            let sizes = (now[0].len(), now[1].len(), now[2].len());
+            match seq {
+                7 => assert_eq!(sizes, (0, 4, 3)),
+                8 => assert_eq!(sizes, (0, 8, 0)),
+                12 => assert_eq!(sizes, (12, 0, 0)),
+                25 => assert_eq!(sizes, (24, 0, 1)),
+                _ => {}
+            }
+        }
+        for (key, seq) in filed {
+            let found: i64 = tx
+                .query_row(
+                    "SELECT count(*) FROM id_keys WHERE level IN (0, 1, 2) AND key = ?1 AND seq = ?2",
+                    params![key, seq],
+                    |row| row.get(0),
+                )
+                .unwrap();
+            assert_eq!(found, 1);
         }
     }
 }

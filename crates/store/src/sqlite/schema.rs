@@ -10,7 +10,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::error::{Result, StoreError};
 
 /// Migration `n` (1-based) is `MIGRATIONS[n - 1]`. Append only; never edit a released one.
-const MIGRATIONS: &[&str] = &[V1, V2_DELETIONS, V3_AUDIT_SERVED, V5_COMPACT_ID_INDEX];
+const MIGRATIONS: &[&str] = &[V1, V2_DELETIONS, V3_AUDIT_SERVED, V5_ID_KEYS];
 
 /// The first schema.
 ///
@@ -167,15 +167,29 @@ const V3_AUDIT_SERVED: &str = "
 ALTER TABLE audit ADD COLUMN served TEXT;
 ";
 
-/// The id index keyed by the top 32 bits of the id hash only (an expression index; a query must
-/// write `(id_hash >> 32)` as here for SQLite to use it). Its inserts are the only ones that land
-/// at random places, so each object added dirties one of its pages; 13 bytes an entry instead of
-/// 27 halves the pages, so twice as many objects share each page written and checkpointed, and
-/// the index stays in the writer's cache longer. Lookups compare `coll`, `id_hash` and `id` on the
-/// rows found (the versions of one id, and the rare ids whose hash shares its top 32 bits).
-const V5_COMPACT_ID_INDEX: &str = "
+/// The id index becomes a table of keys in three levels, merged like a log-structured tree.
+///
+/// Why: ids are random (UUIDs), so each object added wrote its entry at a random place of the
+/// `objects_id` index: one page of it dirtied, written to the log and later copied by a checkpoint
+/// for every object, at 1,000,000 objects ~1.2 log pages per object out of ~1.6
+/// (bench/taxii/README.md). Now a row's key (the top 32 bits of `id_hash`, and its `seq`) is filed
+/// in the recent level (`level` 2), a few pages that every commit rewrites anyway; at 2,000 keys
+/// the recent level is merged, in key order, into the middle level (1), and at 100,000 the middle
+/// level into the bulk level (0); a merge writes each page of the level below at most once (see
+/// `objects::merge_keys`). A lookup seeks the key in each level and reads the rows of the seqs
+/// found, comparing `coll`, `id_hash` and `id` on the row (the versions of one id, and the rare
+/// ids whose hash shares its top 32 bits). `level` 0 and 1 take no bytes in a record, so a key is
+/// ~13 bytes, half an entry of the old index. A key whose row was deleted is removed with it (and
+/// would be harmless: seqs are never reused).
+const V5_ID_KEYS: &str = "
+CREATE TABLE id_keys (
+    level INTEGER NOT NULL,
+    key INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (level, key, seq)
+) WITHOUT ROWID;
+INSERT INTO id_keys (level, key, seq) SELECT 0, id_hash >> 32, seq FROM objects ORDER BY 2, 3;
 DROP INDEX objects_id;
-CREATE INDEX objects_id ON objects(id_hash >> 32);
 ";
 
 /// Brings the schema up to date.
