@@ -218,6 +218,38 @@ fn again(store: &SqliteStore, dir: &std::path::Path) -> Result<(), Box<dyn Error
     Ok(())
 }
 
+/// Gets 2000 objects by id (Get an Object, all versions), ids spread over the first `stored`;
+/// prints p50/p99 of wall time.
+fn by_id(
+    store: &dyn Store,
+    c: &CollectionRef,
+    stored: u32,
+    base: &ObjectQuery,
+) -> Result<(), Box<dyn Error>> {
+    let rounds: u32 = 2000;
+    let mut wall = Vec::with_capacity(rounds as usize);
+    for i in 0..rounds {
+        let n = u32::try_from(u64::from(stored) * u64::from(i) / u64::from(rounds))?;
+        let q = ObjectQuery {
+            ids: vec![format!("indicator--{}", uuid(n))],
+            ..base.clone()
+        };
+        let start = Instant::now();
+        let page = store.objects(c, &q)?;
+        wall.push(start.elapsed());
+        if page.records.len() != 1 {
+            return Err(format!("object {n}: {} records", page.records.len()).into());
+        }
+    }
+    wall.sort();
+    println!(
+        "  get an object by id: wall p50 {:?} p99 {:?}",
+        percentile(&wall, 0.5),
+        percentile(&wall, 0.99),
+    );
+    Ok(())
+}
+
 fn main() -> Result<(), Box<dyn Error>> {
     let mut args = std::env::args().skip(1);
     let fill: u32 = args
@@ -315,6 +347,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         },
         max_seq,
     )?;
+
+    by_id(&store, &c, top + 2 * PROBE, &all)?;
 
     let start = Instant::now();
     let mut q = ObjectQuery {

@@ -3,8 +3,9 @@
 //! Why: in WAL mode SQLite copies the log back into the database file (a checkpoint) from inside
 //! the commit that finds the log over its threshold, while that writer holds the write lock, so
 //! every write waits for it. A checkpoint costs two fsyncs and a write of each page changed since
-//! the last one: at 1,000,000 objects, about one page of the random id index per object added,
-//! ~22% of the writer's time, and seconds of fsync on a busy disk. Here a thread of its own, with
+//! the last one: at 1,000,000 objects, before the id keys (`schema::V5_ID_KEYS`), about one page of
+//! the random id index per object added, ~22% of the writer's time, and seconds of fsync on a busy
+//! disk. Here a thread of its own, with
 //! its own connection, does the copying in `PASSIVE` mode (it never blocks writers or readers),
 //! nudged after each write commit, once the log file has grown past [`CHECKPOINT_BYTES`].
 //!

@@ -15,6 +15,19 @@
 //! is cached in memory: every call reads the database. The per-object indexing columns, the
 //! sequence and the `first`/`last` flags are maintained inside the write transactions.
 //!
+//! # Ids
+//!
+//! Ids are random (UUIDs), so an index on them takes each new entry at a random place: with one,
+//! every object added dirtied a page of it, and at 1,000,000 objects those pages were all distinct,
+//! written to the WAL (~1.2 pages per object) and copied again by each checkpoint, which made an
+//! add 1.5–2× dearer than into an empty store. So the rows are found by id through `id_keys`, a
+//! table of (level, top 32 bits of the id hash, seq) in three levels: a new row's key goes into
+//! the small recent level, whose few pages every commit rewrites anyway; full levels are merged
+//! down in key order, which writes each page of the level below at most once (`objects::add`,
+//! `schema::V5_ID_KEYS`). A lookup is one seek in each level and a read of the rows found, on
+//! which `coll`, `id_hash` and `id` are compared. Everything else the writes maintain is
+//! appended in `seq` order (the table and its per-collection indexes).
+//!
 //! # Durability
 //!
 //! With the default [`Durability::Process`] (`synchronous=NORMAL` in WAL mode) a committed
@@ -116,8 +129,9 @@ impl SqliteStore {
             )));
         }
         // Checkpoints run on a thread of their own once the log passes 64 MiB (rather than
-        // SQLite's 4: inserts rewrite the same id index pages many times, and each checkpoint
-        // copies, and fsyncs, each page once); see [`checkpoint`]. The writer checkpoints itself
+        // SQLite's 4: inserts rewrite the same pages, the tails of the table and its indexes and
+        // the recent id keys, many times, and each checkpoint copies, and fsyncs, each page
+        // once); see [`checkpoint`]. The writer checkpoints itself
         // only if that thread falls far behind.
         writer.pragma_update(None, "wal_autocheckpoint", checkpoint::BACKSTOP_PAGES)?;
         writer.pragma_update(None, "journal_size_limit", checkpoint::CHECKPOINT_BYTES)?;

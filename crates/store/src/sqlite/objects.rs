@@ -44,18 +44,17 @@ fn fraction_digits(t: &Timestamp) -> i64 {
 }
 
 /// The seqs of the rows whose id hash shares its top 32 bits with parameter `$p`: one seek in each
-/// level of `id_keys`. A `UNION ALL` rather than `level IN (0, 1, 2)`, which would make SQLite
-/// build a temporary table for the list on every execution.
+/// level of the id keys (`id_keys`, `id_keys_middle`, `id_keys_recent`).
 macro_rules! keys {
     ($p:literal) => {
         concat!(
-            "(SELECT seq FROM id_keys WHERE level = 0 AND key = (",
+            "(SELECT seq FROM id_keys WHERE key = (",
             $p,
             " >> 32)
-              UNION ALL SELECT seq FROM id_keys WHERE level = 1 AND key = (",
+              UNION ALL SELECT seq FROM id_keys_middle WHERE key = (",
             $p,
             " >> 32)
-              UNION ALL SELECT seq FROM id_keys WHERE level = 2 AND key = (",
+              UNION ALL SELECT seq FROM id_keys_recent WHERE key = (",
             $p,
             " >> 32))"
         )
@@ -106,7 +105,7 @@ const BY_ID: &str = concat!(
     " AND id_hash = ?3 AND coll = ?1 AND id = ?2"
 );
 /// Files a new row's id key (`?1` id hash, `?2` seq) in the recent level.
-const FILE_KEY: &str = "INSERT INTO id_keys (level, key, seq) VALUES (2, ?1 >> 32, ?2)";
+const FILE_KEY: &str = "INSERT INTO id_keys_recent (key, seq) VALUES (?1 >> 32, ?2)";
 /// Keys in the recent level past which they are merged into the middle level.
 const RECENT_KEYS: i64 = 2_000;
 /// Keys in the middle level past which they are merged into the bulk level.
@@ -243,25 +242,26 @@ pub(super) fn add(
 /// `V5_ID_KEYS` for why). Each merge inserts a level's keys in key order, so it writes each page
 /// of the level below at most once, and then empties the level.
 fn merge_keys(tx: &Transaction<'_>, recent: i64, middle: i64) -> Result<()> {
-    let count = |level: i64| -> Result<i64> {
+    // One table per level: `INSERT INTO t SELECT … FROM t` would copy the rows into a temporary
+    // table first.
+    let count = |level: &str| -> Result<i64> {
         Ok(tx
-            .prepare_cached("SELECT count(*) FROM id_keys WHERE level = ?1")?
-            .query_row([level], |row| row.get(0))?)
+            .prepare_cached(&format!("SELECT count(*) FROM {level}"))?
+            .query_row([], |row| row.get(0))?)
     };
-    let merge = |from: i64| -> Result<()> {
-        tx.prepare_cached(
-            "INSERT INTO id_keys (level, key, seq)
-             SELECT ?1 - 1, key, seq FROM id_keys WHERE level = ?1 ORDER BY key, seq",
-        )?
-        .execute([from])?;
-        tx.prepare_cached("DELETE FROM id_keys WHERE level = ?1")?
-            .execute([from])?;
+    let merge = |from: &str, into: &str| -> Result<()> {
+        tx.prepare_cached(&format!(
+            "INSERT INTO {into} (key, seq) SELECT key, seq FROM {from} ORDER BY key, seq"
+        ))?
+        .execute([])?;
+        tx.prepare_cached(&format!("DELETE FROM {from}"))?
+            .execute([])?;
         Ok(())
     };
-    if count(2)? >= recent {
-        merge(2)?;
-        if count(1)? >= middle {
-            merge(1)?;
+    if count("id_keys_recent")? >= recent {
+        merge("id_keys_recent", "id_keys_middle")?;
+        if count("id_keys_middle")? >= middle {
+            merge("id_keys_middle", "id_keys")?;
         }
     }
     Ok(())
@@ -366,8 +366,12 @@ fn page_sql(query: &ObjectQuery, key: i64, after: i64) -> (String, Vec<Value>) {
         params.push(Value::Text(json_array(&query.ids)));
         let _ = write!(
             sql,
-            " AND seq IN (SELECT seq FROM id_keys WHERE level IN (0, 1, 2)
-                             AND key IN (SELECT value >> 32 FROM json_each(?{0})))
+            " AND seq IN (SELECT seq FROM id_keys
+                             WHERE key IN (SELECT value >> 32 FROM json_each(?{0}))
+                           UNION ALL SELECT seq FROM id_keys_middle
+                             WHERE key IN (SELECT value >> 32 FROM json_each(?{0}))
+                           UNION ALL SELECT seq FROM id_keys_recent
+                             WHERE key IN (SELECT value >> 32 FROM json_each(?{0})))
                AND id_hash IN (SELECT value FROM json_each(?{0}))
                AND id IN (SELECT value FROM json_each(?{1}))",
             params.len() - 1,
@@ -471,11 +475,13 @@ pub(super) fn delete(
         .execute(params![key, id, id_hash(id)])?;
         // The keys of the versions deleted (seqs are never reused, so a stale key would only
         // cost a lookup).
-        tx.prepare_cached(
-            "DELETE FROM id_keys WHERE level IN (0, 1, 2) AND key = (?1 >> 32)
-               AND NOT EXISTS (SELECT 1 FROM objects WHERE objects.seq = id_keys.seq)",
-        )?
-        .execute([id_hash(id)])?;
+        for level in ["id_keys", "id_keys_middle", "id_keys_recent"] {
+            tx.prepare_cached(&format!(
+                "DELETE FROM {level} WHERE key = (?1 >> 32)
+                   AND NOT EXISTS (SELECT 1 FROM objects WHERE objects.seq = {level}.seq)"
+            ))?
+            .execute([id_hash(id)])?;
+        }
         let deleted = i64::try_from(deleted)
             .map_err(|_| StoreError::Corrupt(format!("{deleted} rows deleted")))?;
         tx.prepare_cached(
@@ -612,15 +618,16 @@ mod tests {
             "{plan:?}"
         );
         assert!(
-            plan.iter().filter(|step| step.contains("id_keys")).all(
-                |step| step.starts_with("SEARCH id_keys USING PRIMARY KEY (level=? AND key=?)")
-            ),
+            plan.iter()
+                .filter(|step| step.contains("id_keys"))
+                .all(|step| step.starts_with("SEARCH id_keys")
+                    && step.contains("USING PRIMARY KEY (key=?)")),
             "{plan:?}"
         );
     }
 
-    /// What an add or a delete does per object are seeks: of the id's key in each level of
-    /// `id_keys`, then of the rows by seq; whatever the collection's size.
+    /// What an add or a delete does per object are seeks: of the id's key in each level of the
+    /// id keys, then of the rows by seq; whatever the collection's size.
     #[test]
     fn id_statements_seek() {
         let mut conn = Connection::open_in_memory().unwrap();
@@ -646,8 +653,8 @@ mod tests {
             assert_eq!(
                 searches
                     .iter()
-                    .filter(|step| step
-                        .starts_with("SEARCH id_keys USING PRIMARY KEY (level=? AND key=?)"))
+                    .filter(|step| step.starts_with("SEARCH id_keys")
+                        && step.contains(" USING PRIMARY KEY (key=?)"))
                     .count(),
                 3,
                 "one seek in each level: {sql}: {plan:?}"
@@ -655,7 +662,7 @@ mod tests {
             assert!(
                 searches
                     .iter()
-                    .all(|step| step.starts_with("SEARCH id_keys ")
+                    .all(|step| step.starts_with("SEARCH id_keys")
                         || step.contains("USING INTEGER PRIMARY KEY (rowid=?)")),
                 "{sql}: {plan:?}"
             );
@@ -687,11 +694,12 @@ mod tests {
         super::super::schema::migrate(&mut conn).unwrap();
         let tx = conn.transaction().unwrap();
         let levels = |tx: &Transaction<'_>| -> Vec<Vec<(i64, i64)>> {
-            (0..3)
+            ["id_keys", "id_keys_middle", "id_keys_recent"]
+                .iter()
                 .map(|level| {
-                    tx.prepare("SELECT key, seq FROM id_keys WHERE level = ?1")
+                    tx.prepare(&format!("SELECT key, seq FROM {level}"))
                         .unwrap()
-                        .query_map([level], |row| Ok((row.get(0)?, row.get(1)?)))
+                        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
                         .unwrap()
                         .collect::<rusqlite::Result<_>>()
                         .unwrap()
@@ -727,8 +735,8 @@ mod tests {
         for (key, seq) in filed {
             let found: i64 = tx
                 .query_row(
-                    "SELECT count(*) FROM id_keys WHERE level IN (0, 1, 2) AND key = ?1 AND seq = ?2",
-                    params![key, seq],
+                    concat!("SELECT count(*) FROM ", keys!("?1"), " WHERE seq = ?2"),
+                    params![key << 32, seq],
                     |row| row.get(0),
                 )
                 .unwrap();

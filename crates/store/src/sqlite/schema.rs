@@ -167,28 +167,36 @@ const V3_AUDIT_SERVED: &str = "
 ALTER TABLE audit ADD COLUMN served TEXT;
 ";
 
-/// The id index becomes a table of keys in three levels, merged like a log-structured tree.
+/// The id index becomes id keys in three levels (tables), merged like a log-structured tree.
 ///
 /// Why: ids are random (UUIDs), so each object added wrote its entry at a random place of the
 /// `objects_id` index: one page of it dirtied, written to the log and later copied by a checkpoint
 /// for every object, at 1,000,000 objects ~1.2 log pages per object out of ~1.6
 /// (bench/taxii/README.md). Now a row's key (the top 32 bits of `id_hash`, and its `seq`) is filed
-/// in the recent level (`level` 2), a few pages that every commit rewrites anyway; at 2,000 keys
-/// the recent level is merged, in key order, into the middle level (1), and at 100,000 the middle
-/// level into the bulk level (0); a merge writes each page of the level below at most once (see
-/// `objects::merge_keys`). A lookup seeks the key in each level and reads the rows of the seqs
-/// found, comparing `coll`, `id_hash` and `id` on the row (the versions of one id, and the rare
-/// ids whose hash shares its top 32 bits). `level` 0 and 1 take no bytes in a record, so a key is
-/// ~13 bytes, half an entry of the old index. A key whose row was deleted is removed with it (and
-/// would be harmless: seqs are never reused).
+/// in `id_keys_recent`, a few pages that every commit rewrites anyway; at 2,000 keys they are
+/// merged, in key order, into `id_keys_middle`, and that at 100,000 into `id_keys`, the bulk; a
+/// merge writes each page of the level below at most once (see `objects::merge_keys`). A lookup
+/// seeks the key in each level and reads the rows of the seqs found, comparing `coll`, `id_hash`
+/// and `id` on the row (the versions of one id, and the rare ids whose hash shares its top 32
+/// bits). A key is ~13 bytes, half an entry of the old index. A key whose row is deleted is
+/// removed with it (and would be harmless: seqs are never reused).
 const V5_ID_KEYS: &str = "
 CREATE TABLE id_keys (
-    level INTEGER NOT NULL,
     key INTEGER NOT NULL,
     seq INTEGER NOT NULL,
-    PRIMARY KEY (level, key, seq)
+    PRIMARY KEY (key, seq)
 ) WITHOUT ROWID;
-INSERT INTO id_keys (level, key, seq) SELECT 0, id_hash >> 32, seq FROM objects ORDER BY 2, 3;
+CREATE TABLE id_keys_middle (
+    key INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (key, seq)
+) WITHOUT ROWID;
+CREATE TABLE id_keys_recent (
+    key INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (key, seq)
+) WITHOUT ROWID;
+INSERT INTO id_keys (key, seq) SELECT id_hash >> 32, seq FROM objects ORDER BY 1, 2;
 DROP INDEX objects_id;
 ";
 
