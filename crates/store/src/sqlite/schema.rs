@@ -179,7 +179,8 @@ ALTER TABLE audit ADD COLUMN served TEXT;
 /// seeks the key in each level and reads the rows of the seqs found, comparing `coll`, `id_hash`
 /// and `id` on the row (the versions of one id, and the rare ids whose hash shares its top 32
 /// bits). A key is ~13 bytes, half an entry of the old index. A key whose row is deleted is
-/// removed with it (and would be harmless: seqs are never reused).
+/// removed with it (and would be harmless: seqs are never reused). The keys of an existing store
+/// are read from the old index (a covering scan, not the table), sorted, and written once.
 const V5_ID_KEYS: &str = "
 CREATE TABLE id_keys (
     key INTEGER NOT NULL,
@@ -196,7 +197,8 @@ CREATE TABLE id_keys_recent (
     seq INTEGER NOT NULL,
     PRIMARY KEY (key, seq)
 ) WITHOUT ROWID;
-INSERT INTO id_keys (key, seq) SELECT id_hash >> 32, seq FROM objects ORDER BY 1, 2;
+INSERT INTO id_keys (key, seq)
+    SELECT id_hash >> 32, seq FROM objects INDEXED BY objects_id ORDER BY 1, 2;
 DROP INDEX objects_id;
 ";
 
