@@ -238,9 +238,10 @@ pub(super) fn add(
 
 /// Merges the recent level of the id keys into the middle one once it holds `recent` keys
 /// ([`RECENT_KEYS`]), and the middle one into the bulk level once that holds `middle`
-/// ([`MIDDLE_KEYS`]) (see the schema's
-/// `V5_ID_KEYS` for why). Each merge inserts a level's keys in key order, so it writes each page
-/// of the level below at most once, and then empties the level.
+/// ([`MIDDLE_KEYS`]); see the schema's `V5_ID_KEYS` for why. Each merge inserts a level's keys in
+/// key order, so it writes each page of the level below at most once, and then empties the level.
+/// A merge into the bulk level runs inside the add that fills the middle one: at 1,000,000 keys
+/// it took 0.17 s of CPU (bench/taxii/README.md), once per 100,000 objects added.
 fn merge_keys(tx: &Transaction<'_>, recent: i64, middle: i64) -> Result<()> {
     // One table per level: `INSERT INTO t SELECT … FROM t` would copy the rows into a temporary
     // table first.
