@@ -14,7 +14,8 @@
 //! resource, with a message naming every problem; the valid ones are stored together in one
 //! store transaction, exactly as received. Exact duplicates of stored objects count as
 //! successes (§5.5 MUST). Every object version added is written to the audit log in the same
-//! store transaction ([`kizuna_store::Store::add_objects_audited`]), before the 202.
+//! store transaction ([`kizuna_store::Store::add_objects_audited`]), before the 202: one entry
+//! per envelope listing the versions it added, expanded per version when the log is read.
 //!
 //! **202 or 422.** §5.5 lists 422 for content that "could not be processed", and a status resource
 //! only with 202. Kizuna answers 202 with the status (state `complete`) whenever at least one
