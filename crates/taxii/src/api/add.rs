@@ -25,6 +25,8 @@
 //! and the status is also kept, so `GET .../status/{id}/` answers for it as for any other. An
 //! empty envelope is accepted (202, `total_count` 0).
 
+use std::sync::OnceLock;
+
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -197,18 +199,25 @@ fn judge(index: usize, raw: &RawValue, fallback_version: &str) -> Verdict {
 /// Envelopes with at least this many objects are judged on several threads.
 const PARALLEL_FROM: usize = 256;
 
+/// Threads to judge a large envelope on: the available cores, at most 8. Asked once: on Linux
+/// `available_parallelism` reads the cgroup's CPU quota from files, which was a few system calls
+/// on every POST.
+fn validation_threads() -> usize {
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(8)))
+}
+
 /// Judges every object, in input order. Validation (pattern parsing above all) is CPU-bound and
 /// independent per object, so large envelopes are split across the available cores.
 fn judge_all(raws: &[&RawValue], fallback_version: &str) -> Result<Vec<Verdict>, ApiError> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-    if raws.len() < PARALLEL_FROM || threads < 2 {
+    if raws.len() < PARALLEL_FROM || validation_threads() < 2 {
         return Ok(raws
             .iter()
             .enumerate()
             .map(|(i, raw)| judge(i, raw, fallback_version))
             .collect());
     }
-    let chunk = raws.len().div_ceil(threads);
+    let chunk = raws.len().div_ceil(validation_threads());
     std::thread::scope(|scope| {
         let workers: Vec<_> = raws
             .chunks(chunk)
