@@ -61,16 +61,12 @@ pub async fn add_objects(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let collection = {
-        let state = state.clone();
-        let caller = caller.clone();
-        blocking(move || super::collection(&state, &caller, &api_root, &collection, Need::Write))
-            .await?
-    };
-    media::check_content_type(&headers)?;
     // The body-limit middleware has already read the body within the API root's limit and
-    // checked its JSON depth and string lengths; the global cap only keeps this read bounded
-    // should the routes ever be mounted without it.
+    // checked its JSON depth and string lengths, so reading it before the collection is checked
+    // reads nothing the client had not sent already; the global cap only keeps this read bounded
+    // should the routes ever be mounted without it. Then one hop to the blocking pool checks the
+    // collection and ingests (two hops per POST before), reporting errors in the same order as
+    // ever: collection (404/403), media type (415), body (413/400), envelope.
     let cap = state.config.max_body_bytes;
     let bytes = axum::body::to_bytes(body, usize::try_from(cap).unwrap_or(usize::MAX))
         .await
@@ -80,10 +76,15 @@ pub async fn add_objects(
             } else {
                 ApiError::bad_request("the request body could not be read")
             }
-        })?;
+        });
     let request_timestamp = Timestamp::now();
-    let status =
-        blocking(move || ingest(&state, &caller, &collection, &bytes, request_timestamp)).await?;
+    let status = blocking(move || {
+        let collection = super::collection(&state, &caller, &api_root, &collection, Need::Write)?;
+        media::check_content_type(&headers)?;
+        let bytes = bytes?;
+        ingest(&state, &caller, &collection, &bytes, request_timestamp)
+    })
+    .await?;
     let resource = StatusResource::new(&status);
     if status.total_count > 0 && status.successes.is_empty() {
         let details = serde_json::to_value(&resource).map_err(|e| ApiError::internal(&e))?;
