@@ -332,3 +332,61 @@ fn audit_finds_every_version_served_by_object_account_and_time() {
         2
     );
 }
+
+/// Every object version written over TAXII is found by `kizuna audit --object`, one line per
+/// version, although the hub logs one write event per envelope; an exact duplicate sent again is
+/// not a write.
+#[test]
+fn audit_finds_every_version_written_by_object_although_logged_per_envelope() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let hub = Hub::start(&data, Some(ADMIN_PASSWORD));
+    let client = hub.client();
+    let rt = runtime();
+    let objects = format!("{}/hub/collections/shared/objects/", hub.url);
+    let mut newer = indicator(4, 1);
+    newer["modified"] = serde_json::json!("2026-11-27T00:00:00.000Z");
+    let envelopes = [
+        (0..3).map(|n| indicator(4, n)).collect::<Vec<_>>(),
+        // A duplicate, a new object and a new version of an object already written.
+        vec![indicator(4, 0), indicator(4, 3), newer],
+    ];
+    rt.block_on(async {
+        for envelope in envelopes {
+            let resp = post(&client, &objects, "admin", ADMIN_PASSWORD, envelope)
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 202);
+            let status: serde_json::Value = resp.json().await.unwrap();
+            assert_eq!(status["success_count"], 3, "{status}");
+        }
+    });
+    // Writes are committed before the 202: no graceful stop needed to find them.
+    drop(hub);
+
+    let audit = |args: &[&str]| {
+        let mut all = vec!["audit"];
+        all.extend_from_slice(args);
+        let (code, out, err) = kizuna(&data, &all, None);
+        assert_eq!(code, 0, "{err}");
+        out.lines().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let id = |n: u32| indicator(4, n)["id"].as_str().unwrap().to_owned();
+    for n in [0, 2, 3] {
+        let lines = audit(&["--object", &id(n)]);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].contains(" write ")
+                && lines[0].contains(" admin ")
+                && lines[0].contains(&format!(" {} 2026-11-26T00:00:00", id(n))),
+            "{lines:?}"
+        );
+    }
+    let versions = audit(&["--object", &id(1)]);
+    assert_eq!(versions.len(), 2, "{versions:?}");
+    assert!(versions[0].contains(" 2026-11-26T00:00:00"), "{versions:?}");
+    assert!(versions[1].contains(" 2026-11-27T00:00:00"), "{versions:?}");
+    assert_eq!(audit(&["--action", "write"]).len(), 5);
+    assert_eq!(audit(&["--action", "write", "--account", "admin"]).len(), 5);
+    assert_eq!(audit(&["--action", "write", "--limit", "4"]).len(), 4);
+}

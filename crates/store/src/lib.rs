@@ -68,10 +68,13 @@ pub trait Store: Send + Sync {
     fn add_objects(&self, collection: &CollectionRef, objects: Vec<NewObject>)
     -> Result<AddReport>;
 
-    /// [`Store::add_objects`], appending in the same transaction one [`AuditAction::Write`] event
+    /// [`Store::add_objects`], appending in the same transaction an [`AuditAction::Write`] event
     /// by `account` for each object version added (none for duplicates and rejections), so that
     /// no added object is ever without its audit event, even after a crash. The event's time is
     /// the call's `date_added`, its version the object's (or `date_added` for unversioned ones).
+    /// The events of one call are stored as one entry of the log listing every version (one row,
+    /// not one row and its index entries per object); [`Store::audit_events`] expands it, so
+    /// they are read, and found by object id, as if each had been logged alone.
     fn add_objects_audited(
         &self,
         collection: &CollectionRef,

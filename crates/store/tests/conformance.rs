@@ -913,6 +913,66 @@ mod suite {
                 .map(|t| Timestamp::parse(t).unwrap()),
             Some(report.date_added)
         );
+        // Every version added is found by its object id, whichever add (envelope) listed it
+        // and however many others it listed; duplicates are not writes.
+        let v2 = "2023-01-01T00:00:00.000Z";
+        let later = store
+            .add_objects_audited(
+                &c,
+                vec![indicator(5, v, None), indicator(3, v2, None), malware(6)],
+                "bob",
+            )
+            .unwrap();
+        assert!(later.outcomes.iter().all(|o| *o == AddOutcome::Added));
+        let by_object = |id: &str| {
+            store
+                .audit_events(&AuditQuery {
+                    object_id: Some(id.to_owned()),
+                    ..AuditQuery::default()
+                })
+                .unwrap()
+        };
+        let threes: Vec<(Option<String>, Timestamp, Timestamp)> = by_object(&three)
+            .into_iter()
+            .map(|e| {
+                assert_eq!(e.action, AuditAction::Write);
+                assert_eq!(e.object_id.as_deref(), Some(three.as_str()));
+                let version = Timestamp::parse(e.version.as_deref().unwrap()).unwrap();
+                (e.account, version, e.time)
+            })
+            .collect();
+        assert_eq!(
+            threes,
+            [
+                (
+                    Some("alice".to_owned()),
+                    Timestamp::parse(v).unwrap(),
+                    report.date_added
+                ),
+                (
+                    Some("bob".to_owned()),
+                    Timestamp::parse(v2).unwrap(),
+                    later.date_added
+                ),
+            ]
+        );
+        assert_eq!(by_object(&four).len(), 1);
+        assert_eq!(by_object(&format!("indicator--{}", uuid(5))).len(), 1);
+        assert!(by_object(&format!("indicator--{}", uuid(1))).is_empty());
+        let writes = |account: Option<&str>, limit: usize| {
+            store
+                .audit_events(&AuditQuery {
+                    account: account.map(str::to_owned),
+                    action: Some(AuditAction::Write),
+                    limit,
+                    ..AuditQuery::default()
+                })
+                .unwrap()
+                .len()
+        };
+        assert_eq!(writes(Some("bob"), 0), 3);
+        assert_eq!(writes(None, 0), 5);
+        assert_eq!(writes(None, 4), 4);
     }
 
     pub fn delete_repairs_flags(store: &dyn Store) {

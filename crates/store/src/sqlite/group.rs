@@ -28,9 +28,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use super::{objects, records};
 use crate::error::{Result, StoreError};
-use crate::model::{
-    AddOutcome, AddReport, AuditAction, AuditEvent, CollectionRef, NewObject, Status,
-};
+use crate::model::{AddOutcome, AddReport, CollectionRef, NewObject, Status};
 
 /// Most objects one group adds (a group takes at least one job, whatever its size): bounds the
 /// time a caller waits for the others of its group.
@@ -39,7 +37,8 @@ const MAX_GROUP_OBJECTS: usize = 5_000;
 /// A write that may share a transaction with others.
 #[derive(Debug)]
 pub(super) enum Job {
-    /// Adds objects; with an account, also audits each version added as written by it.
+    /// Adds objects; with an account, also audits the versions added as written by it (one
+    /// audit row listing them).
     Add {
         collection: CollectionRef,
         objects: Vec<NewObject>,
@@ -75,27 +74,23 @@ impl Job {
             } => {
                 let report = objects::add(tx, collection, objects)?;
                 if let Some(account) = account {
-                    let events: Vec<AuditEvent> = objects
-                        .iter()
-                        .zip(&report.outcomes)
-                        .filter(|(_, outcome)| matches!(outcome, AddOutcome::Added))
-                        .map(|(object, _)| AuditEvent {
-                            time: report.date_added,
-                            account: Some(account.clone()),
-                            action: AuditAction::Write,
-                            collection: Some(collection.id.clone()),
-                            object_id: Some(object.meta.id.as_str().to_owned()),
-                            version: Some(
-                                object
-                                    .meta
-                                    .version()
-                                    .unwrap_or(report.date_added)
-                                    .to_string(),
-                            ),
-                            detail: None,
-                        })
-                        .collect();
-                    records::audit(tx, &events)?;
+                    // One audit row for the whole add, listing each version added.
+                    records::audit_written(
+                        tx,
+                        report.date_added,
+                        account,
+                        &collection.id,
+                        objects
+                            .iter()
+                            .zip(&report.outcomes)
+                            .filter(|(_, outcome)| matches!(outcome, AddOutcome::Added))
+                            .map(|(object, _)| {
+                                (
+                                    object.meta.id.as_str(),
+                                    object.meta.version().unwrap_or(report.date_added),
+                                )
+                            }),
+                    )?;
                 }
                 Ok(Done::Added(report))
             }

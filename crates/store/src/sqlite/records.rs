@@ -158,7 +158,39 @@ pub(super) fn audit_served(tx: &Transaction<'_>, events: &[ServedEvent]) -> Resu
     Ok(())
 }
 
-/// `limit == 0` means no limit. A row written by [`audit_served`] becomes one record per version
+/// The write audit of one add: a single `write` row listing every version added, one
+/// `<object id> <version>` line each in `served` (as [`audit_served`] lists the versions of a
+/// response), instead of a row and three index entries (`audit_object` among them, a random page
+/// of the index dirtied per object) per version. Nothing is written when `versions` is empty. Ids
+/// are [`StixId`](kizuna_stix::StixId)s and versions timestamps: neither can hold a space or a line
+/// break, so no line can be misread.
+pub(super) fn audit_written<'a>(
+    tx: &Transaction<'_>,
+    time: Timestamp,
+    account: &str,
+    collection: &str,
+    versions: impl Iterator<Item = (&'a str, Timestamp)>,
+) -> Result<()> {
+    let mut written = String::new();
+    for (id, version) in versions {
+        if !written.is_empty() {
+            written.push('\n');
+        }
+        let _ = write!(written, "{id} {version}");
+    }
+    if written.is_empty() {
+        return Ok(());
+    }
+    tx.prepare_cached(
+        "INSERT INTO audit (time, account, action, collection, served)
+         VALUES (?1, ?2, 'write', ?3, ?4)",
+    )?
+    .execute(params![time.unix_micros(), account, collection, written])?;
+    Ok(())
+}
+
+/// `limit == 0` means no limit. A row written by [`audit_served`] or [`audit_written`] becomes one
+/// record per version
 /// it lists. Filtering by object finds those rows with `instr` on their `served` text (a scan of
 /// the log; there is no index per version served, on purpose), then keeps only the lines of that
 /// object.
@@ -260,4 +292,87 @@ pub(super) fn secret(tx: &Transaction<'_>, name: &str) -> Result<[u8; 32]> {
     tx.prepare_cached("INSERT OR IGNORE INTO secrets (name, value) VALUES (?1, ?2)")?
         .execute(params![name, &fresh[..]])?;
     read_secret(tx, name)?.ok_or_else(|| StoreError::Corrupt(format!("secret {name} vanished")))
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::*;
+
+    /// An add's write audit is one row, and reading the log expands it into one write record per
+    /// version, found by object id; an id that is only a prefix of a listed one finds nothing.
+    #[test]
+    fn the_writes_of_one_add_are_one_row_expanded_when_read() {
+        let mut conn = Connection::open_in_memory().unwrap_or_else(|e| panic!("{e}"));
+        super::super::schema::migrate(&mut conn).unwrap_or_else(|e| panic!("{e}"));
+        let tx = conn.transaction().unwrap_or_else(|e| panic!("{e}"));
+        let time = Timestamp::parse("2026-11-26T12:00:00.000Z").unwrap_or_else(|e| panic!("{e}"));
+        let v = |s: &str| Timestamp::parse(s).unwrap_or_else(|e| panic!("{e}"));
+        let ids = [
+            "indicator--00000000-0000-4000-8000-000000000001",
+            "indicator--00000000-0000-4000-8000-000000000002",
+            "ipv4-addr--00000000-0000-4000-8000-000000000003",
+        ];
+        let versions = [
+            v("2024-01-01T00:00:00.000Z"),
+            v("2024-02-01T00:00:00.123Z"),
+            time,
+        ];
+        audit_written(&tx, time, "alice", "c1", ids.into_iter().zip(versions))
+            .unwrap_or_else(|e| panic!("{e}"));
+        // Nothing added, nothing written.
+        audit_written(&tx, time, "alice", "c1", std::iter::empty())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let rows: i64 = tx
+            .query_row("SELECT count(*) FROM audit", [], |r| r.get(0))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(rows, 1);
+
+        let all = audit_events(
+            &tx,
+            &AuditQuery {
+                action: Some(AuditAction::Write),
+                ..AuditQuery::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let got: Vec<(Option<&str>, Option<&str>)> = all
+            .iter()
+            .map(|e| (e.object_id.as_deref(), e.version.as_deref()))
+            .collect();
+        let expected: Vec<(Option<&str>, Option<String>)> = ids
+            .iter()
+            .zip(versions)
+            .map(|(id, v)| (Some(*id), Some(v.to_string())))
+            .collect();
+        assert_eq!(
+            got,
+            expected
+                .iter()
+                .map(|(id, v)| (*id, v.as_deref()))
+                .collect::<Vec<_>>()
+        );
+        assert!(all.iter().all(|e| e.account.as_deref() == Some("alice")
+            && e.collection.as_deref() == Some("c1")
+            && e.time == time
+            && e.detail.is_none()));
+
+        let by_object = |id: &str| {
+            audit_events(
+                &tx,
+                &AuditQuery {
+                    object_id: Some(id.to_owned()),
+                    ..AuditQuery::default()
+                },
+            )
+            .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let second = by_object(ids[1]);
+        assert_eq!(second.len(), 1);
+        assert_eq!(second[0].object_id.as_deref(), Some(ids[1]));
+        assert_eq!(second[0].version, Some(versions[1].to_string()));
+        assert!(by_object("indicator--00000000-0000-4000-8000-00000000000").is_empty());
+        assert!(by_object("00000000-0000-4000-8000-000000000001").is_empty());
+    }
 }

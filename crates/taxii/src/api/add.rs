@@ -14,7 +14,8 @@
 //! resource, with a message naming every problem; the valid ones are stored together in one
 //! store transaction, exactly as received. Exact duplicates of stored objects count as
 //! successes (§5.5 MUST). Every object version added is written to the audit log in the same
-//! store transaction ([`kizuna_store::Store::add_objects_audited`]), before the 202.
+//! store transaction ([`kizuna_store::Store::add_objects_audited`]), before the 202: one entry
+//! per envelope listing the versions it added, expanded per version when the log is read.
 //!
 //! **202 or 422.** §5.5 lists 422 for content that "could not be processed", and a status resource
 //! only with 202. Kizuna answers 202 with the status (state `complete`) whenever at least one
@@ -23,6 +24,8 @@
 //! carries the whole status resource, per-object failures included, in its `details` (§3.6.1),
 //! and the status is also kept, so `GET .../status/{id}/` answers for it as for any other. An
 //! empty envelope is accepted (202, `total_count` 0).
+
+use std::sync::OnceLock;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -58,16 +61,12 @@ pub async fn add_objects(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let collection = {
-        let state = state.clone();
-        let caller = caller.clone();
-        blocking(move || super::collection(&state, &caller, &api_root, &collection, Need::Write))
-            .await?
-    };
-    media::check_content_type(&headers)?;
     // The body-limit middleware has already read the body within the API root's limit and
-    // checked its JSON depth and string lengths; the global cap only keeps this read bounded
-    // should the routes ever be mounted without it.
+    // checked its JSON depth and string lengths, so reading it before the collection is checked
+    // reads nothing the client had not sent already; the global cap only keeps this read bounded
+    // should the routes ever be mounted without it. Then one hop to the blocking pool checks the
+    // collection and ingests (two hops per POST before), reporting errors in the same order as
+    // ever: collection (404/403), media type (415), body (413/400), envelope.
     let cap = state.config.max_body_bytes;
     let bytes = axum::body::to_bytes(body, usize::try_from(cap).unwrap_or(usize::MAX))
         .await
@@ -77,10 +76,15 @@ pub async fn add_objects(
             } else {
                 ApiError::bad_request("the request body could not be read")
             }
-        })?;
+        });
     let request_timestamp = Timestamp::now();
-    let status =
-        blocking(move || ingest(&state, &caller, &collection, &bytes, request_timestamp)).await?;
+    let status = blocking(move || {
+        let collection = super::collection(&state, &caller, &api_root, &collection, Need::Write)?;
+        media::check_content_type(&headers)?;
+        let bytes = bytes?;
+        ingest(&state, &caller, &collection, &bytes, request_timestamp)
+    })
+    .await?;
     let resource = StatusResource::new(&status);
     if status.total_count > 0 && status.successes.is_empty() {
         let details = serde_json::to_value(&resource).map_err(|e| ApiError::internal(&e))?;
@@ -196,18 +200,25 @@ fn judge(index: usize, raw: &RawValue, fallback_version: &str) -> Verdict {
 /// Envelopes with at least this many objects are judged on several threads.
 const PARALLEL_FROM: usize = 256;
 
+/// Threads to judge a large envelope on: the available cores, at most 8. Asked once: on Linux
+/// `available_parallelism` reads the cgroup's CPU quota from files, which was a few system calls
+/// on every POST.
+fn validation_threads() -> usize {
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(8)))
+}
+
 /// Judges every object, in input order. Validation (pattern parsing above all) is CPU-bound and
 /// independent per object, so large envelopes are split across the available cores.
 fn judge_all(raws: &[&RawValue], fallback_version: &str) -> Result<Vec<Verdict>, ApiError> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-    if raws.len() < PARALLEL_FROM || threads < 2 {
+    if raws.len() < PARALLEL_FROM || validation_threads() < 2 {
         return Ok(raws
             .iter()
             .enumerate()
             .map(|(i, raw)| judge(i, raw, fallback_version))
             .collect());
     }
-    let chunk = raws.len().div_ceil(threads);
+    let chunk = raws.len().div_ceil(validation_threads());
     std::thread::scope(|scope| {
         let workers: Vec<_> = raws
             .chunks(chunk)
