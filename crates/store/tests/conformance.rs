@@ -1195,12 +1195,16 @@ mod suite {
         let v2 = "2021-06-01T12:00:00.123456Z".to_owned();
         let served =
             |time: &str, account: &str, endpoint: &str, versions: Vec<(String, String)>| {
+                let mut list = ServedList::default();
+                for (id, version) in &versions {
+                    list.push(id, version).unwrap();
+                }
                 ServedEvent {
                     time: t(time),
                     account: Some(account.into()),
                     collection: Some(COLLECTION.into()),
                     endpoint: Some(endpoint.into()),
-                    versions,
+                    versions: list,
                 }
             };
         // A write of its own, before: written one row per version as before.
@@ -1322,15 +1326,15 @@ mod suite {
         );
         assert_eq!(q(&|q| q.limit = 1).len(), 1);
         // What cannot be listed unambiguously is refused, not logged wrongly.
-        assert!(
-            store
-                .audit_served(&[served(
-                    "2025-01-03T00:00:00Z",
-                    "bob",
-                    "objects",
-                    vec![(format!("{} x", id(4)), v1.clone())],
-                )])
-                .is_err()
+        let mut list = ServedList::default();
+        assert!(list.push(&format!("{} x", id(4)), &v1).is_err());
+        assert!(list.push("", &v1).is_err());
+        assert!(list.push(&id(4), &"2020-01-01\nindicator--x 1").is_err());
+        assert!(list.is_empty() && list.as_str().is_empty());
+        list.push(&id(4), &v1).unwrap();
+        assert_eq!(
+            list.iter().collect::<Vec<_>>(),
+            [(id(4).as_str(), v1.as_str())]
         );
     }
 
