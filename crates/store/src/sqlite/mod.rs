@@ -57,6 +57,12 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// page cache grows only with what it reads, up to [`CACHE_KIB`].
 const MAX_IDLE_READERS: usize = 64;
 
+/// How much of the database file reader connections map into memory instead of reading it into
+/// their page cache. Every commit (the audit writer commits every few milliseconds while pages are
+/// served) makes each reader drop its page cache at its next transaction, so without the mapping
+/// a page read copies its database pages again with `pread`.
+const READER_MMAP_BYTES: i64 = 1 << 30;
+
 /// Prepared statements cached per connection; object queries vary with the filters present.
 const STATEMENT_CACHE: usize = 128;
 
@@ -314,6 +320,7 @@ impl ReaderPool {
                 )?;
                 configure(&conn, self.durability)?;
                 conn.pragma_update(None, "query_only", true)?;
+                conn.pragma_update(None, "mmap_size", READER_MMAP_BYTES)?;
                 conn
             }
         };
