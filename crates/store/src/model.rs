@@ -237,14 +237,17 @@ pub struct RecordRef<'r> {
     pub date_added: Timestamp,
     /// Effective TLP level, if marked.
     pub tlp: Option<Tlp>,
-    /// The object's JSON, exactly as received.
-    pub json: &'r str,
+    /// The object's JSON, exactly as received (UTF-8, not checked again here: it was when
+    /// stored, and [`RecordRef::to_record`] checks it).
+    pub json: &'r [u8],
 }
 
 impl RecordRef<'_> {
-    /// The same record, owned.
-    pub fn to_record(&self) -> ObjectRecord {
-        ObjectRecord {
+    /// The same record, owned; [`StoreError::Corrupt`] if its JSON is not UTF-8.
+    pub fn to_record(&self) -> Result<ObjectRecord, StoreError> {
+        let json = std::str::from_utf8(self.json)
+            .map_err(|e| StoreError::Corrupt(format!("object {}: {e}", self.id)))?;
+        Ok(ObjectRecord {
             seq: self.seq,
             id: self.id.to_owned(),
             object_type: self.object_type.to_owned(),
@@ -252,8 +255,8 @@ impl RecordRef<'_> {
             spec_version: self.spec_version.to_owned(),
             date_added: self.date_added,
             tlp: self.tlp,
-            json: self.json.to_owned(),
-        }
+            json: json.to_owned(),
+        })
     }
 }
 
@@ -463,32 +466,21 @@ impl ServedList {
         }
     }
 
-    /// Appends one version served. An id that is empty or holds a space or a line break, or a
-    /// version holding a line break, is refused ([`StoreError::Invalid`]): the line could not be
-    /// read back unambiguously (STIX identifiers and timestamps hold neither).
-    pub fn push(&mut self, id: &str, version: &dyn std::fmt::Display) -> Result<(), StoreError> {
-        use std::fmt::Write as _;
-        if id.is_empty() || id.contains([' ', '\n']) {
+    /// Appends one version served. An id that is empty or holds a space or a line break is
+    /// refused ([`StoreError::Invalid`]): its line could not be read back unambiguously (STIX
+    /// identifiers hold neither).
+    pub fn push(&mut self, id: &str, version: Timestamp) -> Result<(), StoreError> {
+        if id.is_empty() || id.bytes().any(|b| b == b' ' || b == b'\n') {
             return Err(StoreError::Invalid(format!(
                 "audit of a read: object id {id:?}"
             )));
         }
-        let start = self.text.len();
         if self.len > 0 {
             self.text.push('\n');
         }
         self.text.push_str(id);
         self.text.push(' ');
-        let version_start = self.text.len();
-        // Writing into a String cannot fail.
-        let _ = write!(self.text, "{version}");
-        if self.text[version_start..].contains('\n') {
-            let bad = self.text[version_start..].to_owned();
-            self.text.truncate(start);
-            return Err(StoreError::Invalid(format!(
-                "audit of a read: object id {id:?} version {bad:?}"
-            )));
-        }
+        version.push_to(&mut self.text);
         self.len += 1;
         Ok(())
     }

@@ -1197,7 +1197,7 @@ mod suite {
             |time: &str, account: &str, endpoint: &str, versions: Vec<(String, String)>| {
                 let mut list = ServedList::default();
                 for (id, version) in &versions {
-                    list.push(id, version).unwrap();
+                    list.push(id, t(version)).unwrap();
                 }
                 ServedEvent {
                     time: t(time),
@@ -1327,11 +1327,14 @@ mod suite {
         assert_eq!(q(&|q| q.limit = 1).len(), 1);
         // What cannot be listed unambiguously is refused, not logged wrongly.
         let mut list = ServedList::default();
-        assert!(list.push(&format!("{} x", id(4)), &v1).is_err());
-        assert!(list.push("", &v1).is_err());
-        assert!(list.push(&id(4), &"2020-01-01\nindicator--x 1").is_err());
+        assert!(list.push(&format!("{} x", id(4)), t(&v1)).is_err());
+        assert!(
+            list.push(&format!("{}\nindicator--x", id(4)), t(&v1))
+                .is_err()
+        );
+        assert!(list.push("", t(&v1)).is_err());
         assert!(list.is_empty() && list.as_str().is_empty());
-        list.push(&id(4), &v1).unwrap();
+        list.push(&id(4), t(&v1)).unwrap();
         assert_eq!(
             list.iter().collect::<Vec<_>>(),
             [(id(4).as_str(), v1.as_str())]

@@ -378,8 +378,8 @@ mod tests {
             versions: {
                 let mut list = kizuna_store::ServedList::default();
                 for i in first..first + n {
-                    list.push(&format!("indicator--{i}"), &"2020-01-01T00:00:00Z")
-                        .unwrap();
+                    let version = Timestamp::parse("2020-01-01T00:00:00Z").unwrap();
+                    list.push(&format!("indicator--{i}"), version).unwrap();
                 }
                 list
             },

@@ -244,7 +244,10 @@ fn record_ref<'r>(row: &'r Row<'_>) -> Result<RecordRef<'r>> {
         spec_version: text(5)?,
         date_added: Timestamp::from_unix_micros(row.get(6)?),
         tlp: tlp.map(tlp_from_int).transpose()?,
-        json: text(8)?,
+        json: row
+            .get_ref(8)?
+            .as_bytes()
+            .map_err(|e| StoreError::Corrupt(format!("object json: {e}")))?,
     })
 }
 
@@ -323,7 +326,7 @@ pub(super) fn page(
 ) -> Result<ObjectPage> {
     let mut records = Vec::with_capacity(query.limit.min(1000));
     let more = each(tx, collection, query, &mut |r| {
-        records.push(r.to_record());
+        records.push(r.to_record()?);
         Ok(())
     })?;
     Ok(ObjectPage { records, more })

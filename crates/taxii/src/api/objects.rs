@@ -286,9 +286,9 @@ pub(crate) fn serve_envelope(
     let mut count = 0u64;
     let more = snapshot.each_object(&prepared.collection.as_ref(), query, &mut |r| {
         out.push(if count == 0 { b'[' } else { b',' });
-        out.extend_from_slice(r.json.as_bytes());
+        out.extend_from_slice(r.json);
         if audit {
-            versions.push(r.id, &r.version)?;
+            versions.push(r.id, r.version)?;
         }
         span = Some((span.map_or(r.date_added, |(first, _)| first), r.date_added));
         last_seq = Some(r.seq);
@@ -389,7 +389,7 @@ pub(crate) fn load_page(
     if request.serves_objects() && state.config.audit_reads {
         let mut versions = ServedList::with_capacity(page.records.len() * 64);
         for r in &page.records {
-            versions.push(&r.id, &r.version)?;
+            versions.push(&r.id, r.version)?;
         }
         prepared.audit(state, caller, versions)?;
     }
