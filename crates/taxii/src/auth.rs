@@ -12,6 +12,26 @@
 //! changes take effect on the very next request. At most [`AuthConfig::max_concurrent_hashes`]
 //! verifications run at once, so a flood of logins cannot exhaust memory.
 //!
+//! # One blocking call per read
+//!
+//! Looking an account up is a store read, so on the blocking pool; a read endpoint then made a
+//! second blocking call for its page, and the two hand-offs between threads (futex wake-ups and
+//! context switches) cost about a quarter of the server's CPU when serving pages. For the read
+//! endpoints (GET objects, object, versions, manifest: [`require_auth`] knows them by their route)
+//! a bearer API key or a client certificate is therefore not looked up in the middleware: it is
+//! inserted as a [`Claim`] (the SHA-256 of the key or certificate and the client address), and
+//! the handler resolves it ([`Authenticator::resolve`]) as the first read of the read transaction
+//! that serves the page. Revocation loses nothing: the account is read on every request as
+//! before, in the same snapshot as the collection, its permissions and the page, so the request
+//! is authorised and answered as of one instant. A claim that fails is answered, counted, rate
+//! limited per address and audited exactly like a failure in the middleware
+//! ([`Authenticator::claim_failed`]), and the per-account rate limit is applied right after the
+//! lookup. Two things differ for those requests only: a claimed request that also fails content
+//! negotiation gets 406 before its credential is checked, and a revoked key is noticed after the
+//! URL's query string has been parsed (a malformed one answers 400). Neither tells anything about
+//! an account. HTTP Basic is not deferred: its cached verification is keyed by the password, which
+//! a claim would have to carry; a Basic request still costs two blocking calls.
+//!
 //! # Failures
 //!
 //! Every failure answers the same 401 with `WWW-Authenticate` offering Basic and Bearer. An unknown

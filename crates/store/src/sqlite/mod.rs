@@ -7,7 +7,9 @@
 //! before anything is read and two writers (threads or processes) never deadlock on a lock upgrade;
 //! `busy_timeout` makes a writer wait for one in another process. Reads use a small pool of other
 //! connections, each read in a (deferred) transaction, so they see one consistent snapshot and run
-//! concurrently with the writer. Object adds and status resources that queue for the writer while
+//! concurrently with the writer ([`Store::read_snapshot`] makes several reads in one); reader
+//! connections map the database file into memory rather than copy its pages into a cache that
+//! every commit invalidates. Object adds and status resources that queue for the writer while
 //! it is busy are committed together, in one transaction ([`group`]): each caller still returns
 //! only after the commit that holds its write.
 //!
