@@ -191,15 +191,41 @@ impl fmt::Display for Timestamp {
     /// a timestamp for every object version they serve (the audit of reads, headers), and the
     /// formatting machinery per field cost more than the rest of the conversion.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.rfc3339_buf() {
+            Some((buf, len)) => {
+                f.write_str(std::str::from_utf8(&buf[..len]).map_err(|_| fmt::Error)?)
+            }
+            None => {
+                let days = self.secs.div_euclid(86_400);
+                let sod = self.secs.rem_euclid(86_400);
+                let (y, m, d) = civil_from_days(days);
+                self.fmt_fields(f, y, m, d, sod)
+            }
+        }
+    }
+}
+
+impl Timestamp {
+    /// Appends what [`fmt::Display`] writes to `out`, without the formatting machinery (the
+    /// audit of reads writes one per object version served).
+    pub fn push_to(&self, out: &mut String) {
+        match self.rfc3339_buf() {
+            Some((buf, len)) => out.push_str(std::str::from_utf8(&buf[..len]).unwrap_or("")),
+            None => {
+                use fmt::Write as _;
+                // Writing into a String cannot fail.
+                let _ = write!(out, "{self}");
+            }
+        }
+    }
+
+    /// The text of a timestamp in years 0..=9999 (`YYYY-MM-DDTHH:MM:SS[.fraction]Z`) and its
+    /// length; `None` for other years.
+    fn rfc3339_buf(&self) -> Option<([u8; 30], usize)> {
         let days = self.secs.div_euclid(86_400);
         let sod = self.secs.rem_euclid(86_400);
         let (y, m, d) = civil_from_days(days);
-        let Ok(year) = u32::try_from(y) else {
-            return self.fmt_fields(f, y, m, d, sod);
-        };
-        if year > 9999 {
-            return self.fmt_fields(f, y, m, d, sod);
-        }
+        let year = u32::try_from(y).ok().filter(|&y| y <= 9999)?;
         // `YYYY-MM-DDTHH:MM:SS` + `.` + up to 9 digits + `Z`.
         let mut buf = *b"0000-00-00T00:00:00.000000000Z";
         let sod = u32::try_from(sod).unwrap_or(0);
@@ -216,7 +242,7 @@ impl fmt::Display for Timestamp {
             len = 20 + digits;
         }
         buf[len] = b'Z';
-        f.write_str(std::str::from_utf8(&buf[..=len]).map_err(|_| fmt::Error)?)
+        Some((buf, len + 1))
     }
 }
 

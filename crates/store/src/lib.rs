@@ -120,6 +120,15 @@ pub trait Store: Send + Sync {
     /// Number of object versions in a collection.
     fn count_objects(&self, collection: &CollectionRef) -> Result<u64>;
 
+    // ----- one snapshot -----
+
+    /// Runs `f` once with a [`Snapshot`]: every read it makes sees the store as of one instant,
+    /// in one read transaction. For a request that authenticates and reads in one step, so that
+    /// the account it was authenticated as (revoked or not, with the permissions it has) and the
+    /// objects it reads are of the same moment, in one call to the blocking pool. Generic callers
+    /// use [`in_snapshot`].
+    fn read_snapshot(&self, f: &mut dyn FnMut(&dyn Snapshot) -> Result<()>) -> Result<()>;
+
     // ----- status resources -----
 
     /// Stores a status resource (replacing one with the same id).
@@ -169,4 +178,41 @@ pub trait Store: Send + Sync {
     /// A random 32-byte secret named `name`, created on first use and then stable for the life of
     /// the store, shared by every server process on it (keys for sealed paging tokens).
     fn secret(&self, name: &str) -> Result<[u8; 32]>;
+}
+
+/// The reads a [`Store::read_snapshot`] call may make, all in one read transaction. Each does
+/// what the [`Store`] method of the same name does.
+pub trait Snapshot {
+    /// [`Store::account`].
+    fn account(&self, name: &str) -> Result<Option<Account>>;
+    /// [`Store::account_by_api_key`].
+    fn account_by_api_key(&self, key_sha256: &[u8; 32]) -> Result<Option<Account>>;
+    /// [`Store::account_by_client_cert`].
+    fn account_by_client_cert(&self, cert_sha256: &[u8; 32]) -> Result<Option<Account>>;
+    /// [`Store::collection`].
+    fn collection(&self, api_root: &str, id_or_alias: &str) -> Result<Option<Collection>>;
+    /// [`Store::objects`].
+    fn objects(&self, collection: &CollectionRef, query: &ObjectQuery) -> Result<ObjectPage>;
+    /// The page [`Store::objects`] would return, handed to `sink` one record at a time, borrowed
+    /// from the database row (nothing is copied that the sink does not copy); returns whether
+    /// more records match after the last one. An error from `sink` ends the page with it.
+    fn each_object(
+        &self,
+        collection: &CollectionRef,
+        query: &ObjectQuery,
+        sink: &mut dyn FnMut(RecordRef<'_>) -> Result<()>,
+    ) -> Result<bool>;
+}
+
+/// Runs `f` in one [`Store::read_snapshot`] of `store` and returns what it returns.
+pub fn in_snapshot<T>(store: &dyn Store, f: impl FnOnce(&dyn Snapshot) -> Result<T>) -> Result<T> {
+    let mut f = Some(f);
+    let mut out = None;
+    store.read_snapshot(&mut |snapshot| {
+        if let Some(f) = f.take() {
+            out = Some(f(snapshot)?);
+        }
+        Ok(())
+    })?;
+    out.ok_or_else(|| StoreError::Corrupt("the snapshot was not read".to_owned()))
 }

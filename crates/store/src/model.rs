@@ -3,6 +3,8 @@
 use kizuna_stix::{ObjectMeta, Timestamp, Tlp};
 use serde::{Deserialize, Serialize};
 
+use crate::error::StoreError;
+
 /// Names no API root may take: the paths the TAXII server answers itself at the top level
 /// (discovery at `/taxii2/`, `/healthz`, `/metrics`), which would shadow an API root of that
 /// name. Compared without regard to case, so that no root differs from them by case alone.
@@ -215,6 +217,49 @@ pub struct ObjectRecord {
     pub json: String,
 }
 
+/// One stored object version as the store reads it, borrowed from the database row: what
+/// [`Snapshot::each_object`](crate::Snapshot::each_object) hands its sink, so that a page can be
+/// written out (an envelope, an audit list) without an [`ObjectRecord`] of four `String`s per
+/// object.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordRef<'r> {
+    /// Position in the collection's sequence (paging order).
+    pub seq: i64,
+    /// Object id.
+    pub id: &'r str,
+    /// Object type.
+    pub object_type: &'r str,
+    /// The version (`modified`, else `created`, else `date_added`).
+    pub version: Timestamp,
+    /// `spec_version`.
+    pub spec_version: &'r str,
+    /// When this version was added to the collection (microsecond precision).
+    pub date_added: Timestamp,
+    /// Effective TLP level, if marked.
+    pub tlp: Option<Tlp>,
+    /// The object's JSON, exactly as received (UTF-8, not checked again here: it was when
+    /// stored, and [`RecordRef::to_record`] checks it).
+    pub json: &'r [u8],
+}
+
+impl RecordRef<'_> {
+    /// The same record, owned; [`StoreError::Corrupt`] if its JSON is not UTF-8.
+    pub fn to_record(&self) -> Result<ObjectRecord, StoreError> {
+        let json = std::str::from_utf8(self.json)
+            .map_err(|e| StoreError::Corrupt(format!("object {}: {e}", self.id)))?;
+        Ok(ObjectRecord {
+            seq: self.seq,
+            id: self.id.to_owned(),
+            object_type: self.object_type.to_owned(),
+            version: self.version,
+            spec_version: self.spec_version.to_owned(),
+            date_added: self.date_added,
+            tlp: self.tlp,
+            json: json.to_owned(),
+        })
+    }
+}
+
 /// A page of results.
 #[derive(Debug, Clone, Default)]
 pub struct ObjectPage {
@@ -399,10 +444,69 @@ pub struct ServedEvent {
     pub collection: Option<String>,
     /// The endpoint that served it (e.g. `objects`, `object:<id>`), kept as each record's detail.
     pub endpoint: Option<String>,
-    /// Each version served, as (object id, version), in the order served. An id holding a space
-    /// or a line break, or a version holding a line break, is refused (STIX identifiers and
-    /// timestamps hold neither).
-    pub versions: Vec<(String, String)>,
+    /// Each version served, in the order served.
+    pub versions: ServedList,
+}
+
+/// The (object id, version) pairs one response served, kept as the text the audit log stores:
+/// one `ID VERSION` line per version. Built while the page is written, it is stored as it is: the
+/// audit writer neither copies nor re-checks it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServedList {
+    text: String,
+    len: usize,
+}
+
+impl ServedList {
+    /// An empty list with room for `bytes` of text (about 60 per version).
+    pub fn with_capacity(bytes: usize) -> Self {
+        Self {
+            text: String::with_capacity(bytes),
+            len: 0,
+        }
+    }
+
+    /// Appends one version served. An id that is empty or holds a space or a line break is
+    /// refused ([`StoreError::Invalid`]): its line could not be read back unambiguously (STIX
+    /// identifiers hold neither).
+    pub fn push(&mut self, id: &str, version: Timestamp) -> Result<(), StoreError> {
+        if id.is_empty() || id.bytes().any(|b| b == b' ' || b == b'\n') {
+            return Err(StoreError::Invalid(format!(
+                "audit of a read: object id {id:?}"
+            )));
+        }
+        if self.len > 0 {
+            self.text.push('\n');
+        }
+        self.text.push_str(id);
+        self.text.push(' ');
+        version.push_to(&mut self.text);
+        self.len += 1;
+        Ok(())
+    }
+
+    /// How many versions are listed.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no version is listed.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The list as the audit log stores it: one `ID VERSION` line per version.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Each (object id, version) listed, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.text
+            .split('\n')
+            .filter(|_| self.len > 0)
+            .filter_map(|line| line.split_once(' '))
+    }
 }
 
 /// A stored audit event.

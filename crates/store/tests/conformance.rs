@@ -1321,12 +1321,16 @@ mod suite {
         let v2 = "2021-06-01T12:00:00.123456Z".to_owned();
         let served =
             |time: &str, account: &str, endpoint: &str, versions: Vec<(String, String)>| {
+                let mut list = ServedList::default();
+                for (id, version) in &versions {
+                    list.push(id, t(version)).unwrap();
+                }
                 ServedEvent {
                     time: t(time),
                     account: Some(account.into()),
                     collection: Some(COLLECTION.into()),
                     endpoint: Some(endpoint.into()),
-                    versions,
+                    versions: list,
                 }
             };
         // A write of its own, before: written one row per version as before.
@@ -1448,15 +1452,79 @@ mod suite {
         );
         assert_eq!(q(&|q| q.limit = 1).len(), 1);
         // What cannot be listed unambiguously is refused, not logged wrongly.
+        let mut list = ServedList::default();
+        assert!(list.push(&format!("{} x", id(4)), t(&v1)).is_err());
         assert!(
-            store
-                .audit_served(&[served(
-                    "2025-01-03T00:00:00Z",
-                    "bob",
-                    "objects",
-                    vec![(format!("{} x", id(4)), v1.clone())],
-                )])
+            list.push(&format!("{}\nindicator--x", id(4)), t(&v1))
                 .is_err()
+        );
+        assert!(list.push("", t(&v1)).is_err());
+        assert!(list.is_empty() && list.as_str().is_empty());
+        list.push(&id(4), t(&v1)).unwrap();
+        assert_eq!(
+            list.iter().collect::<Vec<_>>(),
+            [(id(4).as_str(), v1.as_str())]
+        );
+    }
+
+    /// One snapshot answers what the separate calls answer: accounts by credential, collections,
+    /// pages whole or row by row (the same records, `more` alike). An error inside it ends it
+    /// and leaves the store usable.
+    pub fn snapshot_reads(store: &dyn Store) {
+        let c = setup(store);
+        store
+            .add_objects(
+                &c,
+                (0..25)
+                    .map(|n| indicator(n, "2020-01-01T00:00:00Z", None))
+                    .collect(),
+            )
+            .unwrap();
+        store
+            .create_account(&NewAccount {
+                name: "robot".into(),
+                password_hash: None,
+                tlp_clearance: Tlp::Green,
+                admin: false,
+            })
+            .unwrap();
+        store.add_api_key("robot", &sha256(b"key")).unwrap();
+        let key = |r: &ObjectRecord| (r.seq, r.id.clone(), r.version, r.json.clone(), r.tlp);
+        let query = reader(10);
+        let whole = store.objects(&c, &query).unwrap();
+        let (account, collection, page, rows, more) = in_snapshot(store, |s| {
+            let mut rows = Vec::new();
+            let more = s.each_object(&c, &query, &mut |r| {
+                rows.push(r.to_record()?);
+                Ok(())
+            })?;
+            Ok((
+                s.account_by_api_key(&sha256(b"key"))?,
+                s.collection(ROOT, "main")?,
+                s.objects(&c, &query)?,
+                rows,
+                more,
+            ))
+        })
+        .unwrap();
+        assert_eq!(account.map(|a| a.name).as_deref(), Some("robot"));
+        assert_eq!(collection.map(|c| c.id).as_deref(), Some(COLLECTION));
+        assert!(whole.more && page.more && more);
+        let keys = |rs: &[ObjectRecord]| rs.iter().map(key).collect::<Vec<_>>();
+        assert_eq!(keys(&page.records), keys(&whole.records));
+        assert_eq!(keys(&rows), keys(&whole.records));
+        // A sink's error ends the page with it.
+        let failed = in_snapshot(store, |s| {
+            s.each_object(&c, &query, &mut |_| Err(StoreError::Invalid("stop".into())))
+        });
+        assert!(matches!(failed, Err(StoreError::Invalid(_))));
+        // The store still reads and writes after the failed snapshot.
+        assert_eq!(store.objects(&c, &query).unwrap().records.len(), 10);
+        store.revoke_account("robot").unwrap();
+        assert!(
+            in_snapshot(store, |s| s.account_by_api_key(&sha256(b"key")))
+                .unwrap()
+                .is_none()
         );
     }
 
@@ -1512,6 +1580,7 @@ conformance!(
     accounts_and_credentials,
     audit_log,
     audit_of_reads,
+    snapshot_reads,
     secrets,
 );
 

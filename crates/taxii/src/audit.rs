@@ -375,9 +375,14 @@ mod tests {
             account: Some("a".to_owned()),
             collection: Some("c".to_owned()),
             endpoint: Some("objects".to_owned()),
-            versions: (first..first + n)
-                .map(|i| (format!("indicator--{i}"), "2020-01-01T00:00:00Z".to_owned()))
-                .collect(),
+            versions: {
+                let mut list = kizuna_store::ServedList::default();
+                for i in first..first + n {
+                    let version = Timestamp::parse("2020-01-01T00:00:00Z").unwrap();
+                    list.push(&format!("indicator--{i}"), version).unwrap();
+                }
+                list
+            },
         }
     }
 

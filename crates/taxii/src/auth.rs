@@ -12,6 +12,26 @@
 //! changes take effect on the very next request. At most [`AuthConfig::max_concurrent_hashes`]
 //! verifications run at once, so a flood of logins cannot exhaust memory.
 //!
+//! # One blocking call per read
+//!
+//! Looking an account up is a store read, so on the blocking pool; a read endpoint then made a
+//! second blocking call for its page, and the two hand-offs between threads (futex wake-ups and
+//! context switches) cost about a quarter of the server's CPU when serving pages. For the read
+//! endpoints (GET objects, object, versions, manifest: [`require_auth`] knows them by their route)
+//! a bearer API key or a client certificate is therefore not looked up in the middleware: it is
+//! inserted as a [`Claim`] (the SHA-256 of the key or certificate and the client address), and
+//! the handler resolves it ([`Authenticator::resolve`]) as the first read of the read transaction
+//! that serves the page. Revocation loses nothing: the account is read on every request as
+//! before, in the same snapshot as the collection, its permissions and the page, so the request
+//! is authorised and answered as of one instant. A claim that fails is answered, counted, rate
+//! limited per address and audited exactly like a failure in the middleware
+//! ([`Authenticator::claim_failed`]), and the per-account rate limit is applied right after the
+//! lookup. Two things differ for those requests only: a claimed request that also fails content
+//! negotiation gets 406 before its credential is checked, and a revoked key is noticed after the
+//! URL's query string has been parsed (a malformed one answers 400). Neither tells anything about
+//! an account. HTTP Basic is not deferred: its cached verification is keyed by the password, which
+//! a claim would have to carry; a Basic request still costs two blocking calls.
+//!
 //! # Failures
 //!
 //! Every failure answers the same 401 with `WWW-Authenticate` offering Basic and Bearer. An unknown
@@ -21,18 +41,18 @@
 //! address gets 429 before any hash is computed.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use kizuna_stix::Timestamp;
-use kizuna_store::{Account, AuditAction, AuditEvent, Store, StoreError};
+use kizuna_store::{Account, AuditAction, AuditEvent, Snapshot, Store, StoreError};
 use rand::RngCore as _;
 use sha2::{Digest, Sha256};
 
@@ -305,6 +325,25 @@ impl Authenticator {
         headers: &HeaderMap,
         conn: Option<&ConnectionInfo>,
     ) -> Result<Principal, AuthFailure> {
+        match self.authenticate_or_claim(headers, conn, false).await? {
+            Authenticated::Principal(principal) => Ok(principal),
+            Authenticated::Claim(_) => Err(AuthFailure::Internal(
+                "a credential was left unresolved".to_owned(),
+            )),
+        }
+    }
+
+    /// [`Authenticator::authenticate`], except that with `defer` a bearer API key or a client
+    /// certificate comes back as a [`Claim`], whose account the caller looks up with
+    /// [`Authenticator::resolve`] in the read transaction of its own work: one blocking call per
+    /// request instead of two (see the module documentation). HTTP Basic is always resolved here
+    /// (its cached verification is keyed by the password, which a claim would have to carry).
+    pub async fn authenticate_or_claim(
+        self: &Arc<Self>,
+        headers: &HeaderMap,
+        conn: Option<&ConnectionInfo>,
+        defer: bool,
+    ) -> Result<Authenticated, AuthFailure> {
         let address = conn.map(|c| address_key(c.remote.ip()));
         if let Some(ip) = address
             && !self.failures.would_allow(&ip)
@@ -319,26 +358,19 @@ impl Authenticator {
             Credentials::Basic { name, .. } => Some(name.clone()),
             _ => None,
         };
+        let remote = conn.map(|c| c.remote);
         let result = match credentials {
-            Credentials::Basic { name, password } => self.basic(name, password).await,
+            Credentials::Basic { name, password } => self
+                .basic(name, password)
+                .await
+                .map(Authenticated::Principal),
             Credentials::Bearer(key) => {
                 let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-                self.lookup(move |s| s.account_by_api_key(&digest))
-                    .await
-                    .and_then(|a| active(a, AuthFailure::UnknownKey, AuthMethod::ApiKey))
+                self.claim(Claimed::ApiKey(digest), remote, defer).await
             }
             Credentials::Malformed(why) => Err(AuthFailure::Malformed(why)),
             Credentials::None => match conn.and_then(|c| c.client_cert_sha256) {
-                Some(digest) => self
-                    .lookup(move |s| s.account_by_client_cert(&digest))
-                    .await
-                    .and_then(|a| {
-                        active(
-                            a,
-                            AuthFailure::UnknownCertificate,
-                            AuthMethod::ClientCertificate,
-                        )
-                    }),
+                Some(digest) => self.claim(Claimed::ClientCert(digest), remote, defer).await,
                 None => Err(AuthFailure::Missing),
             },
         };
@@ -348,10 +380,77 @@ impl Authenticator {
                 if let Some(ip) = address {
                     let _ = self.failures.check(&ip);
                 }
-                self.audit_failure(failure, tried_name, conn).await;
+                let event = failure_event(failure, tried_name, remote);
+                let store = Arc::clone(&self.store);
+                match tokio::task::spawn_blocking(move || store.audit(&[event])).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "could not audit a failed login"),
+                    Err(e) => tracing::warn!(error = %e, "could not audit a failed login"),
+                }
             }
         }
         result
+    }
+
+    /// A claim to `credential`'s account: returned as it is with `defer`, else resolved here (one
+    /// blocking call; a failure is left to the caller to count and audit).
+    async fn claim(
+        self: &Arc<Self>,
+        credential: Claimed,
+        remote: Option<SocketAddr>,
+        defer: bool,
+    ) -> Result<Authenticated, AuthFailure> {
+        let claim = Claim { credential, remote };
+        if defer {
+            return Ok(Authenticated::Claim(claim));
+        }
+        let this = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            kizuna_store::in_snapshot(this.store.as_ref(), |s| Ok(this.resolve(&claim, s)))
+                .unwrap_or_else(|e| Err(AuthFailure::Internal(e.to_string())))
+                .map(Authenticated::Principal)
+        })
+        .await
+        .map_err(|e| AuthFailure::Internal(e.to_string()))?
+    }
+
+    /// The account `claim` names, looked up in `snapshot`: unknown or revoked fails. Blocking, and
+    /// without side effects: on failure, call [`Authenticator::claim_failed`] once the snapshot is
+    /// over.
+    pub fn resolve(
+        &self,
+        claim: &Claim,
+        snapshot: &dyn Snapshot,
+    ) -> Result<Principal, AuthFailure> {
+        let internal = |e: StoreError| AuthFailure::Internal(e.to_string());
+        match claim.credential {
+            Claimed::ApiKey(digest) => active(
+                snapshot.account_by_api_key(&digest).map_err(internal)?,
+                AuthFailure::UnknownKey,
+                AuthMethod::ApiKey,
+            ),
+            Claimed::ClientCert(digest) => active(
+                snapshot.account_by_client_cert(&digest).map_err(internal)?,
+                AuthFailure::UnknownCertificate,
+                AuthMethod::ClientCertificate,
+            ),
+        }
+    }
+
+    /// Records that `claim` failed to resolve, as a failure in the middleware is: counted in the
+    /// metrics and against the client address, and audited (written before returning).
+    /// Blocking.
+    pub fn claim_failed(&self, claim: &Claim, failure: &AuthFailure) {
+        self.metrics.auth_failure(failure.label());
+        if failure.is_attempt() {
+            if let Some(remote) = claim.remote {
+                let _ = self.failures.check(&address_key(remote.ip()));
+            }
+            let event = failure_event(failure, None, claim.remote);
+            if let Err(e) = self.store.audit(&[event]) {
+                tracing::warn!(error = %e, "could not audit a failed login");
+            }
+        }
     }
 
     async fn basic(
@@ -469,33 +568,55 @@ impl Authenticator {
             .map_err(|e| AuthFailure::Internal(e.to_string()))?
             .map_err(|e| AuthFailure::Internal(e.to_string()))
     }
+}
 
-    async fn audit_failure(
-        &self,
-        failure: &AuthFailure,
-        name: Option<String>,
-        conn: Option<&ConnectionInfo>,
-    ) {
-        let detail = match conn {
-            Some(c) => format!("{failure} from {}", c.remote),
-            None => failure.to_string(),
-        };
-        let event = AuditEvent {
-            time: Timestamp::now(),
-            account: name,
-            action: AuditAction::LoginFailed,
-            collection: None,
-            object_id: None,
-            version: None,
-            detail: Some(detail),
-        };
-        let store = Arc::clone(&self.store);
-        match tokio::task::spawn_blocking(move || store.audit(&[event])).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "could not audit a failed login"),
-            Err(e) => tracing::warn!(error = %e, "could not audit a failed login"),
-        }
+/// The audit event of a failed login by `name` (when one was given) from `remote`.
+fn failure_event(
+    failure: &AuthFailure,
+    name: Option<String>,
+    remote: Option<SocketAddr>,
+) -> AuditEvent {
+    let detail = match remote {
+        Some(remote) => format!("{failure} from {remote}"),
+        None => failure.to_string(),
+    };
+    AuditEvent {
+        time: Timestamp::now(),
+        account: name,
+        action: AuditAction::LoginFailed,
+        collection: None,
+        object_id: None,
+        version: None,
+        detail: Some(detail),
     }
+}
+
+/// What the middleware found: an account, or a claim to one that the handler resolves.
+#[derive(Debug, Clone)]
+pub enum Authenticated {
+    /// The account is known (HTTP Basic, or nothing was deferred).
+    Principal(Principal),
+    /// A credential still to be looked up ([`Authenticator::resolve`]).
+    Claim(Claim),
+}
+
+/// A credential that needs only its account looked up: a bearer API key or a client
+/// certificate verified by the TLS handshake. Inserted as a request extension by the middleware
+/// for the read endpoints, which look the account up in the read transaction that serves the
+/// request, so that a revoked account fails on its very next request and the account and what it
+/// reads are of one snapshot.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    credential: Claimed,
+    remote: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Claimed {
+    /// SHA-256 of the API key.
+    ApiKey([u8; 32]),
+    /// SHA-256 of the certificate's DER.
+    ClientCert([u8; 32]),
 }
 
 fn active(
@@ -531,20 +652,36 @@ fn address_key(ip: IpAddr) -> IpAddr {
 
 /// Middleware: authenticates the request, records the account on the request span, and inserts
 /// [`Principal`] as a request extension; answers 401 (or 429) otherwise, before the body is read.
+/// For the read endpoints that look the account up themselves (GET objects, object, versions,
+/// manifest) a bearer API key or client certificate is inserted as a [`Claim`] instead, resolved
+/// by the handler in the read transaction that serves the request (one blocking call instead of
+/// two); the handler then does what this middleware and the rate limiter would have done on
+/// failure.
 pub async fn require_auth(
     State(state): State<AppState>,
     mut request: Request,
     next: Next,
 ) -> Response {
     let conn = request.extensions().get::<ConnectionInfo>().cloned();
+    let defer = crate::api::resolves_own_caller(
+        request.method(),
+        request
+            .extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str),
+    );
     match state
         .auth
-        .authenticate(request.headers(), conn.as_ref())
+        .authenticate_or_claim(request.headers(), conn.as_ref(), defer)
         .await
     {
-        Ok(principal) => {
+        Ok(Authenticated::Principal(principal)) => {
             tracing::Span::current().record("account", principal.account.name.as_str());
             request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
+        Ok(Authenticated::Claim(claim)) => {
+            request.extensions_mut().insert(claim);
             next.run(request).await
         }
         Err(failure) => {

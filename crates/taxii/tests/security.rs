@@ -560,3 +560,121 @@ async fn body_limits_and_json_caps_are_enforced_once_in_the_middleware() {
     let r = send(SMALL_ROOT, chunked(pad(64)), None).await.unwrap();
     assert_eq!(r.status(), 202);
 }
+
+/// The read endpoints look a bearer key's or a client certificate's account up in the read
+/// transaction that serves the page, not in the authentication middleware: a revoked account,
+/// or a permission taken away, must still fail on the very next request, with the failed login
+/// audited as anywhere else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_reads_see_a_revocation_on_the_next_request() {
+    let pki_dir = tempfile::tempdir().unwrap();
+    let pki = common::test_pki(pki_dir.path(), "partners");
+    let ca = pki.ca_path.clone();
+    let hub = Hub::start_with(
+        |_| {},
+        |c| {
+            if let TlsMode::SelfSigned { client_ca, .. } = &mut c.tls {
+                *client_ca = Some(ca);
+            }
+        },
+    )
+    .await;
+    hub.store
+        .add_client_cert("partner", &kizuna_store::sha256(&pki.client_cert))
+        .unwrap();
+    let c = hub.client();
+    let reads = [
+        objects_path(ROOT),
+        format!("/{ROOT}/collections/{COLLECTION}/manifest/"),
+        format!(
+            "/{ROOT}/collections/{COLLECTION}/objects/indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f/versions/"
+        ),
+    ];
+    for path in &reads {
+        let r = discovery(&hub, c.get(hub.url(path)).bearer_auth(API_KEY)).await;
+        assert!(
+            [200, 404].contains(&r.status().as_u16()),
+            "{path}: {}",
+            r.status()
+        );
+        // 404 only for the versions of an object that is not there: never a 401.
+        assert!(r.status() == 200 || path.ends_with("/versions/"));
+    }
+    hub.store.revoke_account("robot").unwrap();
+    for path in &reads {
+        let r = discovery(&hub, c.get(hub.url(path)).bearer_auth(API_KEY)).await;
+        taxii_error(r, 401).await;
+    }
+    let failures = login_failures(&hub);
+    assert_eq!(failures.len(), reads.len());
+    assert!(
+        failures.iter().all(|f| f
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("unknown API key from 127.0.0.1")),
+        "{failures:?}"
+    );
+    assert_eq!(hub.state.metrics.password_verifications(), 0);
+
+    let cert = common::client(
+        &hub.cert_path(),
+        Some((vec![pki.client_cert.clone()], pki.client_key.clone_key())),
+    );
+    let r = discovery(&hub, cert.get(hub.url(&objects_path(ROOT)))).await;
+    assert_eq!(r.status(), 200);
+    // A permission taken away: the collection is invisible at once.
+    hub.store
+        .set_permission(
+            "partner",
+            &kizuna_store::Permission {
+                api_root: ROOT.to_owned(),
+                collection: COLLECTION.to_owned(),
+                read: false,
+                write: false,
+            },
+        )
+        .unwrap();
+    let r = discovery(&hub, cert.get(hub.url(&objects_path(ROOT)))).await;
+    taxii_error(r, 404).await;
+    let r = discovery(&hub, cert.get(hub.url(&objects_path(SMALL_ROOT)))).await;
+    assert_eq!(r.status(), 200);
+    hub.store.revoke_account("partner").unwrap();
+    let r = discovery(&hub, cert.get(hub.url(&objects_path(SMALL_ROOT)))).await;
+    taxii_error(r, 401).await;
+    assert_eq!(login_failures(&hub).len(), reads.len() + 1);
+    hub.assert_serving().await;
+}
+
+/// The per-account rate limit applies to the page reads too, where the account is known only
+/// inside the handler.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_applies_to_page_reads_by_api_key() {
+    let hub = Hub::start_with(
+        |s| {
+            s.rate_per_second = 0.001;
+            s.rate_burst = 2.0;
+        },
+        |_| {},
+    )
+    .await;
+    let c = hub.client();
+    for _ in 0..2 {
+        let r = discovery(
+            &hub,
+            c.get(hub.url(&objects_path(ROOT))).bearer_auth(API_KEY),
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+    }
+    let r = discovery(
+        &hub,
+        c.get(hub.url(&objects_path(ROOT))).bearer_auth(API_KEY),
+    )
+    .await;
+    assert!(r.headers().contains_key("retry-after"));
+    taxii_error(r, 429).await;
+    // The discovery endpoint shares the same budget.
+    let r = discovery(&hub, c.get(hub.url("/taxii2/")).bearer_auth(API_KEY)).await;
+    taxii_error(r, 429).await;
+}

@@ -1,7 +1,7 @@
 //! Accounts, their credentials (API keys, client certificates) and permissions.
 
 use kizuna_stix::Timestamp;
-use rusqlite::{OptionalExtension, Row, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use super::{conflict, tlp_from_int, tlp_to_int};
 use crate::error::{Result, StoreError};
@@ -53,7 +53,7 @@ fn account_row(row: &Row<'_>) -> rusqlite::Result<AccountRow> {
 }
 
 /// Completes an account row with its permissions and credential counts.
-fn finish(tx: &Transaction<'_>, row: AccountRow) -> Result<Account> {
+fn finish(tx: &Connection, row: AccountRow) -> Result<Account> {
     let permissions = tx
         .prepare_cached(
             "SELECT api_root, collection, read, write FROM permissions WHERE account = ?1
@@ -131,7 +131,7 @@ pub(super) fn create(tx: &Transaction<'_>, account: &NewAccount) -> Result<Accou
     })
 }
 
-pub(super) fn all(tx: &Transaction<'_>) -> Result<Vec<Account>> {
+pub(super) fn all(tx: &Connection) -> Result<Vec<Account>> {
     let rows = tx
         .prepare_cached(&format!(
             "SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY name"
@@ -141,7 +141,7 @@ pub(super) fn all(tx: &Transaction<'_>) -> Result<Vec<Account>> {
     rows.into_iter().map(|row| finish(tx, row)).collect()
 }
 
-pub(super) fn by_name(tx: &Transaction<'_>, name: &str) -> Result<Option<Account>> {
+pub(super) fn by_name(tx: &Connection, name: &str) -> Result<Option<Account>> {
     let row = tx
         .prepare_cached(&format!(
             "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE name = ?1"
@@ -185,7 +185,7 @@ pub(super) fn add_credential(
 }
 
 pub(super) fn by_credential(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     kind: Credential,
     sha256: &[u8; 32],
 ) -> Result<Option<Account>> {

@@ -3,7 +3,7 @@
 
 use kizuna_stix::Timestamp;
 use rusqlite::types::Value;
-use rusqlite::{Transaction, params, params_from_iter};
+use rusqlite::{Connection, Transaction, params, params_from_iter};
 
 use super::roots::collection_key;
 use crate::error::Result;
@@ -29,7 +29,7 @@ pub(super) fn log(tx: &Transaction<'_>, conditions: &str, params: &[Value]) -> R
 
 /// Up to `limit` records of a collection's log after `after`.
 pub(super) fn page(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     collection: &CollectionRef,
     after: Option<i64>,
     limit: usize,

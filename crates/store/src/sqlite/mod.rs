@@ -7,7 +7,9 @@
 //! before anything is read and two writers (threads or processes) never deadlock on a lock upgrade;
 //! `busy_timeout` makes a writer wait for one in another process. Reads use a small pool of other
 //! connections, each read in a (deferred) transaction, so they see one consistent snapshot and run
-//! concurrently with the writer. Object adds and status resources that queue for the writer while
+//! concurrently with the writer ([`Store::read_snapshot`] makes several reads in one); reader
+//! connections map the database file into memory rather than copy its pages into a cache that
+//! every commit invalidates. Object adds and status resources that queue for the writer while
 //! it is busy are committed together, in one transaction ([`group`]): each caller still returns
 //! only after the commit that holds its write.
 //!
@@ -52,9 +54,9 @@ use std::time::Duration;
 use kizuna_stix::{Timestamp, Tlp};
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
-use crate::Store;
 use crate::error::{Result, StoreError};
 use crate::model::*;
+use crate::{Snapshot, Store};
 
 /// Name of the database file inside the data directory.
 pub const DB_FILE: &str = "kizuna.db";
@@ -69,6 +71,12 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// of the server's CPU in SQLite's parser (bench/taxii/README.md, "nginx"). Each connection's
 /// page cache grows only with what it reads, up to [`CACHE_KIB`].
 const MAX_IDLE_READERS: usize = 64;
+
+/// How much of the database file reader connections map into memory instead of reading it into
+/// their page cache. Every commit (the audit writer commits every few milliseconds while pages are
+/// served) makes each reader drop its page cache at its next transaction, so without the mapping
+/// a page read copies its database pages again with `pread`.
+const READER_MMAP_BYTES: i64 = 1 << 30;
 
 /// Prepared statements cached per connection; object queries vary with the filters present.
 const STATEMENT_CACHE: usize = 128;
@@ -202,23 +210,77 @@ impl SqliteStore {
     }
 
     /// Runs `f` in a read transaction (one snapshot) on a reader connection.
-    fn read<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         match &self.readers {
             Some(pool) => {
-                let mut conn = pool.get()?;
-                let tx = conn.transaction()?;
-                let value = f(&tx)?;
-                tx.commit()?;
-                Ok(value)
+                let reader = pool.get()?;
+                in_read_transaction(reader.connection()?, f)
             }
-            None => {
-                let mut conn = self.writer();
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
-                let value = f(&tx)?;
-                tx.commit()?;
-                Ok(value)
+            None => in_read_transaction(&self.writer(), f),
+        }
+    }
+}
+
+/// Runs `f` in a deferred read transaction on `conn` (one snapshot). `BEGIN` and `COMMIT` are
+/// cached statements: rusqlite's `Transaction` parses them again each time (`execute_batch`),
+/// which was 8% of the server's samples when serving pages. A transaction `f` leaves open by
+/// failing or panicking is rolled back, so the connection goes back to its pool clean.
+fn in_read_transaction<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T>,
+) -> Result<T> {
+    struct Open<'c>(&'c Connection);
+    impl Drop for Open<'_> {
+        fn drop(&mut self) {
+            // A rollback that fails leaves the transaction open: a pooled reader is then closed
+            // instead of reused (`PooledReader::drop`).
+            if !self.0.is_autocommit() {
+                let _ = self
+                    .0
+                    .prepare_cached("ROLLBACK")
+                    .and_then(|mut s| s.execute([]));
             }
         }
+    }
+    conn.prepare_cached("BEGIN")?.execute([])?;
+    let open = Open(conn);
+    let value = f(conn)?;
+    conn.prepare_cached("COMMIT")?.execute([])?;
+    drop(open);
+    Ok(value)
+}
+
+/// A [`Snapshot`] on a connection inside its read transaction.
+struct SqliteSnapshot<'c>(&'c Connection);
+
+impl Snapshot for SqliteSnapshot<'_> {
+    fn account(&self, name: &str) -> Result<Option<Account>> {
+        accounts::by_name(self.0, name)
+    }
+
+    fn account_by_api_key(&self, key_sha256: &[u8; 32]) -> Result<Option<Account>> {
+        accounts::by_credential(self.0, accounts::Credential::ApiKey, key_sha256)
+    }
+
+    fn account_by_client_cert(&self, cert_sha256: &[u8; 32]) -> Result<Option<Account>> {
+        accounts::by_credential(self.0, accounts::Credential::ClientCert, cert_sha256)
+    }
+
+    fn collection(&self, api_root: &str, id_or_alias: &str) -> Result<Option<Collection>> {
+        roots::collection(self.0, api_root, id_or_alias)
+    }
+
+    fn objects(&self, collection: &CollectionRef, query: &ObjectQuery) -> Result<ObjectPage> {
+        objects::page(self.0, collection, query)
+    }
+
+    fn each_object(
+        &self,
+        collection: &CollectionRef,
+        query: &ObjectQuery,
+        sink: &mut dyn FnMut(RecordRef<'_>) -> Result<()>,
+    ) -> Result<bool> {
+        objects::each(self.0, collection, query, sink)
     }
 }
 
@@ -274,6 +336,7 @@ impl ReaderPool {
                 )?;
                 configure(&conn, self.durability)?;
                 conn.pragma_update(None, "query_only", true)?;
+                conn.pragma_update(None, "mmap_size", READER_MMAP_BYTES)?;
                 conn
             }
         };
@@ -292,13 +355,10 @@ struct PooledReader<'a> {
 }
 
 impl PooledReader<'_> {
-    fn transaction(&mut self) -> Result<Transaction<'_>> {
-        match self.conn.as_mut() {
-            Some(conn) => Ok(conn.transaction_with_behavior(TransactionBehavior::Deferred)?),
-            None => Err(StoreError::Corrupt(
-                "reader connection already returned".into(),
-            )),
-        }
+    fn connection(&self) -> Result<&Connection> {
+        self.conn
+            .as_ref()
+            .ok_or_else(|| StoreError::Corrupt("reader connection already returned".into()))
     }
 }
 
@@ -309,8 +369,10 @@ impl Drop for PooledReader<'_> {
             .idle
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        // A connection still in a transaction (a rollback that failed) is closed, not reused.
         if idle.len() < MAX_IDLE_READERS
             && let Some(conn) = self.conn.take()
+            && conn.is_autocommit()
         {
             idle.push(conn);
         }
@@ -402,6 +464,10 @@ impl Store for SqliteStore {
 
     fn objects(&self, collection: &CollectionRef, query: &ObjectQuery) -> Result<ObjectPage> {
         self.read(|tx| objects::page(tx, collection, query))
+    }
+
+    fn read_snapshot(&self, f: &mut dyn FnMut(&dyn Snapshot) -> Result<()>) -> Result<()> {
+        self.read(|conn| f(&SqliteSnapshot(conn)))
     }
 
     fn delete_object(

@@ -12,14 +12,14 @@ use std::fmt::Write as _;
 
 use kizuna_stix::Timestamp;
 use rusqlite::types::Value;
-use rusqlite::{OptionalExtension, Row, Transaction, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params, params_from_iter};
 
 use super::roots::collection_key;
 use super::{tlp_from_int, tlp_to_int};
 use crate::error::{Result, StoreError};
 use crate::model::{
     AddOutcome, AddReport, ClearedDelete, CollectionRef, NewObject, ObjectPage, ObjectQuery,
-    ObjectRecord, VersionFilter,
+    RecordRef, VersionFilter,
 };
 use crate::password::sha256;
 
@@ -312,22 +312,29 @@ fn json_array<T: serde::Serialize>(items: &[T]) -> String {
     serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
 }
 
-fn record_row(row: &Row<'_>) -> rusqlite::Result<(ObjectRecord, Option<i64>)> {
+/// Reads the row of a page query (columns as `page_sql` selects them) without copying a column.
+fn record_ref<'r>(row: &'r Row<'_>) -> Result<RecordRef<'r>> {
+    let text = |i: usize| -> Result<&'r str> {
+        row.get_ref(i)?
+            .as_str()
+            .map_err(|e| StoreError::Corrupt(format!("object column {i}: {e}")))
+    };
     let digits: i64 = row.get(4)?;
-    Ok((
-        ObjectRecord {
-            seq: row.get(0)?,
-            id: row.get(1)?,
-            object_type: row.get(2)?,
-            version: Timestamp::from_unix_micros(row.get(3)?)
-                .with_digits(u8::try_from(digits).unwrap_or(6)),
-            spec_version: row.get(5)?,
-            date_added: Timestamp::from_unix_micros(row.get(6)?),
-            tlp: None,
-            json: row.get(8)?,
-        },
-        row.get(7)?,
-    ))
+    let tlp: Option<i64> = row.get(7)?;
+    Ok(RecordRef {
+        seq: row.get(0)?,
+        id: text(1)?,
+        object_type: text(2)?,
+        version: Timestamp::from_unix_micros(row.get(3)?)
+            .with_digits(u8::try_from(digits).unwrap_or(6)),
+        spec_version: text(5)?,
+        date_added: Timestamp::from_unix_micros(row.get(6)?),
+        tlp: tlp.map(tlp_from_int).transpose()?,
+        json: row
+            .get_ref(8)?
+            .as_bytes()
+            .map_err(|e| StoreError::Corrupt(format!("object json: {e}")))?,
+    })
 }
 
 /// The page query for `query` in collection `key`, resuming after `after`.
@@ -412,10 +419,26 @@ fn page_sql(query: &ObjectQuery, key: i64, after: i64) -> (String, Vec<Value>) {
 }
 
 pub(super) fn page(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     collection: &CollectionRef,
     query: &ObjectQuery,
 ) -> Result<ObjectPage> {
+    let mut records = Vec::with_capacity(query.limit.min(1000));
+    let more = each(tx, collection, query, &mut |r| {
+        records.push(r.to_record()?);
+        Ok(())
+    })?;
+    Ok(ObjectPage { records, more })
+}
+
+/// Hands each record of the page `query` asks for to `sink`, borrowed from its row, in paging
+/// order; returns whether more records match after the last one.
+pub(super) fn each(
+    tx: &Connection,
+    collection: &CollectionRef,
+    query: &ObjectQuery,
+    sink: &mut dyn FnMut(RecordRef<'_>) -> Result<()>,
+) -> Result<bool> {
     let key = collection_key(tx, collection)?;
     let mut after = query.after_seq.unwrap_or(0);
     if let Some(t) = query.added_after {
@@ -426,25 +449,22 @@ pub(super) fn page(
             .optional()?;
         match first {
             Some(seq) => after = after.max(seq - 1),
-            None => return Ok(ObjectPage::default()),
+            None => return Ok(false),
         }
     }
 
     let (sql, params) = page_sql(query, key, after);
     let mut stmt = tx.prepare_cached(&sql)?;
     let mut rows = stmt.query(params_from_iter(params))?;
-    let mut records = Vec::with_capacity(query.limit.min(1000));
-    let mut more = false;
+    let mut n = 0;
     while let Some(row) = rows.next()? {
-        if records.len() == query.limit {
-            more = true;
-            break;
+        if n == query.limit {
+            return Ok(true);
         }
-        let (mut record, tlp) = record_row(row)?;
-        record.tlp = tlp.map(tlp_from_int).transpose()?;
-        records.push(record);
+        sink(record_ref(row)?)?;
+        n += 1;
     }
-    Ok(ObjectPage { records, more })
+    Ok(false)
 }
 
 pub(super) fn delete(
@@ -529,7 +549,7 @@ pub(super) fn delete_if_cleared(
     })
 }
 
-pub(super) fn count(tx: &Transaction<'_>, collection: &CollectionRef) -> Result<u64> {
+pub(super) fn count(tx: &Connection, collection: &CollectionRef) -> Result<u64> {
     let key = collection_key(tx, collection)?;
     let count: i64 = tx
         .prepare_cached("SELECT object_count FROM collections WHERE key = ?1")?

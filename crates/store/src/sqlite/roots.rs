@@ -1,6 +1,6 @@
 //! API roots and collections.
 
-use rusqlite::{OptionalExtension, Row, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use super::conflict;
 use crate::error::{Result, StoreError};
@@ -57,7 +57,7 @@ fn api_root_row(row: &Row<'_>) -> rusqlite::Result<ApiRoot> {
     })
 }
 
-pub(super) fn api_roots(tx: &Transaction<'_>) -> Result<Vec<ApiRoot>> {
+pub(super) fn api_roots(tx: &Connection) -> Result<Vec<ApiRoot>> {
     let mut stmt = tx.prepare_cached(
         "SELECT name, title, description, max_content_length FROM api_roots ORDER BY seq",
     )?;
@@ -67,7 +67,7 @@ pub(super) fn api_roots(tx: &Transaction<'_>) -> Result<Vec<ApiRoot>> {
     Ok(roots)
 }
 
-pub(super) fn api_root(tx: &Transaction<'_>, name: &str) -> Result<Option<ApiRoot>> {
+pub(super) fn api_root(tx: &Connection, name: &str) -> Result<Option<ApiRoot>> {
     Ok(tx
         .prepare_cached(
             "SELECT name, title, description, max_content_length FROM api_roots WHERE name = ?1",
@@ -149,7 +149,7 @@ fn finish_collection((mut c, media_types): (Collection, String)) -> Result<Colle
     Ok(c)
 }
 
-pub(super) fn collections(tx: &Transaction<'_>, api_root: &str) -> Result<Vec<Collection>> {
+pub(super) fn collections(tx: &Connection, api_root: &str) -> Result<Vec<Collection>> {
     let mut stmt = tx.prepare_cached(&format!(
         "SELECT {COLLECTION_COLUMNS} FROM collections WHERE api_root = ?1 ORDER BY key"
     ))?;
@@ -160,7 +160,7 @@ pub(super) fn collections(tx: &Transaction<'_>, api_root: &str) -> Result<Vec<Co
 }
 
 pub(super) fn collection(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     api_root: &str,
     id_or_alias: &str,
 ) -> Result<Option<Collection>> {
@@ -177,7 +177,7 @@ pub(super) fn collection(
 }
 
 /// The internal key of a collection, or [`StoreError::NotFound`].
-pub(super) fn collection_key(tx: &Transaction<'_>, c: &CollectionRef) -> Result<i64> {
+pub(super) fn collection_key(tx: &Connection, c: &CollectionRef) -> Result<i64> {
     tx.prepare_cached("SELECT key FROM collections WHERE api_root = ?1 AND id = ?2")?
         .query_row(params![c.api_root, c.id], |row| row.get(0))
         .optional()?

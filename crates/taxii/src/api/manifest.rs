@@ -11,7 +11,7 @@ use axum::response::Response;
 use serde::Serialize;
 
 use super::objects::{PageRequest, load_page, page_response};
-use super::{Caller, blocking, taxii_timestamp};
+use super::{Who, blocking, read_as, taxii_timestamp};
 use crate::error::ApiError;
 use crate::query::Endpoint;
 use crate::state::AppState;
@@ -38,7 +38,7 @@ struct ManifestResource {
 /// `GET /{api-root}/collections/{id}/manifest/`.
 pub async fn get_manifest(
     State(state): State<AppState>,
-    caller: Caller,
+    who: Who,
     Path((api_root, collection)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -49,7 +49,12 @@ pub async fn get_manifest(
         None,
         raw.as_deref(),
     )?;
-    let (_, page) = blocking(move || load_page(&state, &caller, &request)).await?;
+    let (_, page) = blocking(move || {
+        read_as(&state, &who, |snapshot, caller| {
+            load_page(&state, snapshot, caller, &request)
+        })
+    })
+    .await?;
     let resource = ManifestResource {
         more: page.more,
         next: page.next.clone(),

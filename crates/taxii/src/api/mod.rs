@@ -36,9 +36,14 @@
 //!
 //! # Performance
 //!
-//! Store calls run on the blocking pool: a read does all of its store work (collection lookup,
-//! permission check, query) in one `spawn_blocking` and queues its audit events for the
-//! [`crate::audit`] writer, which commits them in batches off the request path; a POST uses one for the lookup
+//! Store calls run on the blocking pool: a read (objects, object, versions, manifest) does all of
+//! its store work (the account of a bearer key or client certificate, collection lookup,
+//! permission check, query) in one `spawn_blocking` and one read transaction ([`read_as`], see
+//! [`crate::auth`]) and queues its audit event for the [`crate::audit`] writer, which commits
+//! them in batches off the request path. Without an egress policy, Get Objects and Get an Object
+//! write each row into the envelope and the audit list as SQLite returns it, borrowed from the row
+//! ([`kizuna_store::Snapshot::each_object`]), the envelope's head placed in room left in front of
+//! the objects, so the body is neither copied nor built from owned records; a POST uses one for the lookup
 //! before it reads the body and one for validation and storage (large envelopes are validated
 //! on several threads). Objects are served as the
 //! exact bytes they were stored as: an envelope is built by concatenating them, never by
@@ -53,17 +58,20 @@ pub mod objects;
 pub mod status;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::FromRequestParts;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use http::request::Parts;
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderValue, Method, StatusCode, header};
 use kizuna_stix::Timestamp;
-use kizuna_store::{AuditAction, AuditEvent, Collection, ObjectRecord};
+use kizuna_store::{AuditAction, AuditEvent, Collection, ObjectRecord, Snapshot};
 use serde::Serialize;
 
+use crate::auth::{AuthFailure, Claim};
 use crate::error::ApiError;
+use crate::limits::too_many_requests;
 use crate::media::{self, TAXII_JSON};
 use crate::state::{AppState, Principal};
 
@@ -108,6 +116,27 @@ pub fn routes() -> Router<AppState> {
         .fallback(unknown_path)
 }
 
+/// The GET endpoints whose handlers take a [`Who`] and look a claimed account up in the read
+/// transaction that serves the request (see "Performance" above); for every other request the
+/// authentication middleware resolves the account before routing on.
+const ONE_STEP_READS: [&str; 4] = [
+    "/{api_root}/collections/{collection}/objects/",
+    "/{api_root}/collections/{collection}/objects/{object_id}/",
+    "/{api_root}/collections/{collection}/objects/{object_id}/versions/",
+    "/{api_root}/collections/{collection}/manifest/",
+];
+
+/// Whether a request to the route `matched` (with or without its trailing slash) is answered by a
+/// handler that resolves its own caller: GET on one of [`ONE_STEP_READS`].
+pub(crate) fn resolves_own_caller(method: &Method, matched: Option<&str>) -> bool {
+    method == Method::GET
+        && matched.is_some_and(|m| {
+            ONE_STEP_READS
+                .iter()
+                .any(|p| p.trim_end_matches('/') == m.trim_end_matches('/'))
+        })
+}
+
 /// Paths that are no TAXII endpoint: 404 with a TAXII error body.
 async fn unknown_path() -> ApiError {
     ApiError::not_found("no TAXII endpoint at this path")
@@ -147,6 +176,83 @@ impl Caller {
     }
 }
 
+/// Who calls a read endpoint: an account the middleware resolved (HTTP Basic), or a [`Claim`]
+/// (bearer API key, client certificate) that [`read_as`] resolves in the request's own read
+/// transaction.
+#[derive(Debug, Clone)]
+pub enum Who {
+    /// The account, already resolved.
+    Known(Principal),
+    /// A credential whose account is still to be looked up.
+    Claimed {
+        /// The credential.
+        claim: Claim,
+        /// The request span, to record the account on once it is known.
+        span: tracing::Span,
+    },
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Who {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(claim) = parts.extensions.get::<Claim>() {
+            return Ok(Who::Claimed {
+                claim: claim.clone(),
+                span: tracing::Span::current(),
+            });
+        }
+        Caller::from_request_parts(parts, state)
+            .await
+            .map(|c| Who::Known(c.0))
+    }
+}
+
+/// Why [`read_as`] refused a request inside its snapshot.
+enum Refused {
+    Auth(AuthFailure),
+    Api(ApiError),
+}
+
+/// Runs `work` for `who` in one read snapshot of the store: a claimed account is looked up
+/// there first (unknown or revoked: 401, counted and audited as a failed login; over its rate:
+/// 429), so that the account and what it reads are of one instant and one blocking call serves
+/// the request. Blocking.
+pub(crate) fn read_as<T>(
+    state: &AppState,
+    who: &Who,
+    work: impl FnOnce(&dyn Snapshot, &Caller) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let outcome = kizuna_store::in_snapshot(state.store.as_ref(), |snapshot| {
+        let caller = match who {
+            Who::Known(principal) => Caller(principal.clone()),
+            Who::Claimed { claim, span } => match state.auth.resolve(claim, snapshot) {
+                Ok(principal) => {
+                    span.record("account", principal.account.name.as_str());
+                    if let Err(wait) = state.rate.check(&principal.account.name) {
+                        state.metrics.rate_limited("account");
+                        return Ok(Err(Refused::Api(too_many_requests(wait))));
+                    }
+                    Caller(principal)
+                }
+                Err(failure) => return Ok(Err(Refused::Auth(failure))),
+            },
+        };
+        Ok(work(snapshot, &caller).map_err(Refused::Api))
+    })?;
+    match outcome {
+        Ok(value) => Ok(value),
+        Err(Refused::Api(e)) => Err(e),
+        Err(Refused::Auth(failure)) => {
+            if let Who::Claimed { claim, .. } = who {
+                state.auth.claim_failed(claim, &failure);
+            }
+            tracing::debug!(reason = failure.label(), "authentication failed");
+            Err(failure.into_api_error())
+        }
+    }
+}
+
 /// What a request needs to do with a collection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Need {
@@ -169,11 +275,30 @@ pub(crate) fn collection(
     id_or_alias: &str,
     need: Need,
 ) -> Result<Collection, ApiError> {
+    let found = state.store.collection(api_root, id_or_alias)?;
+    permitted(found, caller, api_root, need)
+}
+
+/// [`collection`] in a snapshot.
+pub(crate) fn collection_in(
+    snapshot: &dyn Snapshot,
+    caller: &Caller,
+    api_root: &str,
+    id_or_alias: &str,
+    need: Need,
+) -> Result<Collection, ApiError> {
+    let found = snapshot.collection(api_root, id_or_alias)?;
+    permitted(found, caller, api_root, need)
+}
+
+fn permitted(
+    found: Option<Collection>,
+    caller: &Caller,
+    api_root: &str,
+    need: Need,
+) -> Result<Collection, ApiError> {
     let not_found = || ApiError::not_found("no such collection in this API root");
-    let collection = state
-        .store
-        .collection(api_root, id_or_alias)?
-        .ok_or_else(not_found)?;
+    let collection = found.ok_or_else(not_found)?;
     let account = &caller.0.account;
     let read = account.can_read(api_root, &collection.id);
     let write = account.can_write(api_root, &collection.id);
@@ -209,8 +334,8 @@ where
 }
 
 /// A TAXII JSON response with a body already serialised.
-pub(crate) fn taxii_response(status: StatusCode, body: Vec<u8>) -> Response {
-    let mut response = (status, body).into_response();
+pub(crate) fn taxii_response(status: StatusCode, body: impl Into<Body>) -> Response {
+    let mut response = (status, body.into()).into_response();
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(TAXII_JSON));
@@ -247,10 +372,20 @@ pub(crate) fn date_added_headers(
     records: &[ObjectRecord],
     empty_mark: Timestamp,
 ) {
-    let (first, last) = match (records.first(), records.last()) {
-        (Some(first), Some(last)) => (first.date_added, last.date_added),
-        _ => (empty_mark, empty_mark),
-    };
+    let span = records
+        .first()
+        .zip(records.last())
+        .map(|(f, l)| (f.date_added, l.date_added));
+    date_added_span_headers(response, span, empty_mark);
+}
+
+/// [`date_added_headers`] from the first and last `date_added` of a page, if it has records.
+pub(crate) fn date_added_span_headers(
+    response: &mut Response,
+    span: Option<(Timestamp, Timestamp)>,
+    empty_mark: Timestamp,
+) {
+    let (first, last) = span.unwrap_or((empty_mark, empty_mark));
     for (name, t) in [(DATE_ADDED_FIRST, first), (DATE_ADDED_LAST, last)] {
         if let Ok(value) = HeaderValue::from_str(&taxii_timestamp(t)) {
             response

@@ -51,18 +51,23 @@
 
 use std::borrow::Cow;
 
+use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 use http::StatusCode;
 use kizuna_policy::EgressPolicy;
 use kizuna_stix::{StixId, Timestamp};
 use kizuna_store::{
-    AuditAction, ClearedDelete, Collection, ObjectQuery, ObjectRecord, ServedEvent, VersionFilter,
+    AuditAction, ClearedDelete, Collection, ObjectQuery, ObjectRecord, ServedEvent, ServedList,
+    Snapshot, VersionFilter,
 };
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Caller, Need, audit_event, blocking, date_added_headers, taxii_response};
+use super::{
+    Caller, Need, Who, audit_event, blocking, date_added_headers, date_added_span_headers, read_as,
+    taxii_response,
+};
 use crate::egress::Served;
 use crate::error::ApiError;
 use crate::query::{Endpoint, Filters};
@@ -138,50 +143,216 @@ pub(crate) fn check_object_id(id: &str) -> Result<(), ApiError> {
         .map_err(|e| ApiError::bad_request(format!("the object id in the URL is not valid: {e}")))
 }
 
-/// Reads one page for the caller: collection lookup and read permission, `next` token, store
-/// query with the caller's clearance, audit events queued. Blocking (also while the audit queue
-/// is full).
+/// What every page read starts with: the collection (looked up, read permission checked), the
+/// endpoint's label, the canonical filters, and the store query (the `next` token opened).
+struct Prepared {
+    collection: Collection,
+    label: String,
+    filters_text: String,
+    query: ObjectQuery,
+}
+
+impl Prepared {
+    fn new(
+        state: &AppState,
+        snapshot: &dyn Snapshot,
+        caller: &Caller,
+        request: &PageRequest,
+    ) -> Result<Self, ApiError> {
+        let collection = super::collection_in(
+            snapshot,
+            caller,
+            &request.api_root,
+            &request.collection,
+            Need::Read,
+        )?;
+        let filters_text = request.filters.canonical();
+        let label = endpoint_label(request.endpoint, request.object_id.as_deref());
+        let mut prepared = Self {
+            collection,
+            label,
+            filters_text,
+            query: ObjectQuery::default(),
+        };
+        let after_seq = match &request.filters.next {
+            Some(token) => Some(state.tokens.open(&prepared.scope(caller), token)?),
+            None => None,
+        };
+        let limit = request.filters.page_size(&state.config);
+        prepared.query = request.filters.object_query(
+            caller.0.account.tlp_clearance,
+            state.config.unmarked_as,
+            after_seq,
+            limit,
+        );
+        if let Some(id) = &request.object_id {
+            prepared.query.ids = vec![id.clone()];
+        }
+        Ok(prepared)
+    }
+
+    /// What `next` tokens of this read are bound to.
+    fn scope<'a>(&'a self, caller: &'a Caller) -> TokenScope<'a> {
+        TokenScope {
+            account: caller.name(),
+            api_root: &self.collection.api_root,
+            collection: &self.collection.id,
+            endpoint: &self.label,
+            filters: &self.filters_text,
+        }
+    }
+
+    /// Queues the audit event of the versions served (with `audit_reads`).
+    fn audit(
+        self,
+        state: &AppState,
+        caller: &Caller,
+        versions: ServedList,
+    ) -> Result<(), ApiError> {
+        if !state.config.audit_reads || versions.is_empty() {
+            return Ok(());
+        }
+        let event = ServedEvent {
+            time: Timestamp::now(),
+            account: Some(caller.name().to_owned()),
+            collection: Some(self.collection.id),
+            endpoint: Some(self.label),
+            versions,
+        };
+        state
+            .audit
+            .record(event)
+            .map_err(|e| ApiError::internal(&e))
+    }
+}
+
+/// Bytes kept free at the front of an envelope's buffer for its head (`{"more":…,"next":"…",
+/// "objects":`), which is known only once the page has been read: the objects are written
+/// after it and the head in front of them, so the body is never copied. A head that does not
+/// fit (it always does: tokens are under 64 bytes) costs one copy.
+const ENVELOPE_HEAD_ROOM: usize = 128;
+
+/// An envelope (§3.7) for Get Objects or Get an Object, written straight from the store's rows.
+pub(crate) struct EnvelopePage {
+    body: Bytes,
+    /// `date_added` of the first and last object, when there are objects.
+    span: Option<(Timestamp, Timestamp)>,
+    empty_mark: Timestamp,
+}
+
+impl EnvelopePage {
+    fn is_empty(&self) -> bool {
+        self.span.is_none()
+    }
+
+    fn into_response(self) -> Response {
+        let mut response = taxii_response(StatusCode::OK, self.body);
+        date_added_span_headers(&mut response, self.span, self.empty_mark);
+        response
+    }
+}
+
+/// Serves Get Objects or Get an Object (`request`) to `caller`: with an egress policy through
+/// [`load_page`] and [`envelope`]; without one (the common case) each row is written into the
+/// envelope and the audit list as the store reads it, with no record copied in between.
+/// Blocking.
+pub(crate) fn serve_envelope(
+    state: &AppState,
+    snapshot: &dyn Snapshot,
+    caller: &Caller,
+    request: &PageRequest,
+) -> Result<EnvelopePage, ApiError> {
+    if state.config.egress.get(caller.name()).is_some() {
+        let (_, page) = load_page(state, snapshot, caller, request)?;
+        let span = page
+            .records
+            .first()
+            .zip(page.records.last())
+            .map(|(f, l)| (f.date_added, l.date_added));
+        return Ok(EnvelopePage {
+            body: Bytes::from(envelope(&page)),
+            span,
+            empty_mark: page.empty_mark,
+        });
+    }
+    let prepared = Prepared::new(state, snapshot, caller, request)?;
+    let query = &prepared.query;
+    let audit = state.config.audit_reads;
+    let mut versions = ServedList::with_capacity(if audit { query.limit * 64 } else { 0 });
+    let mut out = Vec::with_capacity(ENVELOPE_HEAD_ROOM + query.limit.min(1000) * 512);
+    out.resize(ENVELOPE_HEAD_ROOM, b' ');
+    let mut span: Option<(Timestamp, Timestamp)> = None;
+    let mut last_seq = None;
+    let mut count = 0u64;
+    let more = snapshot.each_object(&prepared.collection.as_ref(), query, &mut |r| {
+        out.push(if count == 0 { b'[' } else { b',' });
+        out.extend_from_slice(r.json);
+        if audit {
+            versions.push(r.id, r.version)?;
+        }
+        span = Some((span.map_or(r.date_added, |(first, _)| first), r.date_added));
+        last_seq = Some(r.seq);
+        count += 1;
+        Ok(())
+    })?;
+    if count > 0 {
+        out.push(b']');
+    }
+    out.push(b'}');
+    state.metrics.objects_served(count);
+    let next = match (more, last_seq) {
+        (true, Some(seq)) => Some(state.tokens.seal(&prepared.scope(caller), seq)),
+        _ => None,
+    };
+    let mut head = Vec::with_capacity(ENVELOPE_HEAD_ROOM);
+    head.extend_from_slice(if more {
+        b"{\"more\":true"
+    } else {
+        b"{\"more\":false"
+    });
+    if let Some(next) = &next {
+        // Tokens are base64url: nothing to escape.
+        head.extend_from_slice(b",\"next\":\"");
+        head.extend_from_slice(next.as_bytes());
+        head.push(b'"');
+    }
+    if count > 0 {
+        head.extend_from_slice(b",\"objects\":");
+    }
+    let body = match ENVELOPE_HEAD_ROOM.checked_sub(head.len()) {
+        Some(start) => {
+            out[start..ENVELOPE_HEAD_ROOM].copy_from_slice(&head);
+            Bytes::from(out).slice(start..)
+        }
+        None => {
+            head.extend_from_slice(&out[ENVELOPE_HEAD_ROOM..]);
+            Bytes::from(head)
+        }
+    };
+    prepared.audit(state, caller, versions)?;
+    Ok(EnvelopePage {
+        body,
+        span,
+        empty_mark: request.filters.added_after.unwrap_or(Timestamp::MIN),
+    })
+}
+
+/// Reads one page for the caller in `snapshot`: collection lookup and read permission, `next`
+/// token, store query with the caller's clearance, egress policy and ledger, audit event queued.
+/// Blocking (also while the audit queue is full).
 pub(crate) fn load_page(
     state: &AppState,
+    snapshot: &dyn Snapshot,
     caller: &Caller,
     request: &PageRequest,
 ) -> Result<(Collection, Page), ApiError> {
-    let collection = super::collection(
-        state,
-        caller,
-        &request.api_root,
-        &request.collection,
-        Need::Read,
-    )?;
-    let filters_text = request.filters.canonical();
-    let label = endpoint_label(request.endpoint, request.object_id.as_deref());
-    let scope = TokenScope {
-        account: caller.name(),
-        api_root: &collection.api_root,
-        collection: &collection.id,
-        endpoint: &label,
-        filters: &filters_text,
-    };
-    let after_seq = match &request.filters.next {
-        Some(token) => Some(state.tokens.open(&scope, token)?),
-        None => None,
-    };
-    let limit = request.filters.page_size(&state.config);
-    let mut query = request.filters.object_query(
-        caller.0.account.tlp_clearance,
-        state.config.unmarked_as,
-        after_seq,
-        limit,
-    );
-    if let Some(id) = &request.object_id {
-        query.ids = vec![id.clone()];
-    }
+    let prepared = Prepared::new(state, snapshot, caller, request)?;
     let egress = state.config.egress.get(caller.name());
     let page = read_visible(
-        state,
-        &collection,
+        snapshot,
+        &prepared.collection,
         egress.as_deref().map(|e| &e.policy),
-        &query,
+        &prepared.query,
     )?;
     if page.withheld > 0 {
         tracing::debug!(
@@ -211,25 +382,16 @@ pub(crate) fn load_page(
     }
     // The cursor is the last record the store returned, served or withheld.
     let next = match (page.more, page.last) {
-        (true, Some((seq, _))) => Some(state.tokens.seal(&scope, seq)),
+        (true, Some((seq, _))) => Some(state.tokens.seal(&prepared.scope(caller), seq)),
         _ => None,
     };
-    if request.serves_objects() && state.config.audit_reads && !page.records.is_empty() {
-        let event = ServedEvent {
-            time: Timestamp::now(),
-            account: Some(caller.name().to_owned()),
-            collection: Some(collection.id.clone()),
-            endpoint: Some(label),
-            versions: page
-                .records
-                .iter()
-                .map(|r| (r.id.clone(), r.version.to_string()))
-                .collect(),
-        };
-        state
-            .audit
-            .record(event)
-            .map_err(|e| ApiError::internal(&e))?;
+    let collection = prepared.collection.clone();
+    if request.serves_objects() && state.config.audit_reads {
+        let mut versions = ServedList::with_capacity(page.records.len() * 64);
+        for r in &page.records {
+            versions.push(&r.id, r.version)?;
+        }
+        prepared.audit(state, caller, versions)?;
     }
     // A page whose records were all withheld marks the last one read, so that a client paging by
     // `added_after` moves past them instead of asking for them again.
@@ -275,14 +437,14 @@ const MAX_WITHHELD_SCAN: usize = 10_000;
 /// [`MAX_WITHHELD_SCAN`] records), so that a partner seldom gets an empty page. Pages may be
 /// shorter than `limit`, which TAXII allows (§3.5). Blocking.
 fn read_visible(
-    state: &AppState,
+    snapshot: &dyn Snapshot,
     collection: &Collection,
     policy: Option<&EgressPolicy>,
     query: &ObjectQuery,
 ) -> Result<Visible, ApiError> {
     let cref = collection.as_ref();
     let Some(policy) = policy else {
-        let page = state.store.objects(&cref, query)?;
+        let page = snapshot.objects(&cref, query)?;
         let last = page.records.last().map(|r| (r.seq, r.date_added));
         return Ok(Visible {
             records: page.records,
@@ -299,7 +461,7 @@ fn read_visible(
     let mut read = 0;
     let mut withheld = 0;
     loop {
-        let page = state.store.objects(&cref, &query)?;
+        let page = snapshot.objects(&cref, &query)?;
         read += page.records.len();
         let last = page.records.last().map(|r| (r.seq, r.date_added));
         let mut records = Vec::with_capacity(page.records.len());
@@ -387,16 +549,10 @@ pub(crate) fn page_response<T: Serialize>(resource: &T, page: &Page) -> Response
     response
 }
 
-fn envelope_response(page: &Page) -> Response {
-    let mut response = taxii_response(StatusCode::OK, envelope(page));
-    date_added_headers(&mut response, &page.records, page.empty_mark);
-    response
-}
-
 /// `GET /{api-root}/collections/{id}/objects/`.
 pub async fn get_objects(
     State(state): State<AppState>,
-    caller: Caller,
+    who: Who,
     Path((api_root, collection)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -407,14 +563,19 @@ pub async fn get_objects(
         None,
         raw.as_deref(),
     )?;
-    let (_, page) = blocking(move || load_page(&state, &caller, &request)).await?;
-    Ok(envelope_response(&page))
+    let page = blocking(move || {
+        read_as(&state, &who, |snapshot, caller| {
+            serve_envelope(&state, snapshot, caller, &request)
+        })
+    })
+    .await?;
+    Ok(page.into_response())
 }
 
 /// `GET /{api-root}/collections/{id}/objects/{object-id}/`.
 pub async fn get_object(
     State(state): State<AppState>,
-    caller: Caller,
+    who: Who,
     Path((api_root, collection, object_id)): Path<(String, String, String)>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -426,13 +587,18 @@ pub async fn get_object(
         raw.as_deref(),
     )?;
     let first_page = request.filters.next.is_none();
-    let (_, page) = blocking(move || load_page(&state, &caller, &request)).await?;
-    if first_page && page.records.is_empty() {
+    let page = blocking(move || {
+        read_as(&state, &who, |snapshot, caller| {
+            serve_envelope(&state, snapshot, caller, &request)
+        })
+    })
+    .await?;
+    if first_page && page.is_empty() {
         return Err(ApiError::not_found(
             "no version of this object matches in this collection",
         ));
     }
-    Ok(envelope_response(&page))
+    Ok(page.into_response())
 }
 
 /// The versions resource (§5.8.1). `next` is not in §5.8.1, but is added (as for the manifest
@@ -450,7 +616,7 @@ struct VersionsResource {
 /// `GET /{api-root}/collections/{id}/objects/{object-id}/versions/`.
 pub async fn get_versions(
     State(state): State<AppState>,
-    caller: Caller,
+    who: Who,
     Path((api_root, collection, object_id)): Path<(String, String, String)>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
@@ -462,33 +628,9 @@ pub async fn get_versions(
         raw.as_deref(),
     )?;
     let page = blocking(move || {
-        let (collection, page) = load_page(&state, &caller, &request)?;
-        if page.records.is_empty() && request.filters.next.is_none() {
-            // Filters that leave no version of an existing object give an empty list; 404 is for
-            // an object that is not there (or not visible to the caller: above its clearance, or
-            // withheld in every version by its egress policy).
-            let egress = state.config.egress.get(caller.name());
-            let policy = egress.as_deref().map(|e| &e.policy);
-            let mut any = Filters::default().object_query(
-                caller.0.account.tlp_clearance,
-                state.config.unmarked_as,
-                None,
-                if policy.is_some() {
-                    state.config.max_page_size
-                } else {
-                    1
-                },
-            );
-            any.ids = request.object_id.iter().cloned().collect();
-            any.versions = VersionFilter::All;
-            if read_visible(&state, &collection, policy, &any)?
-                .records
-                .is_empty()
-            {
-                return Err(ApiError::not_found("no such object in this collection"));
-            }
-        }
-        Ok(page)
+        read_as(&state, &who, |snapshot, caller| {
+            versions_page(&state, snapshot, caller, &request)
+        })
     })
     .await?;
     let resource = VersionsResource {
@@ -497,6 +639,42 @@ pub async fn get_versions(
         versions: page.records.iter().map(|r| r.version.to_string()).collect(),
     };
     Ok(page_response(&resource, &page))
+}
+
+/// The page of versions, or 404 when the object has no version the caller may see.
+fn versions_page(
+    state: &AppState,
+    snapshot: &dyn Snapshot,
+    caller: &Caller,
+    request: &PageRequest,
+) -> Result<Page, ApiError> {
+    let (collection, page) = load_page(state, snapshot, caller, request)?;
+    if page.records.is_empty() && request.filters.next.is_none() {
+        // Filters that leave no version of an existing object give an empty list; 404 is for
+        // an object that is not there (or not visible to the caller: above its clearance, or
+        // withheld in every version by its egress policy).
+        let egress = state.config.egress.get(caller.name());
+        let policy = egress.as_deref().map(|e| &e.policy);
+        let mut any = Filters::default().object_query(
+            caller.0.account.tlp_clearance,
+            state.config.unmarked_as,
+            None,
+            if policy.is_some() {
+                state.config.max_page_size
+            } else {
+                1
+            },
+        );
+        any.ids = request.object_id.iter().cloned().collect();
+        any.versions = VersionFilter::All;
+        if read_visible(snapshot, &collection, policy, &any)?
+            .records
+            .is_empty()
+        {
+            return Err(ApiError::not_found("no such object in this collection"));
+        }
+    }
+    Ok(page)
 }
 
 /// `DELETE /{api-root}/collections/{id}/objects/{object-id}/`: 200 with an empty body when
