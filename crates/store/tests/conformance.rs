@@ -1311,29 +1311,17 @@ mod suite {
         assert_eq!(q(|q| q.limit = 2), [AuditAction::Write, AuditAction::Serve]);
     }
 
-    /// Reads are logged one event per response (`audit_served`), and still found one record per
-    /// version served: by object, by account, by time, by action, with `limit` counting versions.
+    /// Reads are logged one event per response (`audit_served`), listing the seqs of the rows
+    /// served, and still found one record per version served, named by object id and version: by
+    /// object, by account, by time, by action, with `limit` counting versions; also once a version
+    /// served has been deleted. An add's write audit (`add_objects_audited`) reads the same way.
     pub fn audit_of_reads(store: &dyn Store) {
-        setup(store);
+        let c = setup(store);
         let t = |s: &str| Timestamp::parse(s).unwrap();
         let id = |n: u32| format!("indicator--{}", uuid(n));
         let v1 = "2020-01-01T00:00:00.000Z".to_owned();
         let v2 = "2021-06-01T12:00:00.123456Z".to_owned();
-        let served =
-            |time: &str, account: &str, endpoint: &str, versions: Vec<(String, String)>| {
-                let mut list = ServedList::default();
-                for (id, version) in &versions {
-                    list.push(id, t(version)).unwrap();
-                }
-                ServedEvent {
-                    time: t(time),
-                    account: Some(account.into()),
-                    collection: Some(COLLECTION.into()),
-                    endpoint: Some(endpoint.into()),
-                    versions: list,
-                }
-            };
-        // A write of its own, before: written one row per version as before.
+        // A write of its own, before: one row for the version, as before.
         store
             .audit(&[AuditEvent {
                 time: t("2025-01-01T00:00:00Z"),
@@ -1346,18 +1334,49 @@ mod suite {
             }])
             .unwrap();
         store
+            .add_objects(
+                &c,
+                vec![
+                    indicator(1, &v1, None),
+                    indicator(2, &v1, None),
+                    indicator(1, &v2, None),
+                    indicator(2, &v2, None),
+                ],
+            )
+            .unwrap();
+        let seq = |n: u32, v: &str| {
+            store
+                .objects(&c, &reader(100))
+                .unwrap()
+                .records
+                .iter()
+                .find(|r| r.id == id(n) && r.version == t(v))
+                .map(|r| r.seq)
+                .unwrap()
+        };
+        let (s1v1, s2v1, s1v2, s2v2) = (seq(1, &v1), seq(2, &v1), seq(1, &v2), seq(2, &v2));
+        let served = |time: &str, account: &str, endpoint: &str, seqs: &[i64]| {
+            let mut list = ServedList::default();
+            for &seq in seqs {
+                list.push(seq);
+            }
+            ServedEvent {
+                time: t(time),
+                account: Some(account.into()),
+                collection: Some(COLLECTION.into()),
+                endpoint: Some(endpoint.into()),
+                versions: list,
+            }
+        };
+        store
             .audit_served(&[
                 served(
                     "2025-01-01T00:00:01Z",
                     "bob",
                     "objects",
-                    vec![
-                        (id(1), v1.clone()),
-                        (id(2), v1.clone()),
-                        (id(1), v2.clone()),
-                    ],
+                    &[s1v1, s2v1, s1v2],
                 ),
-                served("2025-01-01T00:00:02Z", "bob", "objects", Vec::new()),
+                served("2025-01-01T00:00:02Z", "bob", "objects", &[]),
             ])
             .unwrap();
         store
@@ -1365,7 +1384,7 @@ mod suite {
                 "2025-01-02T00:00:00Z",
                 "carol",
                 &format!("object:{}", id(2)),
-                vec![(id(2), v2.clone())],
+                &[s2v2],
             )])
             .unwrap();
         store.audit_served(&[]).unwrap();
@@ -1442,7 +1461,7 @@ mod suite {
             }),
             [rec("carol", 2, &v2)]
         );
-        // The limit counts versions, even inside one response.
+        // The limit counts versions, even inside one response, with or without an object.
         assert_eq!(
             q(&|q| {
                 q.action = Some(AuditAction::Serve);
@@ -1451,20 +1470,128 @@ mod suite {
             [rec("bob", 1, &v1), rec("bob", 2, &v1)]
         );
         assert_eq!(q(&|q| q.limit = 1).len(), 1);
-        // What cannot be listed unambiguously is refused, not logged wrongly.
-        let mut list = ServedList::default();
-        assert!(list.push(&format!("{} x", id(4)), t(&v1)).is_err());
-        assert!(
-            list.push(&format!("{}\nindicator--x", id(4)), t(&v1))
-                .is_err()
-        );
-        assert!(list.push("", t(&v1)).is_err());
-        assert!(list.is_empty() && list.as_str().is_empty());
-        list.push(&id(4), t(&v1)).unwrap();
         assert_eq!(
-            list.iter().collect::<Vec<_>>(),
-            [(id(4).as_str(), v1.as_str())]
+            q(&|q| {
+                q.object_id = Some(id(2));
+                q.limit = 1;
+            }),
+            [rec("bob", 2, &v1)]
         );
+
+        // Deleted versions are still named, in every record that served them, and found by
+        // object.
+        let before = store.audit_events(&AuditQuery::default()).unwrap();
+        store
+            .delete_object(
+                &c,
+                &id(2),
+                &ObjectQuery {
+                    versions: VersionFilter::All,
+                    ..reader(10)
+                },
+            )
+            .unwrap();
+        store
+            .delete_object(
+                &c,
+                &id(1),
+                &ObjectQuery {
+                    versions: VersionFilter::All,
+                    ..reader(10)
+                },
+            )
+            .unwrap();
+        assert_eq!(store.audit_events(&AuditQuery::default()).unwrap(), before);
+        assert_eq!(
+            q(&|q| q.object_id = Some(id(2))),
+            [rec("bob", 2, &v1), rec("carol", 2, &v2)]
+        );
+
+        // An add's write audit: one row, one record per version added (not the duplicate),
+        // found by object.
+        let report = store
+            .add_objects_audited(
+                &c,
+                vec![
+                    indicator(3, &v1, None),
+                    indicator(3, &v1, None),
+                    indicator(4, &v2, None),
+                ],
+                "dave",
+            )
+            .unwrap();
+        assert_eq!(
+            report.outcomes,
+            [AddOutcome::Added, AddOutcome::Duplicate, AddOutcome::Added]
+        );
+        let writes = store
+            .audit_events(&AuditQuery {
+                account: Some("dave".into()),
+                ..AuditQuery::default()
+            })
+            .unwrap();
+        assert_eq!(
+            writes
+                .iter()
+                .map(|r| (
+                    r.action,
+                    r.object_id.clone().unwrap(),
+                    r.version.clone().unwrap(),
+                    r.time
+                ))
+                .collect::<Vec<_>>(),
+            [
+                (AuditAction::Write, id(3), v1.clone(), report.date_added),
+                (AuditAction::Write, id(4), v2.clone(), report.date_added),
+            ]
+        );
+        assert_eq!(writes[0].seq, writes[1].seq, "one row per add");
+        assert_eq!(q(&|q| q.object_id = Some(id(4))), [rec("dave", 4, &v2)]);
+    }
+
+    /// The list of rows served round-trips through the bytes the log stores, runs of consecutive
+    /// seqs and gaps either way alike, and bytes it did not write are refused, not misread.
+    pub fn served_list_encoding(_store: &dyn Store) {
+        let cases: Vec<Vec<i64>> = vec![
+            vec![],
+            vec![1],
+            vec![5, 6, 7, 8],
+            vec![1, 2, 3, 10, 11, 4, 0, i64::MAX - 1, i64::MAX, 1],
+            (1_000_000..1_000_100).collect(),
+            (0..100).map(|i| i * 3).collect(),
+        ];
+        for seqs in cases {
+            let mut list = ServedList::default();
+            for &seq in &seqs {
+                list.push(seq);
+            }
+            assert_eq!(list.len(), seqs.len());
+            assert_eq!(list.is_empty(), seqs.is_empty());
+            assert_eq!(list.iter().collect::<Vec<_>>(), seqs);
+            let bytes = list.to_bytes();
+            let back = ServedList::from_bytes(&bytes).unwrap();
+            assert_eq!(back.iter().collect::<Vec<_>>(), seqs);
+            assert_eq!(back.len(), seqs.len());
+        }
+        let mut page = ServedList::default();
+        for seq in 1_000_000..1_000_100 {
+            page.push(seq);
+        }
+        assert!(page.to_bytes().len() <= 6, "a page without gaps is one run");
+        for bad in [
+            &[][..],
+            &[2, 0, 0],
+            &[1, 0x80],
+            &[1, 2],
+            &[
+                1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0,
+            ],
+            &[
+                1, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x05,
+            ],
+        ] {
+            assert!(ServedList::from_bytes(bad).is_err(), "{bad:?}");
+        }
     }
 
     /// One snapshot answers what the separate calls answer: accounts by credential, collections,
@@ -1580,6 +1707,7 @@ conformance!(
     accounts_and_credentials,
     audit_log,
     audit_of_reads,
+    served_list_encoding,
     snapshot_reads,
     secrets,
 );
@@ -1702,7 +1830,7 @@ fn concurrent_writers_and_readers() {
 /// A store written before the id index changed (schema version 3: `objects_id` on
 /// `(coll, id_hash, version)`) is migrated on open, and its objects are found by id as before:
 /// duplicates are recognised, a new version moves the first/last flags, an id filter and a
-/// delete find the old versions.
+/// delete find the old versions. Its audit of reads (`<id> <version>` lines) reads as before.
 #[test]
 fn store_from_schema_3_keeps_its_ids() {
     let dir = tempfile::tempdir().unwrap();
@@ -1742,11 +1870,42 @@ fn store_from_schema_3_keeps_its_ids() {
         conn.execute_batch(
             "DELETE FROM counters WHERE name <> 'objects';
              CREATE INDEX objects_id ON objects(coll, id_hash, version);
+             DROP INDEX deletions_object_seq;
+             ALTER TABLE deletions DROP COLUMN object_seq;
+             ALTER TABLE audit DROP COLUMN seqs;
              DELETE FROM schema_version WHERE version > 3;",
+        )
+        .unwrap();
+        // A read audited as schema 3 did: `<id> <version>` lines.
+        conn.execute(
+            "INSERT INTO audit (time, account, action, collection, detail, served)
+             VALUES (1, 'bob', 'serve', ?1, 'objects', ?2)",
+            rusqlite::params![
+                suite::COLLECTION,
+                format!(
+                    "indicator--{} 2021-01-01T00:00:00.000Z\nipv4-addr--{} 2021-01-01T00:00:00.000000Z",
+                    suite::uuid(1),
+                    suite::uuid(2)
+                )
+            ],
         )
         .unwrap();
     }
     let store = SqliteStore::open(dir.path()).unwrap();
+    // The old row reads as it did, by object too.
+    let old = store
+        .audit_events(&AuditQuery {
+            object_id: Some(format!("ipv4-addr--{}", suite::uuid(2))),
+            ..AuditQuery::default()
+        })
+        .unwrap();
+    assert_eq!(
+        old.iter()
+            .map(|r| (r.account.as_deref(), r.version.as_deref()))
+            .collect::<Vec<_>>(),
+        [(Some("bob"), Some("2021-01-01T00:00:00.000000Z"))]
+    );
+    assert_eq!(store.audit_events(&AuditQuery::default()).unwrap().len(), 2);
     let mut again: Vec<NewObject> = (0..300)
         .map(|n| suite::indicator(n, "2021-01-01T00:00:00.000Z", None))
         .collect();

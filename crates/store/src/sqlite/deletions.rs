@@ -10,15 +10,16 @@ use crate::error::Result;
 use crate::model::{CollectionRef, DeletionPage, DeletionRecord};
 
 /// Logs the versions of `objects` matching `conditions` (a `WHERE` clause over `objects` with
-/// `params`), before the caller deletes them in the same transaction.
+/// `params`), with the seqs of their rows (by which the audit log names what it served), before
+/// the caller deletes them in the same transaction.
 pub(super) fn log(tx: &Transaction<'_>, conditions: &str, params: &[Value]) -> Result<()> {
     let time = params.len() + 1;
     let sql = format!(
-        "INSERT INTO deletions (coll, id, version, version_digits, versioned, time)
+        "INSERT INTO deletions (coll, id, version, version_digits, versioned, time, object_seq)
          SELECT coll, id, version, version_digits,
                 json_extract(json, '$.modified') IS NOT NULL
                     OR json_extract(json, '$.created') IS NOT NULL,
-                ?{time}
+                ?{time}, seq
          FROM objects NOT INDEXED WHERE {conditions} ORDER BY version"
     );
     let mut all = params.to_vec();

@@ -28,7 +28,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use super::{objects, records};
 use crate::error::{Result, StoreError};
-use crate::model::{AddOutcome, AddReport, CollectionRef, NewObject, Status};
+use crate::model::{AddReport, CollectionRef, NewObject, Status};
 
 /// Most objects one group adds (a group takes at least one job, whatever its size): bounds the
 /// time a caller waits for the others of its group.
@@ -72,26 +72,18 @@ impl Job {
                 objects,
                 account,
             } => {
-                let report = objects::add(tx, collection, objects)?;
+                let added = objects::add(tx, collection, objects)?;
                 if let Some(account) = account {
-                    // One audit row for the whole add, listing each version added.
+                    // One audit row for the whole add, listing the rows added.
                     records::audit_written(
                         tx,
-                        report.date_added,
+                        added.report.date_added,
                         account,
                         &collection.id,
-                        objects
-                            .iter()
-                            .zip(&report.outcomes)
-                            .filter(|(_, outcome)| matches!(outcome, AddOutcome::Added))
-                            .map(|(object, _)| {
-                                (
-                                    object.meta.id.as_str(),
-                                    object.meta.version().unwrap_or(report.date_added),
-                                )
-                            }),
+                        added.seqs,
                     )?;
                 }
+                let report = added.report;
                 Ok(Done::Added(report))
             }
             Job::Status(status) => {
@@ -219,7 +211,7 @@ mod tests {
     use kizuna_stix::ObjectMeta;
 
     use super::*;
-    use crate::model::{ApiRoot, Collection, StatusState};
+    use crate::model::{AddOutcome, ApiRoot, Collection, StatusState};
 
     const COLLECTION: &str = "91a7b528-80eb-42ed-a74d-c6fbd5a26116";
 

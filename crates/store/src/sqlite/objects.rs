@@ -104,6 +104,12 @@ const BY_ID: &str = concat!(
     keys!("?3"),
     " AND id_hash = ?3 AND coll = ?1 AND id = ?2"
 );
+/// The seqs of every stored row of an id, in any collection (`?1` id, `?2` id hash).
+const SEQS_OF_ID: &str = concat!(
+    "SELECT o.seq FROM ",
+    keys!("?2"),
+    " AS k CROSS JOIN objects AS o ON o.seq = k.seq WHERE o.id_hash = ?2 AND o.id = ?1"
+);
 /// Files a new row's id key (`?1` id hash, `?2` seq) in the recent level.
 const FILE_KEY: &str = "INSERT INTO id_keys_recent (key, seq) VALUES (?1 >> 32, ?2)";
 /// Keys in the recent level past which they are merged into the middle level.
@@ -114,11 +120,19 @@ const MIDDLE_KEYS: i64 = 100_000;
 const FIRST_ADDED_AFTER: &str = "SELECT seq FROM objects INDEXED BY objects_added
      WHERE coll = ?1 AND date_added > ?2 ORDER BY date_added, seq LIMIT 1";
 
+/// What [`add`] did.
+pub(super) struct Added {
+    pub report: AddReport,
+    /// The seqs given to the versions added, one each in input order: the added ones are the
+    /// only rows the add numbers, from the store-wide counter, so they are consecutive.
+    pub seqs: std::ops::Range<i64>,
+}
+
 pub(super) fn add(
     tx: &Transaction<'_>,
     collection: &CollectionRef,
     objects: &[NewObject],
-) -> Result<AddReport> {
+) -> Result<Added> {
     let key = collection_key(tx, collection)?;
     // date_added never goes backwards along the sequence, even if the clock does or another
     // process's clock is ahead, and each call gets a later one than the call before: a client
@@ -131,6 +145,7 @@ pub(super) fn add(
     let mut seq: i64 = tx
         .prepare_cached("SELECT value FROM counters WHERE name = 'objects'")?
         .query_row([], |row| row.get(0))?;
+    let first_seq = seq + 1;
 
     let mut span = tx.prepare_cached(SPAN)?;
     let mut same_version = tx.prepare_cached(SAME_VERSION)?;
@@ -230,9 +245,12 @@ pub(super) fn add(
             .execute([seq])?;
         merge_keys(tx, RECENT_KEYS, MIDDLE_KEYS)?;
     }
-    Ok(AddReport {
-        date_added: Timestamp::from_unix_micros(date_added),
-        outcomes,
+    Ok(Added {
+        report: AddReport {
+            date_added: Timestamp::from_unix_micros(date_added),
+            outcomes,
+        },
+        seqs: first_seq..seq + 1,
     })
 }
 
@@ -465,6 +483,13 @@ pub(super) fn each(
         n += 1;
     }
     Ok(false)
+}
+
+/// The seqs of every stored row of `id`, in any collection.
+pub(super) fn seqs_of(tx: &Connection, id: &str) -> Result<std::collections::HashSet<i64>> {
+    let mut stmt = tx.prepare_cached(SEQS_OF_ID)?;
+    let rows = stmt.query_map(params![id, id_hash(id)], |row| row.get::<_, i64>(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 pub(super) fn delete(

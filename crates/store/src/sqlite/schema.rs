@@ -10,7 +10,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::error::{Result, StoreError};
 
 /// Migration `n` (1-based) is `MIGRATIONS[n - 1]`. Append only; never edit a released one.
-const MIGRATIONS: &[&str] = &[V1, V2_DELETIONS, V3_AUDIT_SERVED, V5_ID_KEYS];
+const MIGRATIONS: &[&str] = &[V1, V2_DELETIONS, V3_AUDIT_SERVED, V5_ID_KEYS, V6_AUDIT_SEQS];
 
 /// The first schema.
 ///
@@ -200,6 +200,21 @@ CREATE TABLE id_keys_recent (
 INSERT INTO id_keys (key, seq)
     SELECT id_hash >> 32, seq FROM objects INDEXED BY objects_id ORDER BY 1, 2;
 DROP INDEX objects_id;
+";
+
+/// The audit names the versions it lists by their rows' seqs.
+///
+/// `audit.seqs` replaces `served` for the `serve` and `write` rows written from now on: the seqs of
+/// the object rows served or added, as [`ServedList::to_bytes`](crate::ServedList::to_bytes)
+/// encodes them (a few bytes per page instead of ~7 KB of `<id> <version>` lines). Reading the log
+/// names each seq's object id and version from its row, or, once the row is deleted, from the
+/// deletion log, which now keeps the seq of each row it logs (`object_seq`; NULL for deletions
+/// logged before this migration, which no seq-listing row can name: those were written after it).
+/// Rows written before keep their `served` text and read as before.
+const V6_AUDIT_SEQS: &str = "
+ALTER TABLE audit ADD COLUMN seqs BLOB;
+ALTER TABLE deletions ADD COLUMN object_seq INTEGER;
+CREATE INDEX deletions_object_seq ON deletions(object_seq) WHERE object_seq IS NOT NULL;
 ";
 
 /// Brings the schema up to date.

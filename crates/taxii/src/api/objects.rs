@@ -278,7 +278,7 @@ pub(crate) fn serve_envelope(
     let prepared = Prepared::new(state, snapshot, caller, request)?;
     let query = &prepared.query;
     let audit = state.config.audit_reads;
-    let mut versions = ServedList::with_capacity(if audit { query.limit * 64 } else { 0 });
+    let mut versions = ServedList::default();
     let mut out = Vec::with_capacity(ENVELOPE_HEAD_ROOM + query.limit.min(1000) * 512);
     out.resize(ENVELOPE_HEAD_ROOM, b' ');
     let mut span: Option<(Timestamp, Timestamp)> = None;
@@ -288,7 +288,7 @@ pub(crate) fn serve_envelope(
         out.push(if count == 0 { b'[' } else { b',' });
         out.extend_from_slice(r.json);
         if audit {
-            versions.push(r.id, r.version)?;
+            versions.push(r.seq);
         }
         span = Some((span.map_or(r.date_added, |(first, _)| first), r.date_added));
         last_seq = Some(r.seq);
@@ -387,9 +387,9 @@ pub(crate) fn load_page(
     };
     let collection = prepared.collection.clone();
     if request.serves_objects() && state.config.audit_reads {
-        let mut versions = ServedList::with_capacity(page.records.len() * 64);
+        let mut versions = ServedList::default();
         for r in &page.records {
-            versions.push(&r.id, r.version)?;
+            versions.push(r.seq);
         }
         prepared.audit(state, caller, versions)?;
     }
