@@ -58,8 +58,8 @@ use http::StatusCode;
 use kizuna_policy::EgressPolicy;
 use kizuna_stix::{StixId, Timestamp};
 use kizuna_store::{
-    AuditAction, ClearedDelete, Collection, ObjectQuery, ObjectRecord, ServedEvent, ServedList,
-    Snapshot, VersionFilter,
+    AuditAction, ClearedDelete, Collection, EnvelopeRow, ObjectQuery, ObjectRecord, ServedEvent,
+    ServedList, Snapshot, VersionFilter,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -284,17 +284,35 @@ pub(crate) fn serve_envelope(
     let mut span: Option<(Timestamp, Timestamp)> = None;
     let mut last_seq = None;
     let mut count = 0u64;
-    let more = snapshot.each_object(&prepared.collection.as_ref(), query, &mut |r| {
+    let mut write = |row: EnvelopeRow<'_>| {
         out.push(if count == 0 { b'[' } else { b',' });
-        out.extend_from_slice(r.json);
-        if audit {
-            versions.push(r.id, r.version)?;
-        }
-        span = Some((span.map_or(r.date_added, |(first, _)| first), r.date_added));
-        last_seq = Some(r.seq);
+        out.extend_from_slice(row.json);
+        span = Some((
+            span.map_or(row.date_added, |(first, _)| first),
+            row.date_added,
+        ));
+        last_seq = Some(row.seq);
         count += 1;
-        Ok(())
-    })?;
+    };
+    let collection = prepared.collection.as_ref();
+    // The audit list names each version by id and version, which only whole records carry;
+    // without it the store reads only the envelope's columns.
+    let more = if audit {
+        snapshot.each_object(&collection, query, &mut |r| {
+            versions.push(r.id, r.version)?;
+            write(EnvelopeRow {
+                seq: r.seq,
+                date_added: r.date_added,
+                json: r.json,
+            });
+            Ok(())
+        })?
+    } else {
+        snapshot.each_envelope_row(&collection, query, &mut |row| {
+            write(row);
+            Ok(())
+        })?
+    };
     if count > 0 {
         out.push(b']');
     }
