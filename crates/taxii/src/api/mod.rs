@@ -223,6 +223,48 @@ pub(crate) fn read_as<T>(
     who: &Who,
     work: impl FnOnce(&dyn Snapshot, &Caller) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
+    match in_snapshot_as(state, who, work) {
+        Ok(value) => Ok(value),
+        Err(Refused::Api(e)) => Err(e),
+        Err(Refused::Auth(failure)) => Err(auth_failed(state, who, failure)),
+    }
+}
+
+/// [`read_as`] for Get Objects and Get an Object, whose read is short: it runs on the async
+/// worker itself, not on the blocking pool, unless an account may have an egress policy.
+///
+/// Handing the read to the blocking pool and waiting for it (a `spawn_blocking`, a thread woken
+/// and a task woken back) cost more than the read: serving pages of 100 objects without the read
+/// audit, in one A/B sitting, 85/83 µs of server CPU per page on the pool against 63/61 µs
+/// inline (same page), 94/99 against 81/84 µs (walking). The price: while a read runs (about 60
+/// µs of CPU, all of it on pages SQLite maps from the operating system's cache; longer if the
+/// disk has to be read, or while a full audit queue makes the read wait), the worker serves
+/// nothing else. Reads that can write or wait longer stay on the pool: a failed login's audit
+/// event is written there, and with any egress policy configured every read goes there (the
+/// ledger is appended, and synced, before the response).
+pub(crate) async fn read_inline_as<T, F>(state: AppState, who: Who, work: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn Snapshot, &Caller) -> Result<T, ApiError> + Send + 'static,
+{
+    if !state.config.egress.is_empty() {
+        return blocking(move || read_as(&state, &who, work)).await;
+    }
+    match in_snapshot_as(&state, &who, work) {
+        Ok(value) => Ok(value),
+        Err(Refused::Api(e)) => Err(e),
+        Err(Refused::Auth(failure)) => {
+            blocking(move || Err(auth_failed(&state, &who, failure))).await
+        }
+    }
+}
+
+/// The snapshot part of [`read_as`]: the caller resolved, then `work`.
+fn in_snapshot_as<T>(
+    state: &AppState,
+    who: &Who,
+    work: impl FnOnce(&dyn Snapshot, &Caller) -> Result<T, ApiError>,
+) -> Result<T, Refused> {
     let outcome = kizuna_store::in_snapshot(state.store.as_ref(), |snapshot| {
         let caller = match who {
             Who::Known(principal) => Caller(principal.clone()),
@@ -239,18 +281,21 @@ pub(crate) fn read_as<T>(
             },
         };
         Ok(work(snapshot, &caller).map_err(Refused::Api))
-    })?;
+    });
     match outcome {
-        Ok(value) => Ok(value),
-        Err(Refused::Api(e)) => Err(e),
-        Err(Refused::Auth(failure)) => {
-            if let Who::Claimed { claim, .. } = who {
-                state.auth.claim_failed(claim, &failure);
-            }
-            tracing::debug!(reason = failure.label(), "authentication failed");
-            Err(failure.into_api_error())
-        }
+        Ok(result) => result,
+        Err(e) => Err(Refused::Api(e.into())),
     }
+}
+
+/// Counts and audits a claim that did not resolve (writes to the store: blocking) and returns
+/// the error to answer.
+fn auth_failed(state: &AppState, who: &Who, failure: AuthFailure) -> ApiError {
+    if let Who::Claimed { claim, .. } = who {
+        state.auth.claim_failed(claim, &failure);
+    }
+    tracing::debug!(reason = failure.label(), "authentication failed");
+    failure.into_api_error()
 }
 
 /// What a request needs to do with a collection.

@@ -66,7 +66,7 @@ use serde_json::Value;
 
 use super::{
     Caller, Need, Who, audit_event, blocking, date_added_headers, date_added_span_headers, read_as,
-    taxii_response,
+    read_inline_as, taxii_response,
 };
 use crate::egress::Served;
 use crate::error::ApiError;
@@ -581,10 +581,9 @@ pub async fn get_objects(
         None,
         raw.as_deref(),
     )?;
-    let page = blocking(move || {
-        read_as(&state, &who, |snapshot, caller| {
-            serve_envelope(&state, snapshot, caller, &request)
-        })
+    let shared = state.clone();
+    let page = read_inline_as(state, who, move |snapshot, caller| {
+        serve_envelope(&shared, snapshot, caller, &request)
     })
     .await?;
     Ok(page.into_response())
@@ -605,10 +604,9 @@ pub async fn get_object(
         raw.as_deref(),
     )?;
     let first_page = request.filters.next.is_none();
-    let page = blocking(move || {
-        read_as(&state, &who, |snapshot, caller| {
-            serve_envelope(&state, snapshot, caller, &request)
-        })
+    let shared = state.clone();
+    let page = read_inline_as(state, who, move |snapshot, caller| {
+        serve_envelope(&shared, snapshot, caller, &request)
     })
     .await?;
     if first_page && page.is_empty() {
