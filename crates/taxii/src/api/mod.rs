@@ -36,14 +36,18 @@
 //!
 //! # Performance
 //!
-//! Store calls run on the blocking pool: a read (objects, object, versions, manifest) does all of
-//! its store work (the account of a bearer key or client certificate, collection lookup,
-//! permission check, query) in one `spawn_blocking` and one read transaction ([`read_as`], see
-//! [`crate::auth`]) and queues its audit event for the [`crate::audit`] writer, which commits
-//! them in batches off the request path. Without an egress policy, Get Objects and Get an Object
-//! write each row into the envelope and the audit list as SQLite returns it, borrowed from the row
-//! ([`kizuna_store::Snapshot::each_object`]), the envelope's head placed in room left in front of
-//! the objects, so the body is neither copied nor built from owned records; a POST uses one for the lookup
+//! A read (objects, object, versions, manifest) does all of its store work (the account of a
+//! bearer key or client certificate, collection lookup, permission check, query) in one read
+//! transaction ([`read_as`], see [`crate::auth`]) and queues its audit event for the
+//! [`crate::audit`] writer, which commits them in batches off the request path. Versions and
+//! manifest run it on the blocking pool (one `spawn_blocking`); Get Objects and Get an Object run
+//! it on the async worker itself when no egress policy is configured ([`read_inline_as`] argues
+//! the trade-off). Without an egress policy, those two write each row into the envelope (and
+//! the audit list) as SQLite returns it, borrowed from the row
+//! ([`kizuna_store::Snapshot::each_envelope_row`], or `each_object` while reads are audited),
+//! the envelope's head placed in room left in front of
+//! the objects, so the body is neither copied nor built from owned records. Other store calls run
+//! on the blocking pool; a POST uses one for the lookup
 //! before it reads the body and one for validation and storage (large envelopes are validated
 //! on several threads). Objects are served as the
 //! exact bytes they were stored as: an envelope is built by concatenating them, never by
