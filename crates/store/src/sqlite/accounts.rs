@@ -184,7 +184,7 @@ pub(super) fn add_credential(
     Ok(())
 }
 
-/// The account of a credential (`?1`, its SHA-256 in the credential's table `{table}`) with its
+/// The account of a credential (`?1`, its SHA-256 in the credential's table, `k`) with its
 /// credential counts, one row per permission (in `api_root`, `collection` order, which is the
 /// permissions' key order, so no sort), or a single row with NULL permission columns for an
 /// account without any. Every bearer-key or client-certificate request runs it, so it is one
@@ -192,17 +192,31 @@ pub(super) fn add_credential(
 /// page served. The counts are correlated subqueries, evaluated once per permission row: each is
 /// a seek in the credential's account index, cheaper than a fourth statement for the few
 /// permissions an account has.
-fn by_credential_sql(table: &str) -> String {
-    format!(
-        "SELECT a.name, a.password_hash, a.tlp_clearance, a.admin, a.revoked, a.created,
-                (SELECT count(*) FROM api_keys WHERE account = a.name),
-                (SELECT count(*) FROM client_certs WHERE account = a.name),
-                p.api_root, p.collection, p.read, p.write
-         FROM {table} AS k CROSS JOIN accounts AS a ON a.name = k.account
-              LEFT JOIN permissions AS p ON p.account = a.name
-         WHERE k.sha256 = ?1 AND a.revoked = 0
-         ORDER BY p.api_root, p.collection"
-    )
+macro_rules! by_credential_sql {
+    ($table:literal) => {
+        concat!(
+            "SELECT a.name, a.password_hash, a.tlp_clearance, a.admin, a.revoked, a.created,
+                    (SELECT count(*) FROM api_keys WHERE account = a.name),
+                    (SELECT count(*) FROM client_certs WHERE account = a.name),
+                    p.api_root, p.collection, p.read, p.write
+             FROM ",
+            $table,
+            " AS k CROSS JOIN accounts AS a ON a.name = k.account
+                  LEFT JOIN permissions AS p ON p.account = a.name
+             WHERE k.sha256 = ?1 AND a.revoked = 0
+             ORDER BY p.api_root, p.collection"
+        )
+    };
+}
+
+impl Credential {
+    /// [`by_credential_sql!`] for this kind: constants, not built per request.
+    fn lookup_sql(self) -> &'static str {
+        match self {
+            Credential::ApiKey => by_credential_sql!("api_keys"),
+            Credential::ClientCert => by_credential_sql!("client_certs"),
+        }
+    }
 }
 
 pub(super) fn by_credential(
@@ -210,7 +224,7 @@ pub(super) fn by_credential(
     kind: Credential,
     sha256: &[u8; 32],
 ) -> Result<Option<Account>> {
-    let mut stmt = tx.prepare_cached(&by_credential_sql(kind.table()))?;
+    let mut stmt = tx.prepare_cached(kind.lookup_sql())?;
     let mut rows = stmt.query([&sha256[..]])?;
     let Some(first) = rows.next()? else {
         return Ok(None);
@@ -292,7 +306,7 @@ mod tests {
         let mut conn = Connection::open_in_memory().unwrap();
         super::super::schema::migrate(&mut conn).unwrap();
         for kind in [Credential::ApiKey, Credential::ClientCert] {
-            let sql = format!("EXPLAIN QUERY PLAN {}", by_credential_sql(kind.table()));
+            let sql = format!("EXPLAIN QUERY PLAN {}", kind.lookup_sql());
             let plan: Vec<String> = conn
                 .prepare(&sql)
                 .unwrap()
