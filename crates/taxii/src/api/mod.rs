@@ -244,8 +244,8 @@ pub(crate) fn read_as<T>(
 /// µs of CPU, all of it on pages SQLite maps from the operating system's cache; longer if the
 /// disk has to be read, or while a full audit queue makes the read wait), the worker serves
 /// nothing else. Reads that can write or wait longer stay on the pool: a failed login's audit
-/// event is written there, and with any egress policy configured every read goes there (the
-/// ledger is appended, and synced, before the response).
+/// event is written there, and with any egress policy configured every read goes there (a
+/// partner's read appends to the egress ledger before its response).
 pub(crate) async fn read_inline_as<T, F>(state: AppState, who: Who, work: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
