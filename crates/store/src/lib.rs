@@ -202,6 +202,14 @@ pub trait Snapshot {
         query: &ObjectQuery,
         sink: &mut dyn FnMut(RecordRef<'_>) -> Result<()>,
     ) -> Result<bool>;
+    /// [`Snapshot::each_object`] with only what an envelope needs of each record (its seq,
+    /// `date_added` and JSON): the same records, in the same order, and the same `more`.
+    fn each_envelope_row(
+        &self,
+        collection: &CollectionRef,
+        query: &ObjectQuery,
+        sink: &mut dyn FnMut(EnvelopeRow<'_>) -> Result<()>,
+    ) -> Result<bool>;
 }
 
 /// Runs `f` in one [`Store::read_snapshot`] of `store` and returns what it returns.

@@ -1187,6 +1187,33 @@ mod suite {
         let got = store.account_by_api_key(&key).unwrap().unwrap();
         assert!(got.can_write(ROOT, &c.id));
         assert_eq!(got.permissions.len(), 1);
+        // By credential, an account is what it is by name: every permission (in order) and its
+        // credential counts.
+        let other = Permission {
+            collection: OTHER.into(),
+            ..read_only.clone()
+        };
+        store.set_permission("alice", &other).unwrap();
+        let by_name = store.account("alice").unwrap().unwrap();
+        assert_eq!(by_name.permissions.len(), 2);
+        assert_eq!(
+            store.account_by_api_key(&key).unwrap().as_ref(),
+            Some(&by_name)
+        );
+        assert_eq!(
+            store.account_by_client_cert(&cert).unwrap().as_ref(),
+            Some(&by_name)
+        );
+        store
+            .set_permission(
+                "alice",
+                &Permission {
+                    read: false,
+                    write: false,
+                    ..other
+                },
+            )
+            .unwrap();
         store
             .set_permission(
                 "alice",
@@ -1204,6 +1231,10 @@ mod suite {
                 .unwrap()
                 .permissions
                 .is_empty()
+        );
+        assert_eq!(
+            store.account_by_api_key(&key).unwrap(),
+            store.account("alice").unwrap()
         );
         assert!(matches!(
             store.set_permission("bob", &read_only),
@@ -1619,10 +1650,15 @@ mod suite {
         let key = |r: &ObjectRecord| (r.seq, r.id.clone(), r.version, r.json.clone(), r.tlp);
         let query = reader(10);
         let whole = store.objects(&c, &query).unwrap();
-        let (account, collection, page, rows, more) = in_snapshot(store, |s| {
+        let (account, collection, page, rows, more, envelope_rows) = in_snapshot(store, |s| {
             let mut rows = Vec::new();
             let more = s.each_object(&c, &query, &mut |r| {
                 rows.push(r.to_record()?);
+                Ok(())
+            })?;
+            let mut envelope_rows = Vec::new();
+            let envelope_more = s.each_envelope_row(&c, &query, &mut |r| {
+                envelope_rows.push((r.seq, r.date_added, r.json.to_vec()));
                 Ok(())
             })?;
             Ok((
@@ -1630,7 +1666,8 @@ mod suite {
                 s.collection(ROOT, "main")?,
                 s.objects(&c, &query)?,
                 rows,
-                more,
+                more && envelope_more,
+                envelope_rows,
             ))
         })
         .unwrap();
@@ -1640,6 +1677,14 @@ mod suite {
         let keys = |rs: &[ObjectRecord]| rs.iter().map(key).collect::<Vec<_>>();
         assert_eq!(keys(&page.records), keys(&whole.records));
         assert_eq!(keys(&rows), keys(&whole.records));
+        assert_eq!(
+            envelope_rows,
+            whole
+                .records
+                .iter()
+                .map(|r| (r.seq, r.date_added, r.json.clone().into_bytes()))
+                .collect::<Vec<_>>()
+        );
         // A sink's error ends the page with it.
         let failed = in_snapshot(store, |s| {
             s.each_object(&c, &query, &mut |_| Err(StoreError::Invalid("stop".into())))

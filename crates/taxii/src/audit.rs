@@ -241,6 +241,14 @@ impl AuditWriter {
         queue.finished >= target
     }
 
+    /// Whether a response of `versions` versions served would wait for room in the queue now
+    /// (see [`AuditWriter::record`]). A hint: other requests may fill or drain the queue before
+    /// this one records its event.
+    pub fn would_wait(&self, versions: usize) -> bool {
+        let queue = self.shared.lock();
+        !queue.events.is_empty() && queue.versions + versions > self.shared.capacity
+    }
+
     /// Versions served queued and not yet committed.
     pub fn pending(&self) -> u64 {
         let queue = self.shared.lock();
@@ -427,6 +435,19 @@ mod tests {
         }
         drop(writer);
         assert_eq!(served(store.as_ref()), 2000);
+    }
+
+    /// An empty queue takes a response of any size, so a read never goes to the blocking pool
+    /// only because its page is larger than the queue.
+    #[test]
+    fn an_empty_queue_never_makes_a_read_wait() {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let writer = AuditWriter::start(store, 10, Arc::new(Metrics::new())).unwrap();
+        assert!(!writer.would_wait(1));
+        assert!(!writer.would_wait(1000));
+        writer.record(event(0, 1000)).unwrap();
+        writer.flush();
+        assert!(!writer.would_wait(1000));
     }
 
     #[test]

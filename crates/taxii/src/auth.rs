@@ -30,7 +30,9 @@
 //! negotiation gets 406 before its credential is checked, and a revoked key is noticed after the
 //! URL's query string has been parsed (a malformed one answers 400). Neither tells anything about
 //! an account. HTTP Basic is not deferred: its cached verification is keyed by the password, which
-//! a claim would have to carry; a Basic request still costs two blocking calls.
+//! a claim would have to carry; a Basic request still costs two blocking calls. Get Objects and
+//! Get an Object go further: without egress policies their read runs on the async worker, no
+//! blocking call at all (`api::read_inline_as`).
 //!
 //! # Failures
 //!

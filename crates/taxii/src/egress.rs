@@ -87,6 +87,14 @@ impl EgressMap {
         guard.get(account).cloned()
     }
 
+    /// Whether no account has an egress policy.
+    pub fn is_empty(&self) -> bool {
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_empty()
+    }
+
     /// The accounts in the map, sorted.
     pub fn accounts(&self) -> Vec<String> {
         let guard = self

@@ -80,4 +80,6 @@ pub mod token;
 pub use egress::{EgressMap, PartnerEgress};
 pub use error::ApiError;
 pub use server::{RunningServer, ServerConfig, ServerError, TlsMode, router, start};
-pub use state::{AppState, AuthMethod, ConnectionInfo, Principal, ServiceConfig, StateError};
+pub use state::{
+    AppState, AuthMethod, ConnectionInfo, Principal, ServiceConfig, SharedState, StateError,
+};

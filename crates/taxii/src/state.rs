@@ -1,6 +1,7 @@
 //! State shared by every request handler, and the identity a request was authenticated as.
 
 use std::net::SocketAddr;
+use std::ops::Deref;
 use std::sync::Arc;
 
 use kizuna_policy::ledger::LedgerStorage;
@@ -103,9 +104,23 @@ impl Default for ServiceConfig {
     }
 }
 
-/// Everything a handler needs; cloned cheaply per request.
+/// Everything a handler needs; cloned per request (by axum's `State`, each middleware layer, and
+/// the blocking read), so it is one shared allocation: a clone is one reference count. With a
+/// reference count per field (eight), taking and dropping those clones, on counters every core
+/// touches, was 2.5% of the server's CPU serving pages. Its fields are read through [`Deref`].
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<SharedState>);
+
+impl Deref for AppState {
+    type Target = SharedState;
+
+    fn deref(&self) -> &SharedState {
+        &self.0
+    }
+}
+
+/// What an [`AppState`] shares.
+pub struct SharedState {
     /// The object store.
     pub store: Arc<dyn Store>,
     /// Service settings.
@@ -160,7 +175,7 @@ impl AppState {
             .clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
         let audit = AuditWriter::start(store.clone(), config.audit_queue, metrics.clone())
             .map_err(StateError::AuditThread)?;
-        Ok(Self {
+        Ok(Self(Arc::new(SharedState {
             store,
             audit: Arc::new(audit),
             config: Arc::new(config),
@@ -169,7 +184,7 @@ impl AppState {
             rate: Arc::new(rate),
             metrics,
             body_budget: Arc::new(tokio::sync::Semaphore::new(budget_kib)),
-        })
+        })))
     }
 }
 

@@ -282,6 +282,15 @@ impl Snapshot for SqliteSnapshot<'_> {
     ) -> Result<bool> {
         objects::each(self.0, collection, query, sink)
     }
+
+    fn each_envelope_row(
+        &self,
+        collection: &CollectionRef,
+        query: &ObjectQuery,
+        sink: &mut dyn FnMut(EnvelopeRow<'_>) -> Result<()>,
+    ) -> Result<bool> {
+        objects::each_envelope_row(self.0, collection, query, sink)
+    }
 }
 
 /// Page cache per connection. Pages are in the operating system's cache as well; a bigger SQLite

@@ -18,8 +18,8 @@ use super::roots::collection_key;
 use super::{tlp_from_int, tlp_to_int};
 use crate::error::{Result, StoreError};
 use crate::model::{
-    AddOutcome, AddReport, ClearedDelete, CollectionRef, NewObject, ObjectPage, ObjectQuery,
-    RecordRef, VersionFilter,
+    AddOutcome, AddReport, ClearedDelete, CollectionRef, EnvelopeRow, NewObject, ObjectPage,
+    ObjectQuery, RecordRef, VersionFilter,
 };
 use crate::password::sha256;
 
@@ -330,7 +330,33 @@ fn json_array<T: serde::Serialize>(items: &[T]) -> String {
     serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
 }
 
-/// Reads the row of a page query (columns as `page_sql` selects them) without copying a column.
+/// The columns a page query selects: whole records ([`RecordRef`]), or what an envelope needs
+/// ([`EnvelopeRow`]).
+///
+/// The JSON stays TEXT. SQLite's `OP_Column` copies a text or blob value out of its page into the
+/// statement's register, NUL-terminated, whatever the column's type (the `memcpy` inside
+/// `sqlite3_step` in a profile), so `sqlite3_column_text` then hands out that buffer without a
+/// second copy: `CAST(json AS BLOB)` was measured to leave the copy where it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Columns {
+    /// `seq, id, type, version, version_digits, spec_version, date_added, tlp, json`
+    Record,
+    /// `seq, date_added, json`
+    Envelope,
+}
+
+impl Columns {
+    fn select(self) -> &'static str {
+        match self {
+            Columns::Record => {
+                "seq, id, type, version, version_digits, spec_version, date_added, tlp, json"
+            }
+            Columns::Envelope => "seq, date_added, json",
+        }
+    }
+}
+
+/// Reads the row of a [`Columns::Record`] page query without copying a column.
 fn record_ref<'r>(row: &'r Row<'_>) -> Result<RecordRef<'r>> {
     let text = |i: usize| -> Result<&'r str> {
         row.get_ref(i)?
@@ -348,15 +374,28 @@ fn record_ref<'r>(row: &'r Row<'_>) -> Result<RecordRef<'r>> {
         spec_version: text(5)?,
         date_added: Timestamp::from_unix_micros(row.get(6)?),
         tlp: tlp.map(tlp_from_int).transpose()?,
-        json: row
-            .get_ref(8)?
-            .as_bytes()
-            .map_err(|e| StoreError::Corrupt(format!("object json: {e}")))?,
+        json: json_bytes(row, 8)?,
     })
 }
 
-/// The page query for `query` in collection `key`, resuming after `after`.
-fn page_sql(query: &ObjectQuery, key: i64, after: i64) -> (String, Vec<Value>) {
+/// Reads the row of a [`Columns::Envelope`] page query without copying a column.
+fn envelope_row<'r>(row: &'r Row<'_>) -> Result<EnvelopeRow<'r>> {
+    Ok(EnvelopeRow {
+        seq: row.get(0)?,
+        date_added: Timestamp::from_unix_micros(row.get(1)?),
+        json: json_bytes(row, 2)?,
+    })
+}
+
+/// The JSON column `i`, borrowed from the row (not UTF-8 checked again: it was when stored).
+fn json_bytes<'r>(row: &'r Row<'_>, i: usize) -> Result<&'r [u8]> {
+    row.get_ref(i)?
+        .as_bytes()
+        .map_err(|e| StoreError::Corrupt(format!("object json: {e}")))
+}
+
+/// The page query for `query` in collection `key`, resuming after `after`, selecting `columns`.
+fn page_sql(query: &ObjectQuery, key: i64, after: i64, columns: Columns) -> (String, Vec<Value>) {
     // The index is chosen here rather than by the planner (which has no statistics): each choice
     // yields rows in seq order, except for ids: their rows are found by the seqs of their keys
     // (`id_keys`), and sorted.
@@ -378,8 +417,8 @@ fn page_sql(query: &ObjectQuery, key: i64, after: i64) -> (String, Vec<Value>) {
         format!("objects INDEXED BY {index}")
     };
     let mut sql = format!(
-        "SELECT seq, id, type, version, version_digits, spec_version, date_added, tlp, json
-         FROM {from} WHERE coll = ?1 AND seq > ?2"
+        "SELECT {} FROM {from} WHERE coll = ?1 AND seq > ?2",
+        columns.select()
     );
     let mut params = vec![Value::Integer(key), Value::Integer(after)];
     if let Some(t) = query.added_after {
@@ -457,6 +496,32 @@ pub(super) fn each(
     query: &ObjectQuery,
     sink: &mut dyn FnMut(RecordRef<'_>) -> Result<()>,
 ) -> Result<bool> {
+    each_row(tx, collection, query, Columns::Record, &mut |row| {
+        sink(record_ref(row)?)
+    })
+}
+
+/// [`each`] with only the columns of an [`EnvelopeRow`].
+pub(super) fn each_envelope_row(
+    tx: &Connection,
+    collection: &CollectionRef,
+    query: &ObjectQuery,
+    sink: &mut dyn FnMut(EnvelopeRow<'_>) -> Result<()>,
+) -> Result<bool> {
+    each_row(tx, collection, query, Columns::Envelope, &mut |row| {
+        sink(envelope_row(row)?)
+    })
+}
+
+/// Runs the page query for `query` selecting `columns` and hands each row of the page to `sink`;
+/// returns whether more rows match after the last one.
+fn each_row(
+    tx: &Connection,
+    collection: &CollectionRef,
+    query: &ObjectQuery,
+    columns: Columns,
+    sink: &mut dyn FnMut(&Row<'_>) -> Result<()>,
+) -> Result<bool> {
     let key = collection_key(tx, collection)?;
     let mut after = query.after_seq.unwrap_or(0);
     if let Some(t) = query.added_after {
@@ -471,7 +536,7 @@ pub(super) fn each(
         }
     }
 
-    let (sql, params) = page_sql(query, key, after);
+    let (sql, params) = page_sql(query, key, after, columns);
     let mut stmt = tx.prepare_cached(&sql)?;
     let mut rows = stmt.query(params_from_iter(params))?;
     let mut n = 0;
@@ -479,7 +544,7 @@ pub(super) fn each(
         if n == query.limit {
             return Ok(true);
         }
-        sink(record_ref(row)?)?;
+        sink(row)?;
         n += 1;
     }
     Ok(false)
@@ -640,36 +705,89 @@ mod tests {
                 }
             }
         }
-        for query in queries {
-            let (sql, params) = page_sql(&query, 1, 1000);
+        for columns in [Columns::Record, Columns::Envelope] {
+            for query in &queries {
+                let (sql, params) = page_sql(query, 1, 1000, columns);
+                let plan = plan(&conn, &sql, params);
+                let main = &plan[0];
+                assert!(
+                    main.starts_with("SEARCH objects USING INDEX objects_")
+                        && main.contains("rowid>?"),
+                    "{query:?}: {plan:?}"
+                );
+                assert!(
+                    !plan.iter().any(|step| step.contains("TEMP B-TREE")),
+                    "{query:?}: {plan:?}"
+                );
+            }
+            let ids = ObjectQuery {
+                ids: vec!["indicator--1".into(), "indicator--2".into()],
+                ..base.clone()
+            };
+            let (sql, params) = page_sql(&ids, 1, 1000, columns);
             let plan = plan(&conn, &sql, params);
-            let main = &plan[0];
             assert!(
-                main.starts_with("SEARCH objects USING INDEX objects_") && main.contains("rowid>?"),
-                "{query:?}: {plan:?}"
+                plan[0].starts_with("SEARCH objects USING INTEGER PRIMARY KEY (rowid=?)"),
+                "{plan:?}"
             );
             assert!(
-                !plan.iter().any(|step| step.contains("TEMP B-TREE")),
-                "{query:?}: {plan:?}"
+                plan.iter()
+                    .filter(|step| step.contains("id_keys"))
+                    .all(|step| step.starts_with("SEARCH id_keys")
+                        && step.contains("USING PRIMARY KEY (key=?)")),
+                "{plan:?}"
             );
         }
-        let ids = ObjectQuery {
-            ids: vec!["indicator--1".into(), "indicator--2".into()],
-            ..base.clone()
+    }
+
+    /// Each page shape reads its own columns: a record whole, an envelope row as its record's
+    /// seq, `date_added` and bytes.
+    #[test]
+    fn page_rows_read_their_columns() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut conn).unwrap();
+        let json = r#"{"type":"indicator","id":"indicator--1"}"#;
+        conn.execute(
+            "INSERT INTO objects (seq, coll, id, type, version, version_digits, spec_version,
+                                  date_added, tlp, is_first, is_last, sha256, json, id_hash)
+             VALUES (7, 1, 'indicator--1', 'indicator', 5, 3, '2.1', 11, NULL, 1, 1, x'00', ?1, 0)",
+            [json],
+        )
+        .unwrap();
+        let query = ObjectQuery {
+            limit: 10,
+            clearance: Tlp::Red,
+            unmarked_as: Tlp::Green,
+            ..ObjectQuery::default()
         };
-        let (sql, params) = page_sql(&ids, 1, 1000);
-        let plan = plan(&conn, &sql, params);
-        assert!(
-            plan[0].starts_with("SEARCH objects USING INTEGER PRIMARY KEY (rowid=?)"),
-            "{plan:?}"
-        );
-        assert!(
-            plan.iter()
-                .filter(|step| step.contains("id_keys"))
-                .all(|step| step.starts_with("SEARCH id_keys")
-                    && step.contains("USING PRIMARY KEY (key=?)")),
-            "{plan:?}"
-        );
+        for columns in [Columns::Record, Columns::Envelope] {
+            let (sql, params) = page_sql(&query, 1, 0, columns);
+            let mut stmt = conn.prepare(&sql).unwrap();
+            let mut rows = stmt.query(params_from_iter(params)).unwrap();
+            let row = rows.next().unwrap().unwrap();
+            assert_eq!(
+                row.as_ref().column_count(),
+                match columns {
+                    Columns::Record => 9,
+                    Columns::Envelope => 3,
+                }
+            );
+            let (seq, date_added, bytes) = match columns {
+                Columns::Record => {
+                    let r = record_ref(row).unwrap();
+                    assert_eq!((r.id, r.spec_version), ("indicator--1", "2.1"));
+                    (r.seq, r.date_added, r.json)
+                }
+                Columns::Envelope => {
+                    let r = envelope_row(row).unwrap();
+                    (r.seq, r.date_added, r.json)
+                }
+            };
+            assert_eq!(
+                (seq, date_added, bytes),
+                (7, Timestamp::from_unix_micros(11), json.as_bytes())
+            );
+        }
     }
 
     /// What an add or a delete does per object are seeks: of the id's key in each level of the

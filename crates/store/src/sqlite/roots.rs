@@ -127,7 +127,27 @@ pub(super) fn create_collection(tx: &Transaction<'_>, c: &Collection) -> Result<
     Ok(())
 }
 
-const COLLECTION_COLUMNS: &str = "api_root, id, title, description, alias, media_types";
+/// The columns [`collection_row`] reads, as a macro so that statements can be `concat!`ed
+/// constants.
+macro_rules! collection_columns {
+    () => {
+        "api_root, id, title, description, alias, media_types"
+    };
+}
+const COLLECTION_COLUMNS: &str = collection_columns!();
+
+/// A collection by id or alias (`?1` API root, `?2` id or alias). A constant: every page read
+/// runs it, and `format!` built it again on each one just to find the cached statement.
+const COLLECTION_BY_ID_OR_ALIAS: &str = concat!(
+    "SELECT ",
+    collection_columns!(),
+    " FROM collections WHERE api_root = ?1 AND id = ?2
+     UNION ALL
+     SELECT ",
+    collection_columns!(),
+    " FROM collections WHERE api_root = ?1 AND alias = ?2
+     LIMIT 1"
+);
 
 fn collection_row(row: &Row<'_>) -> rusqlite::Result<(Collection, String)> {
     Ok((
@@ -165,12 +185,7 @@ pub(super) fn collection(
     id_or_alias: &str,
 ) -> Result<Option<Collection>> {
     let row = tx
-        .prepare_cached(&format!(
-            "SELECT {COLLECTION_COLUMNS} FROM collections WHERE api_root = ?1 AND id = ?2
-             UNION ALL
-             SELECT {COLLECTION_COLUMNS} FROM collections WHERE api_root = ?1 AND alias = ?2
-             LIMIT 1"
-        ))?
+        .prepare_cached(COLLECTION_BY_ID_OR_ALIAS)?
         .query_row(params![api_root, id_or_alias], collection_row)
         .optional()?;
     row.map(finish_collection).transpose()

@@ -58,15 +58,15 @@ use http::StatusCode;
 use kizuna_policy::EgressPolicy;
 use kizuna_stix::{StixId, Timestamp};
 use kizuna_store::{
-    AuditAction, ClearedDelete, Collection, ObjectQuery, ObjectRecord, ServedEvent, ServedList,
-    Snapshot, VersionFilter,
+    AuditAction, ClearedDelete, Collection, EnvelopeRow, ObjectQuery, ObjectRecord, ServedEvent,
+    ServedList, Snapshot, VersionFilter,
 };
 use serde::Serialize;
 use serde_json::Value;
 
 use super::{
     Caller, Need, Who, audit_event, blocking, date_added_headers, date_added_span_headers, read_as,
-    taxii_response,
+    read_inline_as, taxii_response,
 };
 use crate::egress::Served;
 use crate::error::ApiError;
@@ -284,15 +284,24 @@ pub(crate) fn serve_envelope(
     let mut span: Option<(Timestamp, Timestamp)> = None;
     let mut last_seq = None;
     let mut count = 0u64;
-    let more = snapshot.each_object(&prepared.collection.as_ref(), query, &mut |r| {
+    let mut write = |row: EnvelopeRow<'_>| {
         out.push(if count == 0 { b'[' } else { b',' });
-        out.extend_from_slice(r.json);
+        out.extend_from_slice(row.json);
         if audit {
-            versions.push(r.seq);
+            versions.push(row.seq);
         }
-        span = Some((span.map_or(r.date_added, |(first, _)| first), r.date_added));
-        last_seq = Some(r.seq);
+        span = Some((
+            span.map_or(row.date_added, |(first, _)| first),
+            row.date_added,
+        ));
+        last_seq = Some(row.seq);
         count += 1;
+    };
+    let collection = prepared.collection.as_ref();
+    // The audit list names each version by its row's seq: the store reads only the envelope's
+    // columns either way.
+    let more = snapshot.each_envelope_row(&collection, query, &mut |row| {
+        write(row);
         Ok(())
     })?;
     if count > 0 {
@@ -563,10 +572,9 @@ pub async fn get_objects(
         None,
         raw.as_deref(),
     )?;
-    let page = blocking(move || {
-        read_as(&state, &who, |snapshot, caller| {
-            serve_envelope(&state, snapshot, caller, &request)
-        })
+    let shared = state.clone();
+    let page = read_inline_as(state, who, move |snapshot, caller| {
+        serve_envelope(&shared, snapshot, caller, &request)
     })
     .await?;
     Ok(page.into_response())
@@ -587,10 +595,9 @@ pub async fn get_object(
         raw.as_deref(),
     )?;
     let first_page = request.filters.next.is_none();
-    let page = blocking(move || {
-        read_as(&state, &who, |snapshot, caller| {
-            serve_envelope(&state, snapshot, caller, &request)
-        })
+    let shared = state.clone();
+    let page = read_inline_as(state, who, move |snapshot, caller| {
+        serve_envelope(&shared, snapshot, caller, &request)
     })
     .await?;
     if first_page && page.is_empty() {
