@@ -29,21 +29,8 @@
 //! lookup. Two things differ for those requests only: a claimed request that also fails content
 //! negotiation gets 406 before its credential is checked, and a revoked key is noticed after the
 //! URL's query string has been parsed (a malformed one answers 400). Neither tells anything about
-//! an account.
-//!
-//! HTTP Basic is deferred the same way when its verification is remembered (the claim carries
-//! the name, the password hash it was verified against, and the password itself for the rare
-//! case where the account's hash changed since, which [`Authenticator::resolve`] then verifies
-//! afresh, as the middleware would have), for the read endpoints and for Add Objects (POST
-//! objects): a POST then takes one blocking call, which reads the account and the collection in
-//! one snapshot and then writes, instead of two. Measured under the ingest benchmark
-//! (bench/taxii/README.md). Only a remembered password is deferred on a POST, never an API key or
-//! a certificate: a POST's body is read before its handler runs, and a claim to a remembered
-//! password shows that the client knew the right password, whereas any client can claim a key;
-//! so an unknown client still gets its 401 before a byte of its body is read, and only an
-//! account revoked (or with a changed password) within [`AuthConfig::cache_ttl`] of its last
-//! verified request can make the server read one body, bounded by the API root's limit, before
-//! its 401.
+//! an account. HTTP Basic is not deferred: its cached verification is keyed by the password, which
+//! a claim would have to carry; a Basic request still costs two blocking calls.
 //!
 //! # Failures
 //!
@@ -338,10 +325,7 @@ impl Authenticator {
         headers: &HeaderMap,
         conn: Option<&ConnectionInfo>,
     ) -> Result<Principal, AuthFailure> {
-        match self
-            .authenticate_or_claim(headers, conn, Defer::Nothing)
-            .await?
-        {
+        match self.authenticate_or_claim(headers, conn, false).await? {
             Authenticated::Principal(principal) => Ok(principal),
             Authenticated::Claim(_) => Err(AuthFailure::Internal(
                 "a credential was left unresolved".to_owned(),
@@ -349,16 +333,16 @@ impl Authenticator {
         }
     }
 
-    /// [`Authenticator::authenticate`], except that the credentials `defer` allows (a bearer API
-    /// key or a client certificate, an HTTP Basic password whose verification is remembered) come
-    /// back as a [`Claim`], whose account the caller looks up with [`Authenticator::resolve`] in
-    /// the store work of the request: one blocking call per request instead of two (see the
-    /// module documentation). A Basic password not remembered is verified here.
+    /// [`Authenticator::authenticate`], except that with `defer` a bearer API key or a client
+    /// certificate comes back as a [`Claim`], whose account the caller looks up with
+    /// [`Authenticator::resolve`] in the read transaction of its own work: one blocking call per
+    /// request instead of two (see the module documentation). HTTP Basic is always resolved here
+    /// (its cached verification is keyed by the password, which a claim would have to carry).
     pub async fn authenticate_or_claim(
         self: &Arc<Self>,
         headers: &HeaderMap,
         conn: Option<&ConnectionInfo>,
-        defer: Defer,
+        defer: bool,
     ) -> Result<Authenticated, AuthFailure> {
         let address = conn.map(|c| address_key(c.remote.ip()));
         if let Some(ip) = address
@@ -376,32 +360,17 @@ impl Authenticator {
         };
         let remote = conn.map(|c| c.remote);
         let result = match credentials {
-            Credentials::Basic { name, password } => match self.remembered(&name, &password) {
-                Some((mac, phc)) if defer != Defer::Nothing => Ok(Authenticated::Claim(Claim {
-                    credential: Claimed::Password {
-                        name,
-                        password,
-                        phc,
-                        mac,
-                    },
-                    remote,
-                })),
-                _ => self
-                    .basic(name, password)
-                    .await
-                    .map(Authenticated::Principal),
-            },
+            Credentials::Basic { name, password } => self
+                .basic(name, password)
+                .await
+                .map(Authenticated::Principal),
             Credentials::Bearer(key) => {
                 let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-                self.claim(Claimed::ApiKey(digest), remote, defer == Defer::Any)
-                    .await
+                self.claim(Claimed::ApiKey(digest), remote, defer).await
             }
             Credentials::Malformed(why) => Err(AuthFailure::Malformed(why)),
             Credentials::None => match conn.and_then(|c| c.client_cert_sha256) {
-                Some(digest) => {
-                    self.claim(Claimed::ClientCert(digest), remote, defer == Defer::Any)
-                        .await
-                }
+                Some(digest) => self.claim(Claimed::ClientCert(digest), remote, defer).await,
                 None => Err(AuthFailure::Missing),
             },
         };
@@ -445,93 +414,26 @@ impl Authenticator {
         .map_err(|e| AuthFailure::Internal(e.to_string()))?
     }
 
-    /// The account `claim` names, looked up in `snapshot`: unknown or revoked fails. Blocking;
-    /// its only side effects are on the cache of verified passwords: on failure, call
-    /// [`Authenticator::claim_failed`] once the snapshot is over.
-    ///
-    /// A remembered password verification holds only while the account is unrevoked and keeps
-    /// the password hash it was verified against, exactly as on the middleware's cache hit. When
-    /// it does not, the password is verified afresh against the account read here, as the
-    /// middleware would then have done (argon2, within the same bound on concurrent hashes):
-    /// a password set again to the same value still authenticates.
+    /// The account `claim` names, looked up in `snapshot`: unknown or revoked fails. Blocking, and
+    /// without side effects: on failure, call [`Authenticator::claim_failed`] once the snapshot is
+    /// over.
     pub fn resolve(
         &self,
         claim: &Claim,
         snapshot: &dyn Snapshot,
     ) -> Result<Principal, AuthFailure> {
         let internal = |e: StoreError| AuthFailure::Internal(e.to_string());
-        match &claim.credential {
+        match claim.credential {
             Claimed::ApiKey(digest) => active(
-                snapshot.account_by_api_key(digest).map_err(internal)?,
+                snapshot.account_by_api_key(&digest).map_err(internal)?,
                 AuthFailure::UnknownKey,
                 AuthMethod::ApiKey,
             ),
             Claimed::ClientCert(digest) => active(
-                snapshot.account_by_client_cert(digest).map_err(internal)?,
+                snapshot.account_by_client_cert(&digest).map_err(internal)?,
                 AuthFailure::UnknownCertificate,
                 AuthMethod::ClientCertificate,
             ),
-            Claimed::Password {
-                name,
-                password,
-                phc,
-                mac,
-            } => {
-                let account = snapshot.account(name).map_err(internal)?;
-                if let Some(a) = &account
-                    && !a.revoked
-                    && a.password_hash.as_deref() == Some(phc.as_str())
-                {
-                    return Ok(Principal {
-                        account: Arc::new(a.clone()),
-                        method: AuthMethod::Basic,
-                    });
-                }
-                self.cache
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(mac);
-                self.verify_afresh(account, password, *mac)
-            }
-        }
-    }
-
-    /// The middleware's verification after a stale cache hit, blocking: `password` checked
-    /// against `account` (or the decoy hash when there is none) and remembered on success.
-    fn verify_afresh(
-        &self,
-        account: Option<Account>,
-        password: &str,
-        mac: [u8; 32],
-    ) -> Result<Principal, AuthFailure> {
-        let _permit = match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => Some(
-                runtime
-                    .block_on(self.hashing.acquire())
-                    .map_err(|e| AuthFailure::Internal(e.to_string()))?,
-            ),
-            Err(_) => None,
-        };
-        self.metrics.password_verification();
-        let ok = match account.as_ref().and_then(|a| a.password_hash.as_deref()) {
-            Some(phc) => kizuna_store::verify_password(phc, password),
-            None => {
-                let _ = kizuna_store::verify_password(&self.decoy_phc, password);
-                false
-            }
-        };
-        match account {
-            Some(a) if ok && a.revoked => Err(AuthFailure::Revoked),
-            Some(a) if ok => {
-                if let Some(phc) = &a.password_hash {
-                    self.remember(mac, &a.name, phc);
-                }
-                Ok(Principal {
-                    account: Arc::new(a),
-                    method: AuthMethod::Basic,
-                })
-            }
-            _ => Err(AuthFailure::BadPassword),
         }
     }
 
@@ -544,26 +446,11 @@ impl Authenticator {
             if let Some(remote) = claim.remote {
                 let _ = self.failures.check(&address_key(remote.ip()));
             }
-            let tried_name = match &claim.credential {
-                Claimed::Password { name, .. } => Some(name.clone()),
-                Claimed::ApiKey(_) | Claimed::ClientCert(_) => None,
-            };
-            let event = failure_event(failure, tried_name, claim.remote);
+            let event = failure_event(failure, None, claim.remote);
             if let Err(e) = self.store.audit(&[event]) {
                 tracing::warn!(error = %e, "could not audit a failed login");
             }
         }
-    }
-
-    /// The cache key of `name` and `password` and the password hash they were last verified
-    /// against, if that verification is remembered and still fresh.
-    fn remembered(&self, name: &str, password: &str) -> Option<([u8; 32], String)> {
-        let mac = self.cache_mac(name, password);
-        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache
-            .get(&mac)
-            .filter(|v| v.expires > Instant::now() && v.account == name)
-            .map(|v| (mac, v.phc.clone()))
     }
 
     async fn basic(
@@ -572,7 +459,14 @@ impl Authenticator {
         password: String,
     ) -> Result<Principal, AuthFailure> {
         let mac = self.cache_mac(&name, &password);
-        if let Some((_, phc)) = self.remembered(&name, &password) {
+        let cached = {
+            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            cache
+                .get(&mac)
+                .filter(|v| v.expires > Instant::now() && v.account == name)
+                .map(|v| v.phc.clone())
+        };
+        if let Some(phc) = cached {
             let lookup_name = name.clone();
             let account = self.lookup(move |s| s.account(&lookup_name)).await?;
             match account {
@@ -697,18 +591,6 @@ fn failure_event(
     }
 }
 
-/// Which credentials the middleware may leave to the handler to look up, as a [`Claim`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Defer {
-    /// None: the middleware resolves every credential.
-    Nothing,
-    /// HTTP Basic passwords whose verification is remembered, and only those: a client that
-    /// claims one has shown the right password to this process before.
-    RememberedPasswords,
-    /// Any credential that needs only a lookup: remembered passwords, API keys, certificates.
-    Any,
-}
-
 /// What the middleware found: an account, or a claim to one that the handler resolves.
 #[derive(Debug, Clone)]
 pub enum Authenticated {
@@ -718,46 +600,23 @@ pub enum Authenticated {
     Claim(Claim),
 }
 
-/// A credential that needs only its account looked up: a bearer API key, a client certificate
-/// verified by the TLS handshake, or an HTTP Basic password whose verification is remembered.
-/// Inserted as a request extension by the middleware for the endpoints that look the account up
-/// in the store work that serves the request (the read endpoints, and adding objects), so that a
-/// revoked account fails on its very next request and the account and what it reads are of one
-/// snapshot.
+/// A credential that needs only its account looked up: a bearer API key or a client
+/// certificate verified by the TLS handshake. Inserted as a request extension by the middleware
+/// for the read endpoints, which look the account up in the read transaction that serves the
+/// request, so that a revoked account fails on its very next request and the account and what it
+/// reads are of one snapshot.
 #[derive(Debug, Clone)]
 pub struct Claim {
     credential: Claimed,
     remote: Option<SocketAddr>,
 }
 
-#[derive(Clone)]
+#[derive(Debug, Clone, Copy)]
 enum Claimed {
     /// SHA-256 of the API key.
     ApiKey([u8; 32]),
     /// SHA-256 of the certificate's DER.
     ClientCert([u8; 32]),
-    /// HTTP Basic credentials whose verification against `phc` is remembered under `mac`. The
-    /// password is kept for the rare claim whose account changed its hash since
-    /// ([`Authenticator::resolve`] then verifies it afresh); it is never printed.
-    Password {
-        name: String,
-        password: String,
-        phc: String,
-        mac: [u8; 32],
-    },
-}
-
-impl std::fmt::Debug for Claimed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Claimed::ApiKey(_) => f.write_str("ApiKey"),
-            Claimed::ClientCert(_) => f.write_str("ClientCert"),
-            Claimed::Password { name, .. } => f
-                .debug_struct("Password")
-                .field("name", name)
-                .finish_non_exhaustive(),
-        }
-    }
 }
 
 fn active(
@@ -794,10 +653,10 @@ fn address_key(ip: IpAddr) -> IpAddr {
 /// Middleware: authenticates the request, records the account on the request span, and inserts
 /// [`Principal`] as a request extension; answers 401 (or 429) otherwise, before the body is read.
 /// For the read endpoints that look the account up themselves (GET objects, object, versions,
-/// manifest) a bearer API key, a client certificate or a remembered Basic password, and for Add
-/// Objects a remembered Basic password only, is inserted as a [`Claim`] instead, resolved by the
-/// handler in the store work that serves the request (one blocking call instead of two); the
-/// handler then does what this middleware and the rate limiter would have done on failure.
+/// manifest) a bearer API key or client certificate is inserted as a [`Claim`] instead, resolved
+/// by the handler in the read transaction that serves the request (one blocking call instead of
+/// two); the handler then does what this middleware and the rate limiter would have done on
+/// failure.
 pub async fn require_auth(
     State(state): State<AppState>,
     mut request: Request,

@@ -42,7 +42,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::status::{StatusResource, expire_if_due};
-use super::{Caller, Need, Who, blocking, json_response};
+use super::{Caller, Need, blocking, json_response};
 use crate::error::ApiError;
 use crate::media;
 use crate::state::AppState;
@@ -60,7 +60,7 @@ const MAX_MESSAGE: usize = 2000;
 /// `POST /{api-root}/collections/{id}/objects/`.
 pub async fn add_objects(
     State(state): State<AppState>,
-    who: Who,
+    caller: Caller,
     Path((api_root, collection)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
@@ -83,14 +83,7 @@ pub async fn add_objects(
         });
     let request_timestamp = Timestamp::now();
     let status = blocking(move || {
-        // The account (when the middleware left a claim to it) and the collection are read in
-        // one snapshot: a POST makes one blocking call, not one for the account and one for the
-        // rest.
-        let (caller, collection) = super::read_as(&state, &who, |snapshot, caller| {
-            let collection =
-                super::collection_in(snapshot, caller, &api_root, &collection, Need::Write)?;
-            Ok((caller.clone(), collection))
-        })?;
+        let collection = super::collection(&state, &caller, &api_root, &collection, Need::Write)?;
         media::check_content_type(&headers)?;
         let bytes = bytes?;
         ingest(&state, &caller, &collection, &bytes, request_timestamp)

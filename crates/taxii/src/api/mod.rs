@@ -69,7 +69,7 @@ use kizuna_stix::Timestamp;
 use kizuna_store::{AuditAction, AuditEvent, Collection, ObjectRecord, Snapshot};
 use serde::Serialize;
 
-use crate::auth::{AuthFailure, Claim, Defer};
+use crate::auth::{AuthFailure, Claim};
 use crate::error::ApiError;
 use crate::limits::too_many_requests;
 use crate::media::{self, TAXII_JSON};
@@ -126,23 +126,15 @@ const ONE_STEP_READS: [&str; 4] = [
     "/{api_root}/collections/{collection}/manifest/",
 ];
 
-/// The route of the objects endpoint, whose POST (Add Objects) resolves its own caller too.
-const OBJECTS_ROUTE: &str = "/{api_root}/collections/{collection}/objects/";
-
-/// Which credentials of a request to the route `matched` (with or without its trailing slash)
-/// its handler looks up itself ([`Who`]): any on GET to one of [`ONE_STEP_READS`]; on POST to the
-/// objects endpoint (Add Objects, whose one blocking call then reads the account with the
-/// collection) only an HTTP Basic password whose verification is remembered. Anything else on a
-/// POST is checked before its body is read, as on every other request: a claim to an API key or
-/// certificate proves nothing yet, and would let an unknown client make the server read and
-/// check a body of up to the API root's limit before its 401.
-pub(crate) fn resolves_own_caller(method: &Method, matched: Option<&str>) -> Defer {
-    let same = |p: &str, m: &str| p.trim_end_matches('/') == m.trim_end_matches('/');
-    match matched {
-        Some(m) if method == Method::GET && ONE_STEP_READS.iter().any(|p| same(p, m)) => Defer::Any,
-        Some(m) if method == Method::POST && same(OBJECTS_ROUTE, m) => Defer::RememberedPasswords,
-        _ => Defer::Nothing,
-    }
+/// Whether a request to the route `matched` (with or without its trailing slash) is answered by a
+/// handler that resolves its own caller: GET on one of [`ONE_STEP_READS`].
+pub(crate) fn resolves_own_caller(method: &Method, matched: Option<&str>) -> bool {
+    method == Method::GET
+        && matched.is_some_and(|m| {
+            ONE_STEP_READS
+                .iter()
+                .any(|p| p.trim_end_matches('/') == m.trim_end_matches('/'))
+        })
 }
 
 /// Paths that are no TAXII endpoint: 404 with a TAXII error body.
