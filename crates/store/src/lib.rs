@@ -88,9 +88,10 @@ pub trait Store: Send + Sync {
     /// exists if and only if the add committed.
     ///
     /// Why one call rather than the add and then [`Store::put_status`]: on SQLite each is a write
-    /// transaction queued for the one writer, and the second commit (its log frames, the writer's
-    /// lock and page-cache walk) cost more than the status row itself: `put_status` was 11% of
-    /// the server's CPU under the ingest benchmark, 1.3% of it the row.
+    /// transaction queued for the one writer, and the status's own `BEGIN IMMEDIATE`/`COMMIT` cost
+    /// more than its row (~3% and 1.3% of the server's CPU under the ingest benchmark); and the
+    /// status of an add can no longer be missing after a crash that kept the objects. The
+    /// end-to-end A/B could not resolve the CPU saving (bench/taxii/README.md).
     fn add_objects_audited_with_status(
         &self,
         collection: &CollectionRef,
