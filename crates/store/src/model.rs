@@ -330,6 +330,72 @@ pub struct Status {
     pub pendings: Vec<StatusDetail>,
 }
 
+/// A status resource still to be completed by the add it reports on
+/// ([`Store::add_objects_audited_with_status`](crate::Store::add_objects_audited_with_status)):
+/// what the caller knew before the add (the request, and the objects it refused itself), and,
+/// for each object handed to the add, in the same order, the id and version the status names it
+/// by. The add's outcomes then make each of those a success or a failure ([`StatusDraft::complete`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusDraft {
+    /// API root the request was made to.
+    pub api_root: String,
+    /// Status id (UUID).
+    pub id: String,
+    /// When the request was received.
+    pub request_timestamp: Timestamp,
+    /// Objects in the request.
+    pub total_count: u64,
+    /// Objects refused before the add (invalid ones).
+    pub failures: Vec<StatusDetail>,
+    /// Id and version of each object handed to the add, in the add's order; an object without a
+    /// version of its own is named by the add's `date_added`.
+    pub submitted: Vec<(String, Option<String>)>,
+}
+
+impl StatusDraft {
+    /// The complete status resource, given the report of the add of the
+    /// [`submitted`](StatusDraft::submitted) objects: an object added or already present is a
+    /// success (the latter with the message "already present"), a rejected one a failure after
+    /// those the caller refused; an unversioned object's version is the add's `date_added` at
+    /// microsecond precision.
+    pub fn complete(&self, report: &AddReport) -> Status {
+        let date_added = report.date_added.to_micros().to_string();
+        let mut successes = Vec::with_capacity(self.submitted.len());
+        let mut failures = self.failures.clone();
+        for ((id, version), outcome) in self.submitted.iter().zip(&report.outcomes) {
+            let id = id.clone();
+            let version = version.clone().unwrap_or_else(|| date_added.clone());
+            match outcome {
+                AddOutcome::Added => successes.push(StatusDetail {
+                    id,
+                    version,
+                    message: None,
+                }),
+                AddOutcome::Duplicate => successes.push(StatusDetail {
+                    id,
+                    version,
+                    message: Some("already present".to_owned()),
+                }),
+                AddOutcome::Rejected(why) => failures.push(StatusDetail {
+                    id,
+                    version,
+                    message: Some(why.clone()),
+                }),
+            }
+        }
+        Status {
+            api_root: self.api_root.clone(),
+            id: self.id.clone(),
+            status: StatusState::Complete,
+            request_timestamp: self.request_timestamp,
+            total_count: self.total_count,
+            successes,
+            failures,
+            pendings: Vec::new(),
+        }
+    }
+}
+
 /// Permission of an account on one collection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Permission {

@@ -1038,6 +1038,104 @@ mod suite {
         assert_eq!(read_all(store, &c, &reader(1)).len(), 2);
     }
 
+    /// An add that stores its own status resource: the status, completed from the outcomes
+    /// (added, already present, rejected after the caller's own failures, an unversioned object
+    /// named by date_added), is returned and readable right after, audited as a plain add is.
+    pub fn add_with_status(store: &dyn Store) {
+        let c = setup(store);
+        let v = "2022-01-01T00:00:00.000Z";
+        store.add_objects(&c, vec![indicator(1, v, None)]).unwrap();
+        let mut conflicting = indicator(1, v, None);
+        conflicting.json = conflicting.json.replace("10.0.", "10.9.");
+        let one = format!("indicator--{}", uuid(1));
+        let two = format!("indicator--{}", uuid(2));
+        let sco = ipv4(3, None);
+        let sco_id = sco.meta.id.as_str().to_owned();
+        let refused = StatusDetail {
+            id: "objects[4]".into(),
+            version: "2025-01-01T00:00:00.000000Z".into(),
+            message: Some("not a JSON object".into()),
+        };
+        let draft = StatusDraft {
+            api_root: ROOT.into(),
+            id: "0b8a3f86-3e6e-4d8c-9d4b-5b9d8d1b2c3a".into(),
+            request_timestamp: Timestamp::parse("2025-01-01T00:00:00Z").unwrap(),
+            total_count: 5,
+            failures: vec![refused.clone()],
+            submitted: vec![
+                (one.clone(), Some(v.to_owned())),
+                (two.clone(), Some(v.to_owned())),
+                (one.clone(), Some(v.to_owned())),
+                (sco_id.clone(), None),
+            ],
+        };
+        let (report, status) = store
+            .add_objects_audited_with_status(
+                &c,
+                vec![
+                    indicator(1, v, None),
+                    indicator(2, v, None),
+                    conflicting,
+                    sco,
+                ],
+                "alice",
+                draft.clone(),
+            )
+            .unwrap();
+        assert_eq!(report.outcomes[0], AddOutcome::Duplicate);
+        assert_eq!(report.outcomes[1], AddOutcome::Added);
+        assert!(matches!(report.outcomes[2], AddOutcome::Rejected(_)));
+        assert_eq!(report.outcomes[3], AddOutcome::Added);
+        assert_eq!(status, draft.complete(&report));
+        assert_eq!(store.status(ROOT, &draft.id).unwrap(), Some(status.clone()));
+        assert_eq!(status.status, StatusState::Complete);
+        assert_eq!(status.total_count, 5);
+        let date_added = report.date_added.to_micros().to_string();
+        let named: Vec<(&str, &str, Option<&str>)> = status
+            .successes
+            .iter()
+            .map(|d| (d.id.as_str(), d.version.as_str(), d.message.as_deref()))
+            .collect();
+        assert_eq!(
+            named,
+            [
+                (one.as_str(), v, Some("already present")),
+                (two.as_str(), v, None),
+                (sco_id.as_str(), date_added.as_str(), None),
+            ]
+        );
+        assert_eq!(status.failures.len(), 2);
+        assert_eq!(status.failures[0], refused);
+        assert_eq!(status.failures[1].id, one);
+        assert!(status.failures[1].message.is_some());
+        let writes = store
+            .audit_events(&AuditQuery {
+                action: Some(AuditAction::Write),
+                account: Some("alice".into()),
+                ..AuditQuery::default()
+            })
+            .unwrap();
+        assert_eq!(writes.len(), 2);
+        // An add that fails stores no status.
+        let missing = CollectionRef {
+            api_root: ROOT.into(),
+            id: "no-such-collection".into(),
+        };
+        let mut lost = draft.clone();
+        lost.id = "5f0e7c1a-2b3d-4e5f-8a9b-0c1d2e3f4a5b".into();
+        lost.submitted.truncate(1);
+        assert!(matches!(
+            store.add_objects_audited_with_status(
+                &missing,
+                vec![indicator(9, v, None)],
+                "alice",
+                lost.clone()
+            ),
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(store.status(ROOT, &lost.id).unwrap().is_none());
+    }
+
     pub fn status_round_trip_and_expiry(store: &dyn Store) {
         setup(store);
         let status = Status {
@@ -1748,6 +1846,7 @@ conformance!(
     delete_if_cleared,
     deletion_log,
     add_with_audit,
+    add_with_status,
     status_round_trip_and_expiry,
     accounts_and_credentials,
     audit_log,

@@ -154,6 +154,72 @@ async fn revoked_account_is_refused_at_once() {
     hub.assert_serving().await;
 }
 
+/// Adding objects with a remembered Basic password: no new argon2 verification per POST, a
+/// password set again to the same value still accepted (verified afresh), revocation refused on
+/// the very next POST and read, each audited with the name tried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_with_a_remembered_password_keep_the_middleware_semantics() {
+    let hub = Hub::start().await;
+    let c = hub.client();
+    let post = |n: u32| {
+        let body = serde_json::json!({"objects": [{
+            "type": "malware", "spec_version": "2.1",
+            "id": format!("malware--{n:08x}-0000-4000-8000-000000000000"),
+            "created": "2024-01-01T00:00:00.000Z", "modified": "2024-01-01T00:00:00.000Z",
+            "name": "x", "is_family": false,
+        }]});
+        c.post(hub.url(&objects_path(ROOT)))
+            .basic_auth("alice", Some(PASSWORD))
+            .header("Accept", ACCEPT)
+            .header("Content-Type", ACCEPT)
+            .body(body.to_string())
+    };
+    for n in 0..3 {
+        let r = post(n).send().await.unwrap();
+        assert_eq!(r.status(), 202, "{:?}", r.text().await);
+    }
+    assert_eq!(hub.state.metrics.password_verifications(), 1);
+    // The same password hashed again (a new salt): the remembered hash no longer matches, the
+    // password is verified afresh and accepted, then remembered again.
+    hub.store
+        .set_password_hash("alice", &kizuna_store::hash_password(PASSWORD).unwrap())
+        .unwrap();
+    for n in 3..5 {
+        let r = post(n).send().await.unwrap();
+        assert_eq!(r.status(), 202, "{:?}", r.text().await);
+    }
+    assert_eq!(hub.state.metrics.password_verifications(), 2);
+    assert_eq!(
+        hub.store
+            .count_objects(&kizuna_store::CollectionRef {
+                api_root: ROOT.into(),
+                id: COLLECTION.into(),
+            })
+            .unwrap(),
+        5
+    );
+    hub.store.revoke_account("alice").unwrap();
+    let r = post(5).send().await.unwrap();
+    taxii_error(r, 401).await;
+    let r = c
+        .get(hub.url(&objects_path(ROOT)))
+        .basic_auth("alice", Some(PASSWORD))
+        .header("Accept", ACCEPT)
+        .send()
+        .await
+        .unwrap();
+    taxii_error(r, 401).await;
+    let failures = login_failures(&hub);
+    assert_eq!(
+        failures
+            .iter()
+            .filter(|f| f.account.as_deref() == Some("alice"))
+            .count(),
+        2
+    );
+    hub.assert_serving().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bearer_api_key() {
     let hub = Hub::start().await;

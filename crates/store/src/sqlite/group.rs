@@ -1,5 +1,6 @@
 //! Group commit: object adds and status resources written at the same time share one write
-//! transaction.
+//! transaction. A TAXII add's own status resource is part of the add's job
+//! ([`Job::Add`]'s `status`), so it takes no job, and no commit, of its own.
 //!
 //! Why: on a busy hub, POSTs queue for the one writer connection anyway, and each commit has a
 //! cost of its own besides the rows: the WAL frames of the pages every add touches (the tails of
@@ -28,7 +29,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use super::{objects, records};
 use crate::error::{Result, StoreError};
-use crate::model::{AddReport, CollectionRef, NewObject, Status};
+use crate::model::{AddReport, CollectionRef, NewObject, Status, StatusDraft};
 
 /// Most objects one group adds (a group takes at least one job, whatever its size): bounds the
 /// time a caller waits for the others of its group.
@@ -38,11 +39,13 @@ const MAX_GROUP_OBJECTS: usize = 5_000;
 #[derive(Debug)]
 pub(super) enum Job {
     /// Adds objects; with an account, also audits the versions added as written by it (one
-    /// audit row listing them).
+    /// audit row listing them); with a status draft, also stores the status resource that
+    /// reports on the add.
     Add {
         collection: CollectionRef,
         objects: Vec<NewObject>,
         account: Option<String>,
+        status: Option<StatusDraft>,
     },
     /// Creates or replaces a status resource.
     Status(Status),
@@ -51,8 +54,8 @@ pub(super) enum Job {
 /// What a [`Job`] returns.
 #[derive(Debug)]
 pub(super) enum Done {
-    /// The report of an [`Job::Add`].
-    Added(AddReport),
+    /// The report of an [`Job::Add`], and the status resource it stored, if it had a draft.
+    Added(AddReport, Option<Status>),
     /// A [`Job::Status`] was stored.
     Stored,
 }
@@ -60,7 +63,10 @@ pub(super) enum Done {
 impl Job {
     fn objects(&self) -> usize {
         match self {
-            Job::Add { objects, .. } => objects.len(),
+            // A status counts as one more object.
+            Job::Add {
+                objects, status, ..
+            } => objects.len() + usize::from(status.is_some()),
             Job::Status(_) => 1,
         }
     }
@@ -71,6 +77,7 @@ impl Job {
                 collection,
                 objects,
                 account,
+                status,
             } => {
                 let added = objects::add(tx, collection, objects)?;
                 if let Some(account) = account {
@@ -84,7 +91,15 @@ impl Job {
                     )?;
                 }
                 let report = added.report;
-                Ok(Done::Added(report))
+                let status = match status {
+                    Some(draft) => {
+                        let status = draft.complete(&report);
+                        records::put_status(tx, &status)?;
+                        Some(status)
+                    }
+                    None => None,
+                };
+                Ok(Done::Added(report, status))
             }
             Job::Status(status) => {
                 records::put_status(tx, status)?;
@@ -196,10 +211,10 @@ fn alone(conn: &mut Connection, job: &Job) -> Result<Done> {
     Ok(done)
 }
 
-/// The report of an add job's result.
-pub(super) fn added(done: Done) -> Result<AddReport> {
+/// The report of an add job's result, and the status resource it stored, if any.
+pub(super) fn added(done: Done) -> Result<(AddReport, Option<Status>)> {
     match done {
-        Done::Added(report) => Ok(report),
+        Done::Added(report, status) => Ok((report, status)),
         Done::Stored => Err(StoreError::Corrupt(
             "an add got the result of another write".into(),
         )),
@@ -261,7 +276,30 @@ mod tests {
                 json: json.to_string(),
             }],
             account: Some("alice".into()),
+            status: None,
         }
+    }
+
+    /// [`add`] with the draft of status `id`.
+    fn add_with_status(collection: &str, n: u32, id: &str) -> Job {
+        let mut job = add(collection, n);
+        if let Job::Add {
+            status, objects, ..
+        } = &mut job
+        {
+            *status = Some(StatusDraft {
+                api_root: "r".into(),
+                id: id.into(),
+                request_timestamp: kizuna_stix::Timestamp::from_unix_micros(1),
+                total_count: 1,
+                failures: vec![],
+                submitted: objects
+                    .iter()
+                    .map(|o| (o.meta.id.as_str().to_owned(), None))
+                    .collect(),
+            });
+        }
+        job
     }
 
     fn status(id: &str) -> Job {
@@ -297,10 +335,10 @@ mod tests {
         .collect();
         let first = run_until_done(&mut conn, &queue, &slots[0]).unwrap();
         assert!(queue.lock().is_empty(), "one group took every job");
-        let mut dates = vec![added(first).unwrap().date_added];
+        let mut dates = vec![added(first).unwrap().0.date_added];
         for slot in &slots[1..] {
             match take(slot).unwrap().unwrap() {
-                Done::Added(report) => {
+                Done::Added(report, _) => {
                     assert!(matches!(report.outcomes[..], [AddOutcome::Added]));
                     dates.push(report.date_added);
                 }
@@ -324,13 +362,46 @@ mod tests {
         let also_good = queue.push(status("s1"));
         let result = run_until_done(&mut conn, &queue, &good).unwrap();
         assert!(matches!(
-            added(result).unwrap().outcomes[..],
+            added(result).unwrap().0.outcomes[..],
             [AddOutcome::Added]
         ));
         assert!(matches!(take(&bad), Some(Err(StoreError::NotFound(_)))));
         assert!(matches!(take(&also_good), Some(Ok(Done::Stored))));
         assert_eq!(count(&conn, "SELECT count(*) FROM objects"), 1);
         assert_eq!(count(&conn, "SELECT count(*) FROM statuses"), 1);
+    }
+
+    /// An add's status is written by the add's own job: stored with it when its group commits,
+    /// and, when another job fails the group, stored once by the add rerun alone, or not at all
+    /// if the add itself fails.
+    #[test]
+    fn an_add_stores_its_own_status() {
+        let mut conn = store();
+        let queue = Queue::default();
+        let good = queue.push(add_with_status(COLLECTION, 1, "s1"));
+        let bad = queue.push(add_with_status(
+            "00000000-0000-4000-8000-000000000000",
+            2,
+            "s2",
+        ));
+        let result = run_until_done(&mut conn, &queue, &good).unwrap();
+        let (report, status) = added(result).unwrap();
+        assert!(matches!(report.outcomes[..], [AddOutcome::Added]));
+        let status = status.unwrap();
+        assert_eq!(status.id, "s1");
+        assert_eq!(status.successes.len(), 1);
+        assert!(matches!(take(&bad), Some(Err(StoreError::NotFound(_)))));
+        assert_eq!(count(&conn, "SELECT count(*) FROM statuses"), 1);
+        assert_eq!(
+            count(&conn, "SELECT count(*) FROM statuses WHERE id = 's1'"),
+            1
+        );
+        let together = queue.push(add_with_status(COLLECTION, 3, "s3"));
+        let also = queue.push(add_with_status(COLLECTION, 4, "s4"));
+        run_until_done(&mut conn, &queue, &together).unwrap();
+        assert!(matches!(take(&also), Some(Ok(Done::Added(_, Some(_))))));
+        assert_eq!(count(&conn, "SELECT count(*) FROM statuses"), 3);
+        assert_eq!(count(&conn, "SELECT count(*) FROM objects"), 3);
     }
 
     /// A group stops at its object bound; the rest waits for the next one.

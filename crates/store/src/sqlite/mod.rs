@@ -451,11 +451,13 @@ impl Store for SqliteStore {
         collection: &CollectionRef,
         objects: Vec<NewObject>,
     ) -> Result<AddReport> {
-        group::added(self.grouped(group::Job::Add {
+        let (report, _) = group::added(self.grouped(group::Job::Add {
             collection: collection.clone(),
             objects,
             account: None,
-        })?)
+            status: None,
+        })?)?;
+        Ok(report)
     }
 
     fn add_objects_audited(
@@ -464,11 +466,33 @@ impl Store for SqliteStore {
         objects: Vec<NewObject>,
         account: &str,
     ) -> Result<AddReport> {
-        group::added(self.grouped(group::Job::Add {
+        let (report, _) = group::added(self.grouped(group::Job::Add {
             collection: collection.clone(),
             objects,
             account: Some(account.to_owned()),
-        })?)
+            status: None,
+        })?)?;
+        Ok(report)
+    }
+
+    fn add_objects_audited_with_status(
+        &self,
+        collection: &CollectionRef,
+        objects: Vec<NewObject>,
+        account: &str,
+        status: StatusDraft,
+    ) -> Result<(AddReport, Status)> {
+        match group::added(self.grouped(group::Job::Add {
+            collection: collection.clone(),
+            objects,
+            account: Some(account.to_owned()),
+            status: Some(status),
+        })?)? {
+            (report, Some(status)) => Ok((report, status)),
+            (_, None) => Err(StoreError::Corrupt(
+                "an add with a status draft stored no status".into(),
+            )),
+        }
     }
 
     fn objects(&self, collection: &CollectionRef, query: &ObjectQuery) -> Result<ObjectPage> {

@@ -14,8 +14,10 @@
 //! resource, with a message naming every problem; the valid ones are stored together in one
 //! store transaction, exactly as received. Exact duplicates of stored objects count as
 //! successes (§5.5 MUST). Every object version added is written to the audit log in the same
-//! store transaction ([`kizuna_store::Store::add_objects_audited`]), before the 202: one entry
-//! per envelope listing the versions it added, expanded per version when the log is read.
+//! store transaction, before the 202: one entry per envelope listing the versions it added,
+//! expanded per version when the log is read. The status resource is written in that
+//! transaction too ([`kizuna_store::Store::add_objects_audited_with_status`]), so a POST is one
+//! write transaction, and its status is readable as soon as the 202 is sent.
 //!
 //! **202 or 422.** §5.5 lists 422 for content that "could not be processed", and a status resource
 //! only with 202. Kizuna answers 202 with the status (state `complete`) whenever at least one
@@ -32,7 +34,9 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use http::{HeaderMap, StatusCode};
 use kizuna_stix::{ObjectMeta, Problem, Timestamp, validate_object_with};
-use kizuna_store::{AddOutcome, Collection, NewObject, Status, StatusDetail, StatusState};
+use kizuna_store::{
+    AddOutcome, AddReport, Collection, NewObject, Status, StatusDetail, StatusDraft,
+};
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -279,51 +283,38 @@ fn ingest(
             Verdict::Reject(detail) => failures.push(detail),
         }
     }
-    let mut successes = Vec::with_capacity(accepted.len());
-    if !new_objects.is_empty() {
-        // The objects and their write audit events commit together.
-        let report =
-            state
-                .store
-                .add_objects_audited(&collection.as_ref(), new_objects, caller.name())?;
-        let date_added = super::taxii_timestamp(report.date_added);
-        let mut added = 0u64;
-        for ((id, version), outcome) in accepted.into_iter().zip(report.outcomes) {
-            let version = version.unwrap_or_else(|| date_added.clone());
-            match outcome {
-                AddOutcome::Added => {
-                    added += 1;
-                    successes.push(StatusDetail {
-                        id,
-                        version,
-                        message: None,
-                    });
-                }
-                AddOutcome::Duplicate => successes.push(StatusDetail {
-                    id,
-                    version,
-                    message: Some("already present".to_owned()),
-                }),
-                AddOutcome::Rejected(why) => failures.push(StatusDetail {
-                    id,
-                    version,
-                    message: Some(why),
-                }),
-            }
-        }
-        state.metrics.objects_stored(added);
-    }
-    let status = Status {
+    let draft = StatusDraft {
         api_root: collection.api_root.clone(),
         id: uuid_v4(),
-        status: StatusState::Complete,
         request_timestamp,
         total_count: raws.len() as u64,
-        successes,
         failures,
-        pendings: Vec::new(),
+        submitted: accepted,
     };
-    state.store.put_status(&status)?;
+    let status = if new_objects.is_empty() {
+        let status = draft.complete(&AddReport {
+            date_added: request_timestamp,
+            outcomes: Vec::new(),
+        });
+        state.store.put_status(&status)?;
+        status
+    } else {
+        // The objects, their write audit events and the status resource commit together: one
+        // write transaction per POST.
+        let (report, status) = state.store.add_objects_audited_with_status(
+            &collection.as_ref(),
+            new_objects,
+            caller.name(),
+            draft,
+        )?;
+        let added = report
+            .outcomes
+            .iter()
+            .filter(|o| matches!(o, AddOutcome::Added))
+            .count();
+        state.metrics.objects_stored(added as u64);
+        status
+    };
     expire_if_due(state.store.as_ref())?;
     Ok(status)
 }
