@@ -710,11 +710,23 @@ impl Connection {
             async move {
                 let response: Result<Response, Infallible> =
                     router.oneshot(request.map(Body::new)).await;
+                let Ok(mut response) = response;
                 if let Some(linger) = linger {
-                    linger.set(!read.load(Ordering::Relaxed));
+                    let unread = !read.load(Ordering::Relaxed);
+                    linger.set(unread);
+                    // An HTTP/1 connection whose request body was left unread (a 401 or 403
+                    // before the body, say) is closed after this answer, unless hyper happens to
+                    // find the whole body already received: say so, so that the client does not
+                    // send its next request on a connection about to close (Python `requests`
+                    // then failed it with "Remote end closed connection without response").
+                    if unread {
+                        response
+                            .headers_mut()
+                            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    }
                 }
                 drop(in_flight);
-                response
+                Ok::<_, Infallible>(response)
             }
         });
         let conn = builder.serve_connection(TokioIo::new(io), service);

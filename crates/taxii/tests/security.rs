@@ -76,6 +76,34 @@ async fn no_credentials_get_401_with_challenges() {
     hub.assert_serving().await;
 }
 
+/// Over HTTP/1, a 401 that leaves the request's body unread says `Connection: close`: the server
+/// closes such a connection after the answer, and a client told so does not send its next request
+/// on it. An answer to a request without a body keeps the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unread_body_closes_the_http1_connection_and_says_so() {
+    let hub = Hub::start().await;
+    let c = reqwest::Client::builder()
+        .use_preconfigured_tls(common::client_tls(&hub.cert_path(), None, &[b"http/1.1"]))
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let post = c
+        .post(hub.url(&objects_path(ROOT)))
+        .header("Accept", ACCEPT)
+        .header("Content-Type", ACCEPT)
+        .body(vec![b' '; 256 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.version(), reqwest::Version::HTTP_11);
+    assert_eq!(post.headers()["connection"], "close");
+    taxii_error(post, 401).await;
+    let get = discovery(&hub, c.get(hub.url("/taxii2/"))).await;
+    assert!(get.headers().get("connection").is_none());
+    taxii_error(get, 401).await;
+    hub.assert_serving().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_password_and_unknown_user_get_the_same_401_and_are_audited() {
     let hub = Hub::start().await;
