@@ -74,17 +74,29 @@ fn finish(tx: &Connection, row: AccountRow) -> Result<Account> {
                     (SELECT count(*) FROM client_certs WHERE account = ?1)",
         )?
         .query_row([&row.name], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(Account {
-        tlp_clearance: tlp_from_int(row.tlp)?,
-        name: row.name,
-        password_hash: row.password_hash,
-        admin: row.admin,
-        revoked: row.revoked,
-        created: Timestamp::from_unix_micros(row.created),
-        permissions,
-        api_keys: u32::try_from(api_keys).unwrap_or(u32::MAX),
-        client_certs: u32::try_from(client_certs).unwrap_or(u32::MAX),
-    })
+    row.into_account(permissions, api_keys, client_certs)
+}
+
+impl AccountRow {
+    /// The account of this row, with its permissions and credential counts.
+    fn into_account(
+        self,
+        permissions: Vec<Permission>,
+        api_keys: i64,
+        client_certs: i64,
+    ) -> Result<Account> {
+        Ok(Account {
+            tlp_clearance: tlp_from_int(self.tlp)?,
+            name: self.name,
+            password_hash: self.password_hash,
+            admin: self.admin,
+            revoked: self.revoked,
+            created: Timestamp::from_unix_micros(self.created),
+            permissions,
+            api_keys: u32::try_from(api_keys).unwrap_or(u32::MAX),
+            client_certs: u32::try_from(client_certs).unwrap_or(u32::MAX),
+        })
+    }
 }
 
 fn require(tx: &Transaction<'_>, name: &str) -> Result<()> {
@@ -230,11 +242,7 @@ pub(super) fn by_credential(
         return Ok(None);
     };
     let row = account_row(first)?;
-    let count = |r: &Row<'_>, i: usize| -> Result<u32> {
-        let n: i64 = r.get(i)?;
-        Ok(u32::try_from(n).unwrap_or(u32::MAX))
-    };
-    let (api_keys, client_certs) = (count(first, 6)?, count(first, 7)?);
+    let (api_keys, client_certs): (i64, i64) = (first.get(6)?, first.get(7)?);
     let permission = |r: &Row<'_>| -> rusqlite::Result<Option<Permission>> {
         let Some(api_root) = r.get::<_, Option<String>>(8)? else {
             return Ok(None);
@@ -250,17 +258,8 @@ pub(super) fn by_credential(
     while let Some(r) = rows.next()? {
         permissions.extend(permission(r)?);
     }
-    Ok(Some(Account {
-        tlp_clearance: tlp_from_int(row.tlp)?,
-        name: row.name,
-        password_hash: row.password_hash,
-        admin: row.admin,
-        revoked: row.revoked,
-        created: Timestamp::from_unix_micros(row.created),
-        permissions,
-        api_keys,
-        client_certs,
-    }))
+    row.into_account(permissions, api_keys, client_certs)
+        .map(Some)
 }
 
 pub(super) fn set_permission(tx: &Transaction<'_>, name: &str, p: &Permission) -> Result<()> {
