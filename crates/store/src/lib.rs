@@ -33,7 +33,7 @@ mod sqlite;
 pub use error::{Result, StoreError};
 pub use model::*;
 pub use password::{hash_password, sha256, verify_password};
-pub use sqlite::{DB_FILE, Durability, SqliteStore};
+pub use sqlite::{DB_FILE, Durability, READ_LOG_FILE, SqliteStore};
 
 use kizuna_stix::Timestamp;
 

@@ -1545,7 +1545,10 @@ mod suite {
         assert_eq!(all[1].collection.as_deref(), Some(COLLECTION));
         assert_eq!(all[1].detail.as_deref(), Some("objects"));
         assert_eq!(all[1].seq, all[3].seq, "one event per response");
-        assert!(all[0].seq < all[1].seq && all[3].seq < all[4].seq);
+        assert!(
+            all.windows(2).all(|w| w[0].time <= w[1].time),
+            "in time order"
+        );
 
         let q = |f: &dyn Fn(&mut AuditQuery)| {
             let mut q = AuditQuery::default();
@@ -1969,6 +1972,75 @@ fn concurrent_writers_and_readers() {
     let all = suite::read_all(&b, &c, &suite::reader(77));
     assert_eq!(all.len(), 800);
     assert!(all.windows(2).all(|w| w[0].date_added <= w[1].date_added));
+}
+
+/// The audit of reads goes to a database file of its own: serving (and auditing) pages leaves
+/// the objects' database unchanged, so its readers keep their memory map and cache; the records
+/// are read back merged with the main log's, in time order, also after the store is reopened.
+#[test]
+fn reads_are_audited_apart_from_the_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let c = suite::setup(&store);
+    store
+        .add_objects_audited(
+            &c,
+            vec![suite::indicator(1, "2021-01-01T00:00:00.000Z", None)],
+            "alice",
+        )
+        .unwrap();
+    let seq = store.objects(&c, &suite::reader(10)).unwrap().records[0].seq;
+    let main = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+    let version = |conn: &rusqlite::Connection| -> i64 {
+        conn.query_row("PRAGMA data_version", [], |r| r.get(0))
+            .unwrap()
+    };
+    let before = version(&main);
+    let mut list = ServedList::default();
+    list.push(seq);
+    store
+        .audit_served(&[ServedEvent {
+            time: Timestamp::now(),
+            account: Some("bob".into()),
+            collection: Some(suite::COLLECTION.into()),
+            endpoint: Some("objects".into()),
+            versions: list,
+        }])
+        .unwrap();
+    assert_eq!(
+        version(&main),
+        before,
+        "kizuna.db unchanged by the read audit"
+    );
+    assert!(dir.path().join(READ_LOG_FILE).exists());
+    let read_back = |store: &SqliteStore| {
+        store
+            .audit_events(&AuditQuery::default())
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.action, r.account.unwrap(), r.object_id.unwrap()))
+            .collect::<Vec<_>>()
+    };
+    let id = format!("indicator--{}", suite::uuid(1));
+    let expected = vec![
+        (AuditAction::Write, "alice".to_owned(), id.clone()),
+        (AuditAction::Serve, "bob".to_owned(), id.clone()),
+    ];
+    assert_eq!(read_back(&store), expected);
+    drop(store);
+    let store = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(read_back(&store), expected);
+    assert_eq!(
+        store
+            .audit_events(&AuditQuery {
+                action: Some(AuditAction::Serve),
+                object_id: Some(id.clone()),
+                ..AuditQuery::default()
+            })
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 /// A store written before the id index changed (schema version 3: `objects_id` on

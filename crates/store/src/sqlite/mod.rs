@@ -30,6 +30,20 @@
 //! which `coll`, `id_hash` and `id` are compared. Everything else the writes maintain is
 //! appended in `seq` order (the table and its per-collection indexes).
 //!
+//! # The read log
+//!
+//! The audit of reads ([`Store::audit_served`], one row per response listing the seqs of the rows
+//! served) is kept in a database file of its own, `DIR/audit-reads.db`, with its own writer
+//! connection; everything else the audit log holds (writes, deletes, failed logins) stays in
+//! `kizuna.db`, in the transactions of what it records. Why: the audit writer commits every few
+//! milliseconds while pages are served, and each commit to `kizuna.db` made every reader connection
+//! unmap its memory map of the database at its next read (SQLite does so whenever another connection
+//! committed) and fault the pages back in, and grew the log readers search: serving pages with the
+//! read audit on cost ~20 µs more per page than with it off, of which writing the audit itself was
+//! ~3 (bench/taxii/README.md). With the read log apart, a read-only load leaves `kizuna.db`
+//! unchanged. [`Store::audit_events`] reads both and merges them by time. In memory the read log is a
+//! table of the one database.
+//!
 //! # Durability
 //!
 //! With the default [`Durability::Process`] (`synchronous=NORMAL` in WAL mode) a committed
@@ -60,6 +74,9 @@ use crate::{Snapshot, Store};
 
 /// Name of the database file inside the data directory.
 pub const DB_FILE: &str = "kizuna.db";
+
+/// Name of the read log's database file inside the data directory (see "The read log" above).
+pub const READ_LOG_FILE: &str = "audit-reads.db";
 
 /// How long a connection waits for a lock held by another connection or process.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -102,6 +119,9 @@ pub struct SqliteStore {
     queue: group::Queue,
     /// `None` for an in-memory store, whose only connection serves reads too.
     readers: Option<ReaderPool>,
+    /// The read log's connection (`audit-reads.db`); `None` in memory, where the read log is a
+    /// table of the writer's database.
+    read_log: Option<Mutex<Connection>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -144,6 +164,17 @@ impl SqliteStore {
         writer.pragma_update(None, "wal_autocheckpoint", checkpoint::BACKSTOP_PAGES)?;
         writer.pragma_update(None, "journal_size_limit", checkpoint::CHECKPOINT_BYTES)?;
         schema::migrate(&mut writer)?;
+        let read_log = Connection::open(dir.join(READ_LOG_FILE))?;
+        configure(&read_log, durability)?;
+        let mode: String =
+            read_log.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Corrupt(format!(
+                "{} cannot use WAL mode (journal_mode is {mode})",
+                dir.join(READ_LOG_FILE).display()
+            )));
+        }
+        read_log.execute_batch(records::READ_LOG_SCHEMA)?;
         let checkpointer = checkpoint::Checkpointer::start(&path)?;
         Ok(SqliteStore {
             checkpointer: Some(checkpointer),
@@ -154,6 +185,7 @@ impl SqliteStore {
                 durability,
                 idle: Mutex::new(Vec::new()),
             }),
+            read_log: Some(Mutex::new(read_log)),
         })
     }
 
@@ -162,11 +194,13 @@ impl SqliteStore {
         let mut writer = Connection::open_in_memory()?;
         configure(&writer, Durability::Process)?;
         schema::migrate(&mut writer)?;
+        writer.execute_batch(records::READ_LOG_SCHEMA)?;
         Ok(SqliteStore {
             checkpointer: None,
             writer: Mutex::new(writer),
             queue: group::Queue::default(),
             readers: None,
+            read_log: None,
         })
     }
 
@@ -602,11 +636,27 @@ impl Store for SqliteStore {
         if events.is_empty() {
             return Ok(());
         }
-        self.write(|tx| records::audit_served(tx, events))
+        match &self.read_log {
+            Some(log) => {
+                let mut conn = log.lock().unwrap_or_else(PoisonError::into_inner);
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                records::audit_served(&tx, events)?;
+                tx.commit()?;
+                Ok(())
+            }
+            None => self.write(|tx| records::audit_served(tx, events)),
+        }
     }
 
     fn audit_events(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>> {
-        self.read(|tx| records::audit_events(tx, query))
+        let served = match &self.read_log {
+            Some(log) => {
+                let conn = log.lock().unwrap_or_else(PoisonError::into_inner);
+                in_read_transaction(&conn, |tx| records::served_rows(tx, query))?
+            }
+            None => self.read(|tx| records::served_rows(tx, query))?,
+        };
+        self.read(|tx| records::audit_events(tx, query, served))
     }
 
     fn secret(&self, name: &str) -> Result<[u8; 32]> {

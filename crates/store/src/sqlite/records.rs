@@ -127,10 +127,26 @@ pub(super) fn audit(tx: &Transaction<'_>, events: &[AuditEvent]) -> Result<()> {
     Ok(())
 }
 
+/// The table of the read log (see [`SqliteStore`](super::SqliteStore): a database file of its own,
+/// `audit-reads.db`, next to the objects' one; in memory, a table of the one database). One row
+/// per response that served object versions, listing their rows' seqs
+/// ([`ServedList::to_bytes`]); `seq` is its own sequence. No index besides the rowid: the log is
+/// written on every read and queried by an operator now and then.
+pub(super) const READ_LOG_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS served (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    time INTEGER NOT NULL,
+    account TEXT,
+    collection TEXT,
+    endpoint TEXT,
+    seqs BLOB NOT NULL
+);
+";
+
 pub(super) fn audit_served(tx: &Transaction<'_>, events: &[ServedEvent]) -> Result<()> {
     let mut insert = tx.prepare_cached(
-        "INSERT INTO audit (time, account, action, collection, detail, seqs)
-         VALUES (?1, ?2, 'serve', ?3, ?4, ?5)",
+        "INSERT INTO served (time, account, collection, endpoint, seqs)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
     for e in events.iter().filter(|e| !e.versions.is_empty()) {
         insert.execute(params![
@@ -142,6 +158,61 @@ pub(super) fn audit_served(tx: &Transaction<'_>, events: &[ServedEvent]) -> Resu
         ])?;
     }
     Ok(())
+}
+
+/// One row of the read log, as read back.
+pub(super) struct ServedRow {
+    seq: i64,
+    time: Timestamp,
+    account: Option<String>,
+    collection: Option<String>,
+    endpoint: Option<String>,
+    seqs: ServedList,
+}
+
+/// The rows of the read log that may hold records `q` asks for, oldest first: filtered by account
+/// and time here, by object when they are named ([`audit_events`]). With a limit and no object
+/// filter, `limit` rows are enough (each lists at least one version).
+pub(super) fn served_rows(conn: &Connection, q: &AuditQuery) -> Result<Vec<ServedRow>> {
+    if q.action.is_some_and(|a| a != AuditAction::Serve) {
+        return Ok(Vec::new());
+    }
+    let mut sql =
+        "SELECT seq, time, account, collection, endpoint, seqs FROM served WHERE 1".to_owned();
+    let mut params = Vec::new();
+    if let Some(account) = &q.account {
+        params.push(Value::Text(account.clone()));
+        let _ = write!(sql, " AND account = ?{}", params.len());
+    }
+    if let Some(since) = q.since {
+        params.push(Value::Integer(since.unix_micros()));
+        let _ = write!(sql, " AND time >= ?{}", params.len());
+    }
+    sql.push_str(" ORDER BY time, seq");
+    if q.limit > 0 && q.object_id.is_none() {
+        params.push(Value::Integer(i64::try_from(q.limit).unwrap_or(i64::MAX)));
+        let _ = write!(sql, " LIMIT ?{}", params.len());
+    }
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params_from_iter(params))?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let seq: i64 = r.get(0)?;
+        let bytes = r
+            .get_ref(5)?
+            .as_blob()
+            .map_err(|e| StoreError::Corrupt(format!("read log row {seq}: seqs: {e}")))?;
+        out.push(ServedRow {
+            seq,
+            time: Timestamp::from_unix_micros(r.get(1)?),
+            account: r.get(2)?,
+            collection: r.get(3)?,
+            endpoint: r.get(4)?,
+            seqs: ServedList::from_bytes(bytes)
+                .map_err(|e| StoreError::Corrupt(format!("read log row {seq}: {e}")))?,
+        });
+    }
+    Ok(out)
 }
 
 /// The write audit of one add: a single `write` row listing the rows added (`seqs`, as
@@ -226,14 +297,20 @@ fn seqs_of(tx: &Connection, object_id: &str) -> Result<HashSet<i64>> {
     Ok(seqs)
 }
 
-/// `limit == 0` means no limit. A row written by [`audit_served`] or [`audit_written`] becomes one
-/// record per version it lists, each named (object id, version) from the row of its seq
-/// ([`RowNames`]). Rows written before the `seqs` column list `<id> <version>` lines in `served`
-/// and are read as such. Filtering by object finds its versions' seqs first (stored and deleted
-/// rows), then keeps the rows listing any of them, and of those only the versions of that object:
-/// a scan of the log, as there is no index per version served, on purpose (the log is written on
-/// every read and queried by an operator now and then).
-pub(super) fn audit_events(tx: &Connection, q: &AuditQuery) -> Result<Vec<AuditRecord>> {
+/// The records of the main log (`audit`, in `tx`) and of the read log's rows `served` (from
+/// [`served_rows`]) that `q` asks for, merged in time order; `limit == 0` means no limit. A row
+/// written by [`audit_served`] or [`audit_written`] becomes one record per version it lists, each
+/// named (object id, version) from the row of its seq ([`RowNames`]). Main-log rows written before
+/// the `seqs` column list `<id> <version>` lines in `served` and are read as such. Filtering by
+/// object finds its versions' seqs first (stored and deleted rows), then keeps the rows listing
+/// any of them, and of those only the versions of that object: a scan of the logs, as there is no
+/// index per version served, on purpose (the logs are written on every read and queried by an
+/// operator now and then).
+pub(super) fn audit_events(
+    tx: &Connection,
+    q: &AuditQuery,
+    served: Vec<ServedRow>,
+) -> Result<Vec<AuditRecord>> {
     let mut sql =
         "SELECT seq, time, account, action, collection, object_id, version, detail, served, seqs
                    FROM audit WHERE 1"
@@ -268,7 +345,7 @@ pub(super) fn audit_events(tx: &Connection, q: &AuditQuery) -> Result<Vec<AuditR
         params.push(Value::Integer(since.unix_micros()));
         let _ = write!(sql, " AND time >= ?{}", params.len());
     }
-    sql.push_str(" ORDER BY seq");
+    sql.push_str(" ORDER BY time, seq");
     // Without an object filter every row yields at least one record, so `limit` rows are enough
     // for `limit` records; with one, a row listing seqs may yield none.
     if q.limit > 0 && q.object_id.is_none() {
@@ -300,20 +377,14 @@ pub(super) fn audit_events(tx: &Connection, q: &AuditQuery) -> Result<Vec<AuditR
         {
             let list = ServedList::from_bytes(bytes)
                 .map_err(|e| StoreError::Corrupt(format!("audit event {}: {e}", record.seq)))?;
-            for seq in list.iter() {
-                if wanted_seqs.as_ref().is_some_and(|w| !w.contains(&seq)) {
-                    continue;
-                }
-                if out.len() == limit {
-                    break;
-                }
-                let (object_id, version) = names.name(seq)?.unzip();
-                out.push(AuditRecord {
-                    object_id,
-                    version,
-                    ..record.clone()
-                });
-            }
+            expand(
+                &mut names,
+                &list,
+                wanted_seqs.as_ref(),
+                &record,
+                &mut out,
+                limit,
+            )?;
             continue;
         }
         let Some(served) = r.get::<_, Option<String>>(8)? else {
@@ -339,7 +410,76 @@ pub(super) fn audit_events(tx: &Connection, q: &AuditQuery) -> Result<Vec<AuditR
             });
         }
     }
-    Ok(out)
+    // The read log's records, named the same way, merged in by time (the main log's first on a
+    // tie).
+    let mut reads = Vec::new();
+    for row in served {
+        if reads.len() == limit {
+            break;
+        }
+        let record = AuditRecord {
+            seq: row.seq,
+            time: row.time,
+            account: row.account,
+            action: AuditAction::Serve,
+            collection: row.collection,
+            object_id: None,
+            version: None,
+            detail: row.endpoint,
+        };
+        expand(
+            &mut names,
+            &row.seqs,
+            wanted_seqs.as_ref(),
+            &record,
+            &mut reads,
+            limit,
+        )?;
+    }
+    if reads.is_empty() {
+        return Ok(out);
+    }
+    let mut merged = Vec::with_capacity((out.len() + reads.len()).min(limit));
+    let (mut main, mut reads) = (out.into_iter().peekable(), reads.into_iter().peekable());
+    while merged.len() < limit {
+        let next = match (main.peek(), reads.peek()) {
+            (Some(m), Some(r)) if r.time < m.time => reads.next(),
+            (Some(_), _) => main.next(),
+            (None, _) => reads.next(),
+        };
+        match next {
+            Some(record) => merged.push(record),
+            None => break,
+        }
+    }
+    Ok(merged)
+}
+
+/// Appends to `out`, up to `limit`, one record per seq of `list` (of `wanted` only, when given),
+/// each `record` named by its row ([`RowNames`]).
+fn expand(
+    names: &mut RowNames<'_>,
+    list: &ServedList,
+    wanted: Option<&HashSet<i64>>,
+    record: &AuditRecord,
+    out: &mut Vec<AuditRecord>,
+    limit: usize,
+) -> Result<()> {
+    for seq in list.iter() {
+        if wanted.is_some_and(|w| !w.contains(&seq)) {
+            continue;
+        }
+        if out.len() == limit {
+            break;
+        }
+        let (object_id, version) = names.name(seq)?.unzip();
+        out.push(AuditRecord {
+            object_id,
+            version,
+            ..record.clone()
+        });
+    }
+    Ok(())
 }
 
 pub(super) fn read_secret(tx: &Connection, name: &str) -> Result<Option<[u8; 32]>> {
