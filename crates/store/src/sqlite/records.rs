@@ -160,6 +160,22 @@ pub(super) fn audit_served(tx: &Transaction<'_>, events: &[ServedEvent]) -> Resu
     Ok(())
 }
 
+/// Ends an audit log query (`sql` with its `params`): `q`'s `since`, time order, and its limit in
+/// rows unless it filters by object. Without an object filter every row yields at least one
+/// record, so `limit` rows are enough for `limit` records; with one, a row listing seqs may yield
+/// none.
+fn since_in_time_order(sql: &mut String, params: &mut Vec<Value>, q: &AuditQuery) {
+    if let Some(since) = q.since {
+        params.push(Value::Integer(since.unix_micros()));
+        let _ = write!(sql, " AND time >= ?{}", params.len());
+    }
+    sql.push_str(" ORDER BY time, seq");
+    if q.limit > 0 && q.object_id.is_none() {
+        params.push(Value::Integer(i64::try_from(q.limit).unwrap_or(i64::MAX)));
+        let _ = write!(sql, " LIMIT ?{}", params.len());
+    }
+}
+
 /// One row of the read log, as read back.
 pub(super) struct ServedRow {
     seq: i64,
@@ -184,15 +200,7 @@ pub(super) fn served_rows(conn: &Connection, q: &AuditQuery) -> Result<Vec<Serve
         params.push(Value::Text(account.clone()));
         let _ = write!(sql, " AND account = ?{}", params.len());
     }
-    if let Some(since) = q.since {
-        params.push(Value::Integer(since.unix_micros()));
-        let _ = write!(sql, " AND time >= ?{}", params.len());
-    }
-    sql.push_str(" ORDER BY time, seq");
-    if q.limit > 0 && q.object_id.is_none() {
-        params.push(Value::Integer(i64::try_from(q.limit).unwrap_or(i64::MAX)));
-        let _ = write!(sql, " LIMIT ?{}", params.len());
-    }
+    since_in_time_order(&mut sql, &mut params, q);
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params_from_iter(params))?;
     let mut out = Vec::new();
@@ -341,17 +349,7 @@ pub(super) fn audit_events(
         }
         None => None,
     };
-    if let Some(since) = q.since {
-        params.push(Value::Integer(since.unix_micros()));
-        let _ = write!(sql, " AND time >= ?{}", params.len());
-    }
-    sql.push_str(" ORDER BY time, seq");
-    // Without an object filter every row yields at least one record, so `limit` rows are enough
-    // for `limit` records; with one, a row listing seqs may yield none.
-    if q.limit > 0 && q.object_id.is_none() {
-        params.push(Value::Integer(i64::try_from(q.limit).unwrap_or(i64::MAX)));
-        let _ = write!(sql, " LIMIT ?{}", params.len());
-    }
+    since_in_time_order(&mut sql, &mut params, q);
     let limit = if q.limit == 0 { usize::MAX } else { q.limit };
     let mut names = RowNames::new(tx)?;
     let mut stmt = tx.prepare_cached(&sql)?;
