@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
+use super::known::KnownIds;
 use super::{objects, records};
 use crate::error::{Result, StoreError};
 use crate::model::{AddReport, CollectionRef, NewObject, Status, StatusDraft};
@@ -71,7 +72,7 @@ impl Job {
         }
     }
 
-    fn run(&self, tx: &Transaction<'_>) -> Result<Done> {
+    fn run(&self, tx: &Transaction<'_>, known: &mut KnownIds) -> Result<Done> {
         match self {
             Job::Add {
                 collection,
@@ -79,7 +80,7 @@ impl Job {
                 account,
                 status,
             } => {
-                let added = objects::add(tx, collection, objects)?;
+                let added = objects::add(tx, known, collection, objects)?;
                 if let Some(account) = account {
                     // One audit row for the whole add, listing the rows added.
                     records::audit_written(
@@ -156,10 +157,15 @@ fn put(slot: &Slot, result: Result<Done>) {
     *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
 }
 
-/// Runs queued groups on `conn` (the writer, whose lock the caller holds) until the job whose
-/// result goes to `slot` has run, and returns that result. The queue is first in, first out, so
-/// this ends.
-pub(super) fn run_until_done(conn: &mut Connection, queue: &Queue, slot: &Slot) -> Result<Done> {
+/// Runs queued groups on `conn` (the writer, whose lock the caller holds, with the id keys it
+/// keeps beside it) until the job whose result goes to `slot` has run, and returns that result.
+/// The queue is first in, first out, so this ends.
+pub(super) fn run_until_done(
+    conn: &mut Connection,
+    known: &mut KnownIds,
+    queue: &Queue,
+    slot: &Slot,
+) -> Result<Done> {
     loop {
         if let Some(result) = take(slot) {
             return result;
@@ -170,17 +176,17 @@ pub(super) fn run_until_done(conn: &mut Connection, queue: &Queue, slot: &Slot) 
                 "a queued write vanished from the write queue".into(),
             ));
         }
-        run_group(conn, group);
+        run_group(conn, known, group);
     }
 }
 
 /// Runs `group` in one transaction, or, if any job fails, each job in one of its own.
-fn run_group(conn: &mut Connection, group: Vec<(Job, Slot)>) {
+fn run_group(conn: &mut Connection, known: &mut KnownIds, group: Vec<(Job, Slot)>) {
     if let [(job, slot)] = group.as_slice() {
-        put(slot, alone(conn, job));
+        put(slot, alone(conn, known, job));
         return;
     }
-    match together(conn, &group) {
+    match together(conn, known, &group) {
         Ok(done) => {
             for ((_, slot), done) in group.iter().zip(done) {
                 put(slot, Ok(done));
@@ -188,27 +194,50 @@ fn run_group(conn: &mut Connection, group: Vec<(Job, Slot)>) {
         }
         Err(_) => {
             for (job, slot) in &group {
-                put(slot, alone(conn, job));
+                put(slot, alone(conn, known, job));
             }
         }
     }
 }
 
-fn together(conn: &mut Connection, group: &[(Job, Slot)]) -> Result<Vec<Done>> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let done = group
-        .iter()
-        .map(|(job, _)| job.run(&tx))
-        .collect::<Result<Vec<_>>>()?;
-    tx.commit()?;
-    Ok(done)
+fn together(
+    conn: &mut Connection,
+    known: &mut KnownIds,
+    group: &[(Job, Slot)],
+) -> Result<Vec<Done>> {
+    in_transaction(conn, known, |tx, known| {
+        group
+            .iter()
+            .map(|(job, _)| job.run(tx, known))
+            .collect::<Result<Vec<_>>>()
+    })
 }
 
-fn alone(conn: &mut Connection, job: &Job) -> Result<Done> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let done = job.run(&tx)?;
-    tx.commit()?;
-    Ok(done)
+fn alone(conn: &mut Connection, known: &mut KnownIds, job: &Job) -> Result<Done> {
+    in_transaction(conn, known, |tx, known| job.run(tx, known))
+}
+
+/// Runs `f` in a `BEGIN IMMEDIATE` transaction and commits if it succeeds; `known` follows the
+/// transaction's fate.
+fn in_transaction<T>(
+    conn: &mut Connection,
+    known: &mut KnownIds,
+    f: impl FnOnce(&Transaction<'_>, &mut KnownIds) -> Result<T>,
+) -> Result<T> {
+    known.begin();
+    let result = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(Into::into)
+        .and_then(|tx| {
+            let value = f(&tx, known)?;
+            tx.commit()?;
+            Ok(value)
+        });
+    match &result {
+        Ok(_) => known.commit(),
+        Err(_) => known.rollback(),
+    }
+    result
 }
 
 /// The report of an add job's result, and the status resource it stored, if any.
@@ -333,7 +362,7 @@ mod tests {
         .into_iter()
         .map(|job| queue.push(job))
         .collect();
-        let first = run_until_done(&mut conn, &queue, &slots[0]).unwrap();
+        let first = run_until_done(&mut conn, &mut KnownIds::default(), &queue, &slots[0]).unwrap();
         assert!(queue.lock().is_empty(), "one group took every job");
         let mut dates = vec![added(first).unwrap().0.date_added];
         for slot in &slots[1..] {
@@ -360,7 +389,7 @@ mod tests {
         let good = queue.push(add(COLLECTION, 1));
         let bad = queue.push(add("00000000-0000-4000-8000-000000000000", 2));
         let also_good = queue.push(status("s1"));
-        let result = run_until_done(&mut conn, &queue, &good).unwrap();
+        let result = run_until_done(&mut conn, &mut KnownIds::default(), &queue, &good).unwrap();
         assert!(matches!(
             added(result).unwrap().0.outcomes[..],
             [AddOutcome::Added]
@@ -384,7 +413,7 @@ mod tests {
             2,
             "s2",
         ));
-        let result = run_until_done(&mut conn, &queue, &good).unwrap();
+        let result = run_until_done(&mut conn, &mut KnownIds::default(), &queue, &good).unwrap();
         let (report, status) = added(result).unwrap();
         assert!(matches!(report.outcomes[..], [AddOutcome::Added]));
         let status = status.unwrap();
@@ -398,7 +427,7 @@ mod tests {
         );
         let together = queue.push(add_with_status(COLLECTION, 3, "s3"));
         let also = queue.push(add_with_status(COLLECTION, 4, "s4"));
-        run_until_done(&mut conn, &queue, &together).unwrap();
+        run_until_done(&mut conn, &mut KnownIds::default(), &queue, &together).unwrap();
         assert!(matches!(take(&also), Some(Ok(Done::Added(_, Some(_))))));
         assert_eq!(count(&conn, "SELECT count(*) FROM statuses"), 3);
         assert_eq!(count(&conn, "SELECT count(*) FROM objects"), 3);

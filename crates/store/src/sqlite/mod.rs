@@ -56,6 +56,7 @@ mod accounts;
 mod checkpoint;
 mod deletions;
 mod group;
+mod known;
 mod objects;
 mod records;
 mod roots;
@@ -114,7 +115,7 @@ pub struct SqliteStore {
     /// Copies the log into the database file off the write path; `None` in memory. Declared
     /// first so that its thread stops before the writer closes.
     checkpointer: Option<checkpoint::Checkpointer>,
-    writer: Mutex<Connection>,
+    writer: Mutex<Writer>,
     /// Adds and status resources waiting for the writer, committed together ([`group`]).
     queue: group::Queue,
     /// `None` for an in-memory store, whose only connection serves reads too.
@@ -178,7 +179,7 @@ impl SqliteStore {
         let checkpointer = checkpoint::Checkpointer::start(&path)?;
         Ok(SqliteStore {
             checkpointer: Some(checkpointer),
-            writer: Mutex::new(writer),
+            writer: Mutex::new(Writer::new(writer)),
             queue: group::Queue::default(),
             readers: Some(ReaderPool {
                 path,
@@ -197,7 +198,7 @@ impl SqliteStore {
         writer.execute_batch(records::READ_LOG_SCHEMA)?;
         Ok(SqliteStore {
             checkpointer: None,
-            writer: Mutex::new(writer),
+            writer: Mutex::new(Writer::new(writer)),
             queue: group::Queue::default(),
             readers: None,
             read_log: None,
@@ -209,7 +210,7 @@ impl SqliteStore {
         self.readers.as_ref().map(|r| r.path.as_path())
     }
 
-    fn writer(&self) -> MutexGuard<'_, Connection> {
+    fn writer(&self) -> MutexGuard<'_, Writer> {
         // A panic while holding the lock cannot leave a transaction open (Transaction rolls back
         // on drop), so the connection is still usable.
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
@@ -236,9 +237,10 @@ impl SqliteStore {
     /// ([`group`]), and returns its result once that transaction committed.
     fn grouped(&self, job: group::Job) -> Result<group::Done> {
         let slot = self.queue.push(job);
-        let mut conn = self.writer();
-        let done = group::run_until_done(&mut conn, &self.queue, &slot);
-        drop(conn);
+        let mut writer = self.writer();
+        let Writer { conn, known } = &mut *writer;
+        let done = group::run_until_done(conn, known, &self.queue, &slot);
+        drop(writer);
         self.nudge_checkpointer();
         done
     }
@@ -252,6 +254,35 @@ impl SqliteStore {
             }
             None => in_read_transaction(&self.writer(), f),
         }
+    }
+}
+
+/// The writer connection, and the id keys its adds keep in memory ([`known`]).
+struct Writer {
+    conn: Connection,
+    known: known::KnownIds,
+}
+
+impl Writer {
+    fn new(conn: Connection) -> Writer {
+        Writer {
+            conn,
+            known: known::KnownIds::default(),
+        }
+    }
+}
+
+impl std::ops::Deref for Writer {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Writer {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn
     }
 }
 

@@ -14,6 +14,7 @@ use kizuna_stix::Timestamp;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params, params_from_iter};
 
+use super::known::{KnownIds, key_of};
 use super::roots::collection_key;
 use super::{tlp_from_int, tlp_to_int};
 use crate::error::{Result, StoreError};
@@ -26,7 +27,7 @@ use crate::password::sha256;
 /// The key of the id index: 64 bits of FNV-1a over the id. An integer key keeps that index (the
 /// only one whose inserts land at random places) a third the size of one on the id text, so
 /// more of it stays in cache; the id itself is always compared too, so collisions are harmless.
-fn id_hash(id: &str) -> i64 {
+pub(super) fn id_hash(id: &str) -> i64 {
     let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     });
@@ -130,6 +131,7 @@ pub(super) struct Added {
 
 pub(super) fn add(
     tx: &Transaction<'_>,
+    known: &mut KnownIds,
     collection: &CollectionRef,
     objects: &[NewObject],
 ) -> Result<Added> {
@@ -146,6 +148,7 @@ pub(super) fn add(
         .prepare_cached("SELECT value FROM counters WHERE name = 'objects'")?
         .query_row([], |row| row.get(0))?;
     let first_seq = seq + 1;
+    known.catch_up(tx, seq)?;
 
     let mut span = tx.prepare_cached(SPAN)?;
     let mut same_version = tx.prepare_cached(SAME_VERSION)?;
@@ -170,10 +173,14 @@ pub(super) fn add(
             Some(v) => (v.unix_micros(), fraction_digits(v)),
             None => (date_added, 6),
         };
-        let (min, max): (Option<i64>, Option<i64>) = span
-            .query_row(params![key, id, id_hash], |row| {
+        // An id whose key no stored row has is new: no lookup ([`KnownIds`]).
+        let (min, max): (Option<i64>, Option<i64>) = if known.may_hold(key_of(id_hash)) {
+            span.query_row(params![key, id, id_hash], |row| {
                 Ok((row.get(0)?, row.get(1)?))
-            })?;
+            })?
+        } else {
+            (None, None)
+        };
         let (is_first, is_last) = match (min, max) {
             (Some(min), Some(max)) => {
                 // Unversioned objects (SCOs) take the date they were added as version, so a
@@ -232,6 +239,7 @@ pub(super) fn add(
             id_hash,
         ])?;
         file_key.execute(params![id_hash, seq])?;
+        known.added(key_of(id_hash), seq);
         added += 1;
         outcomes.push(AddOutcome::Added);
     }
