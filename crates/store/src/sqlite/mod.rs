@@ -28,7 +28,9 @@
 //! down in key order, which writes each page of the level below at most once (`objects::add`,
 //! `schema::V5_ID_KEYS`). A lookup is one seek in each level and a read of the rows found, on
 //! which `coll`, `id_hash` and `id` are compared. Everything else the writes maintain is
-//! appended in `seq` order (the table and its per-collection indexes).
+//! appended in `seq` order (the table and its per-collection indexes). Most ids added are new, and
+//! their lookup finds nothing: the writer keeps the key of every stored row in memory
+//! ([`known`]), and looks up only the ids whose key it holds.
 //!
 //! # The read log
 //!
