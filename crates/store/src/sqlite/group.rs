@@ -255,37 +255,13 @@ mod tests {
     use kizuna_stix::ObjectMeta;
 
     use super::*;
-    use crate::model::{AddOutcome, ApiRoot, Collection, StatusState};
+    use crate::model::{AddOutcome, StatusState};
 
     const COLLECTION: &str = "91a7b528-80eb-42ed-a74d-c6fbd5a26116";
 
     fn store() -> Connection {
         let mut conn = Connection::open_in_memory().unwrap();
-        super::super::schema::migrate(&mut conn).unwrap();
-        let tx = conn.transaction().unwrap();
-        super::super::roots::create_api_root(
-            &tx,
-            &ApiRoot {
-                name: "r".into(),
-                title: "r".into(),
-                description: None,
-                max_content_length: 1 << 20,
-            },
-        )
-        .unwrap();
-        super::super::roots::create_collection(
-            &tx,
-            &Collection {
-                api_root: "r".into(),
-                id: COLLECTION.into(),
-                title: "c".into(),
-                description: None,
-                alias: None,
-                media_types: vec![],
-            },
-        )
-        .unwrap();
-        tx.commit().unwrap();
+        super::super::tests::with_collection(&mut conn, COLLECTION);
         conn
     }
 

@@ -139,12 +139,16 @@ mod tests {
     use rusqlite::{Connection, TransactionBehavior};
 
     use super::*;
-    use crate::model::{ApiRoot, Collection, CollectionRef, NewObject};
-    use crate::sqlite::{objects, roots, schema};
+    use crate::model::{CollectionRef, NewObject};
+    use crate::sqlite::objects;
 
     const COLLECTION: &str = "91a7b528-80eb-42ed-a74d-c6fbd5a26116";
     const X: &str = "indicator--00000000-0000-4000-8000-000000000001";
     const Y: &str = "indicator--00000000-0000-4000-8000-000000000002";
+    const JAN: &str = "2024-01-01T00:00:00Z";
+    const FEB: &str = "2024-02-01T00:00:00Z";
+    /// [`FEB`] as the store keeps versions.
+    const FEB_MICROS: i64 = 1_706_745_600_000_000;
 
     fn collection() -> CollectionRef {
         CollectionRef {
@@ -158,31 +162,7 @@ mod tests {
         let path = dir.join("kizuna.db");
         let mut first = Connection::open(&path).unwrap();
         first.pragma_update(None, "journal_mode", "WAL").unwrap();
-        schema::migrate(&mut first).unwrap();
-        let tx = first.transaction().unwrap();
-        roots::create_api_root(
-            &tx,
-            &ApiRoot {
-                name: "r".into(),
-                title: "r".into(),
-                description: None,
-                max_content_length: 1 << 20,
-            },
-        )
-        .unwrap();
-        roots::create_collection(
-            &tx,
-            &Collection {
-                api_root: "r".into(),
-                id: COLLECTION.into(),
-                title: "c".into(),
-                description: None,
-                alias: None,
-                media_types: vec![],
-            },
-        )
-        .unwrap();
-        tx.commit().unwrap();
+        crate::sqlite::tests::with_collection(&mut first, COLLECTION);
         (first, Connection::open(&path).unwrap())
     }
 
@@ -195,6 +175,18 @@ mod tests {
             meta: ObjectMeta::from_value(&json).unwrap(),
             json: json.to_string(),
         }
+    }
+
+    /// Adds version `modified` of `id` in one transaction that commits or, if `commit` is false,
+    /// rolls back.
+    fn add_one(
+        conn: &mut Connection,
+        known: &mut KnownIds,
+        id: &str,
+        modified: &str,
+        commit: bool,
+    ) {
+        add(conn, known, &[object(id, modified)], commit);
     }
 
     /// Adds `objects` in one transaction that commits or, if `commit` is false, rolls back.
@@ -224,67 +216,30 @@ mod tests {
             .unwrap()
     }
 
+    /// We add `first` (and commit, or roll back), the other writer adds a version of `theirs`, and
+    /// we add a later version of `theirs`: that must be its only version flagged last. Returns our
+    /// id keys.
+    fn after_the_other_writer(first: &str, commit_first: bool, theirs: &str) -> KnownIds {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut ours, mut other) = two_connections(dir.path());
+        let mut known = KnownIds::default();
+        add_one(&mut ours, &mut known, first, JAN, commit_first);
+        add_one(&mut other, &mut KnownIds::default(), theirs, JAN, true);
+        add_one(&mut ours, &mut known, theirs, FEB, true);
+        assert_eq!(last_versions(&ours, theirs), vec![FEB_MICROS], "{theirs}");
+        known
+    }
+
     #[test]
     fn rows_another_writer_added_are_looked_up() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut ours, mut theirs) = two_connections(dir.path());
-        let mut known = KnownIds::default();
-        // Loaded (empty) before the other writer adds X.
-        add(
-            &mut ours,
-            &mut known,
-            &[object(Y, "2024-01-01T00:00:00Z")],
-            true,
-        );
-        add(
-            &mut theirs,
-            &mut KnownIds::default(),
-            &[object(X, "2024-01-01T00:00:00Z")],
-            true,
-        );
-        add(
-            &mut ours,
-            &mut known,
-            &[object(X, "2024-02-01T00:00:00Z")],
-            true,
-        );
-        assert_eq!(
-            last_versions(&ours, X).len(),
-            1,
-            "X's first version is no longer last"
-        );
+        // Our set is loaded (empty of X) before the other writer adds X.
+        after_the_other_writer(Y, true, X);
     }
 
     #[test]
     fn numbers_of_a_rolled_back_add_are_read_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut ours, mut theirs) = two_connections(dir.path());
-        let mut known = KnownIds::default();
-        // Our add of X numbers a row, then rolls back: the number is free again...
-        add(
-            &mut ours,
-            &mut known,
-            &[object(X, "2024-01-01T00:00:00Z")],
-            false,
-        );
-        // ...and the other writer gives it to Y.
-        add(
-            &mut theirs,
-            &mut KnownIds::default(),
-            &[object(Y, "2024-01-01T00:00:00Z")],
-            true,
-        );
-        add(
-            &mut ours,
-            &mut known,
-            &[object(Y, "2024-02-01T00:00:00Z")],
-            true,
-        );
-        assert_eq!(
-            last_versions(&ours, Y).len(),
-            1,
-            "Y's first version is no longer last"
-        );
+        // Our add of X numbers a row, then rolls back: the other writer gives that number to Y.
+        let known = after_the_other_writer(X, false, Y);
         assert!(known.may_hold(key_of(super::super::objects::id_hash(Y))));
     }
 
@@ -303,12 +258,7 @@ mod tests {
             ],
             true,
         );
-        add(
-            &mut ours,
-            &mut known,
-            &[object(X, "2024-02-01T00:00:00Z")],
-            true,
-        );
+        add_one(&mut ours, &mut known, X, "2024-02-01T00:00:00Z", true);
         assert_eq!(last_versions(&ours, X), vec![1_709_251_200_000_000]);
         // A fresh set (a restarted process) loads the keys from the tables.
         let mut fresh = KnownIds::default();

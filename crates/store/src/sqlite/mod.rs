@@ -707,6 +707,36 @@ mod tests {
 
     use super::*;
 
+    /// For the tests of the store's parts: migrates `conn` and creates API root `r` holding
+    /// `collection`.
+    pub(super) fn with_collection(conn: &mut Connection, collection: &str) {
+        schema::migrate(conn).unwrap();
+        let tx = conn.transaction().unwrap();
+        roots::create_api_root(
+            &tx,
+            &ApiRoot {
+                name: "r".into(),
+                title: "r".into(),
+                description: None,
+                max_content_length: 1 << 20,
+            },
+        )
+        .unwrap();
+        roots::create_collection(
+            &tx,
+            &Collection {
+                api_root: "r".into(),
+                id: collection.into(),
+                title: "c".into(),
+                description: None,
+                alias: None,
+                media_types: vec![],
+            },
+        )
+        .unwrap();
+        tx.commit().unwrap();
+    }
+
     /// Regression: the page query (a bound `LIMIT`) was parsed again on every execution.
     #[test]
     fn cached_statements_with_a_bound_limit_are_not_prepared_again() {
